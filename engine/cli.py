@@ -1,0 +1,169 @@
+"""The command line: `run`, `report`. A thin client of the same engine calls the GUI uses.
+
+Exit codes: 0 success; 2 invalid config, input file or run file (one line per problem, no traceback);
+130 interrupted with Ctrl-C (the run file keeps every finished epoch).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from engine import APP_NAME, __version__, schema
+from engine.errors import ConfigError, UserError
+
+EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad arguments already; keep its message to one line plus usage."""
+
+    def error(self, message: str) -> None:
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="batch-size-lab", description=f"{APP_NAME}: measure what batch size does to your "
+                     "model on your hardware. Without a command, the desktop app opens.")
+    parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = commands.add_parser("run", help="train every trial of an experiment config and write one run file")
+    run.add_argument("config", help="experiment config (TOML), or the name of a bundled preset such as 'demo'")
+    run.add_argument("--out", required=True, help="folder for the run file (created if missing)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides sweep.device of the config")
+    report = commands.add_parser("report", help="one row per trial of a run file; optional CSV and figure")
+    report.add_argument("run_file", help="a run file (.h5) written by 'run' or the app")
+    report.add_argument("--csv", help="also write the table as CSV to this path")
+    report.add_argument("--png", help="also write a summary figure (accuracy and throughput vs batch size)")
+    report.add_argument("--target", type=float, help="validation accuracy target for steps/time-to-target")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "report":
+            return _report(args)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    build_parser().print_help()
+    return EXIT_OK
+
+
+def resolve_config_path(name: str) -> Path:
+    """A path as given, or the bundled preset of that name."""
+    from engine.resources import presets
+    path = Path(name)
+    if not path.exists() and name in presets():
+        return presets()[name]
+    return path
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Heavy imports here, so that --help and argument errors answer at once.
+    from tqdm import tqdm
+
+    from engine.config import load_config
+    from engine.events import Message, StepsLogged, SweepStarted, TrialEnded, TrialStarted
+    from engine.sweep import run_sweep
+
+    config = load_config(resolve_config_path(args.config))
+    stop = threading.Event()
+    interrupted = threading.Event()
+
+    def on_sigint(signum, frame):  # first Ctrl-C: finish cleanly; a second one: the default (abort)
+        interrupted.set()
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = None
+    seen = {"done": 0, "trial": 0}
+
+    def on_event(event) -> None:
+        nonlocal bar
+        if isinstance(event, SweepStarted):
+            bar = tqdm(total=event.total_samples, unit="sample", unit_scale=True, file=sys.stderr,
+                       dynamic_ncols=True, desc=config.name)
+            tqdm.write(f"{len(event.trials)} trials on {event.device_name} ({event.device}); "
+                       f"writing {event.run_path}", file=sys.stderr)
+        elif isinstance(event, Message):
+            (tqdm.write if bar else print)(event.text, file=sys.stderr)
+        elif isinstance(event, TrialStarted):
+            seen["trial"] = 0
+            bar.set_description(f"{config.name} · batch {event.trial.batch_size} seed {event.trial.seed}")
+        elif isinstance(event, StepsLogged):
+            samples = int(event.samples[-1])
+            bar.update(samples - seen["trial"])
+            seen["trial"] = samples
+            bar.set_postfix(loss=f"{float(event.loss[-1]):.3f}", refresh=False)
+        elif isinstance(event, TrialEnded):
+            if event.status != schema.COMPLETED:
+                detail = f": {event.error}" if event.error else ""
+                tqdm.write(f"trial {event.trial.name}: {event.status}{detail}", file=sys.stderr)
+
+    try:
+        path = run_sweep(config, args.out, device=args.device, on_event=on_event, stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+    print(path)
+    return EXIT_INTERRUPTED if interrupted.is_set() else EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from engine.analysis import REPORT_COLUMNS, format_cell, summarize_run
+    from engine.runfile import read_run
+
+    run = read_run(args.run_file)
+    summaries = summarize_run(run, args.target)
+    headers = [title for _, title, _ in REPORT_COLUMNS]
+    rows = [[format_cell(s, key, fmt) for key, _, fmt in REPORT_COLUMNS] for s in summaries]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print(f"{run.header.name}: {run.header.dataset}, {run.header.model}, {run.header.status}, "
+          f"{len(run.trials)} trials on {run.environment.get('device_name', '?')}")
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    for row in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+    for s in summaries:
+        if s.error:
+            print(f"{s.name}: {s.status}: {s.error}")
+    if args.csv:
+        _write_csv(Path(args.csv), summaries)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    if args.png:
+        from engine.figures import summary_figure
+        summary_figure(run, summaries, Path(args.png))
+        print(f"wrote {args.png}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write_csv(path: Path, summaries) -> None:
+    from dataclasses import asdict, fields
+
+    from engine.analysis import TrialSummary
+    try:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            names = [f.name for f in fields(TrialSummary)]
+            writer.writerow(names)
+            for summary in summaries:
+                values = asdict(summary)
+                writer.writerow(["" if isinstance(values[n], float) and math.isnan(values[n]) else values[n]
+                                 for n in names])
+    except OSError as error:
+        raise UserError(f"--csv {path}: cannot be written ({error.strerror})") from None

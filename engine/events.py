@@ -1,0 +1,83 @@
+"""Event records the engine hands to its one observer callback (the command line's progress bar, the GUI's
+worker). Plain frozen dataclasses: no Qt, cheap to pass across threads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial of a sweep: what to train. `lr` is the learning rate after the scaling rule."""
+    index: int
+    name: str
+    batch_size: int
+    seed: int
+    base_lr: float
+    lr: float
+
+
+@dataclass(frozen=True)
+class SweepStarted:
+    run_path: str
+    config_text: str                   # the validated config as TOML, as stored in the run file
+    created: str                       # ISO 8601, as stored in the run file
+    trials: tuple[TrialSpec, ...]      # the plan as known now; a search strategy may add more later
+    total_samples: int                 # training samples over all planned trials, for progress and ETA
+    device: str
+    device_name: str
+    train_size: int
+    val_size: int
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    trial: TrialSpec
+    steps_per_epoch: int
+    total_steps: int
+    total_samples: int
+    parameter_count: int
+
+
+@dataclass(frozen=True)
+class StepsLogged:
+    """Several optimizer steps at once: the engine batches them (a few per second at most)."""
+    trial: TrialSpec
+    step: np.ndarray
+    samples: np.ndarray
+    wall_time_s: np.ndarray
+    loss: np.ndarray
+    lr: np.ndarray
+    grad_norm: np.ndarray
+    epoch_fraction: float              # progress through the trial, 0..epochs (fractional)
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    trial: TrialSpec
+    metrics: dict[str, float]          # one value for each name in schema.EPOCH_METRICS
+
+
+@dataclass(frozen=True)
+class TrialEnded:
+    trial: TrialSpec
+    status: str                        # one of schema.STATUSES
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SweepEnded:
+    run_path: str
+    status: str                        # completed, or cancelled when the stop flag ended it
+    trial_statuses: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    """Something to tell the user that is not a metric (dataset generated, device chosen, ...)."""
+    text: str
+    level: str = "info"                # info | warning
+
+
+Event = SweepStarted | TrialStarted | StepsLogged | EpochEnded | TrialEnded | SweepEnded | Message

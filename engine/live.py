@@ -1,0 +1,112 @@
+"""A run being trained, held in memory as the same RunData a run file reads back into.
+
+The GUI feeds every engine event to `LiveRun.apply` (on its own thread) and draws from `LiveRun.run`, so a
+run opened from disk shows exactly what it showed live: both are RunData.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from engine import schema
+from engine.events import (EpochEnded, Event, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
+                           TrialStarted)
+from engine.runfile import RunData, RunHeader, TrialData
+
+
+class _Columns:
+    """Append-only columns with amortized O(1) growth; `views()` are the filled parts."""
+
+    def __init__(self, metrics: tuple[schema.Metric, ...]):
+        self._metrics = metrics
+        self._data = {m.name: np.empty(256, dtype=m.dtype) for m in metrics}
+        self.length = 0
+
+    def append(self, columns: dict[str, np.ndarray | float]) -> None:
+        rows = len(np.atleast_1d(columns[self._metrics[0].name]))
+        needed = self.length + rows
+        capacity = len(next(iter(self._data.values())))
+        if needed > capacity:
+            capacity = max(needed, capacity * 2)
+            for name, old in self._data.items():
+                grown = np.empty(capacity, dtype=old.dtype)
+                grown[:self.length] = old[:self.length]
+                self._data[name] = grown
+        for name, array in self._data.items():
+            array[self.length:needed] = columns[name]
+        self.length = needed
+
+    def views(self) -> dict[str, np.ndarray]:
+        return {name: array[:self.length] for name, array in self._data.items()}
+
+
+class LiveRun:
+    def __init__(self) -> None:
+        self.run: RunData | None = None
+        self._trials: dict[str, TrialData] = {}
+        self._columns: dict[tuple[str, str], _Columns] = {}
+
+    def apply(self, event: Event) -> set[str]:
+        """Fold one event into the run; returns the names of trials whose data changed."""
+        if isinstance(event, SweepStarted):
+            self._start(event)
+            return set()
+        if self.run is None:
+            return set()
+        if isinstance(event, TrialStarted):
+            trial = self._new_trial(event.trial, event.parameter_count, event.steps_per_epoch)
+            return {trial.name}
+        if isinstance(event, StepsLogged):
+            self._append(event.trial.name, schema.STEP_GROUP, {m.name: getattr(event, m.name)
+                                                               for m in schema.STEP_METRICS})
+            return {event.trial.name}
+        if isinstance(event, EpochEnded):
+            self._append(event.trial.name, schema.EPOCH_GROUP, event.metrics)
+            return {event.trial.name}
+        if isinstance(event, TrialEnded):
+            trial = self._trials[event.trial.name]
+            trial.status, trial.error = event.status, event.error
+            self._refresh_header()
+            return {trial.name}
+        if isinstance(event, SweepEnded):
+            self.run.header.status = event.status
+        return set()
+
+    def _start(self, event: SweepStarted) -> None:
+        config = tomllib.loads(event.config_text)
+        header = RunHeader(path=Path(event.run_path), name=config.get("name", ""), created=event.created,
+                           status=schema.RUNNING, dataset=config["data"]["dataset"],
+                           model=config["model"]["kind"], batch_sizes=sorted({t.batch_size for t in event.trials}),
+                           trial_count=0, trial_statuses={}, device_name=event.device_name)
+        self.run = RunData(path=Path(event.run_path), header=header, config_text=event.config_text,
+                           environment={"device": event.device, "device_name": event.device_name}, trials=[])
+        self._trials.clear()
+        self._columns.clear()
+
+    def _new_trial(self, spec: TrialSpec, parameter_count: int, steps_per_epoch: int) -> TrialData:
+        for group, metrics in ((schema.EPOCH_GROUP, schema.EPOCH_METRICS), (schema.STEP_GROUP, schema.STEP_METRICS)):
+            self._columns[(spec.name, group)] = _Columns(metrics)
+        trial = TrialData(name=spec.name, batch_size=spec.batch_size, seed=spec.seed, lr=spec.lr,
+                          base_lr=spec.base_lr, status=schema.RUNNING, error="", parameter_count=parameter_count,
+                          steps_per_epoch=steps_per_epoch,
+                          epoch=self._columns[(spec.name, schema.EPOCH_GROUP)].views(),
+                          step=self._columns[(spec.name, schema.STEP_GROUP)].views())
+        self._trials[spec.name] = trial
+        self.run.trials.append(trial)
+        self.run.trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.seed))
+        self._refresh_header()
+        return trial
+
+    def _append(self, name: str, group: str, columns: dict) -> None:
+        store = self._columns[(name, group)]
+        store.append(columns)
+        setattr(self._trials[name], group, store.views())
+
+    def _refresh_header(self) -> None:
+        statuses: dict[str, int] = {}
+        for trial in self.run.trials:
+            statuses[trial.status] = statuses.get(trial.status, 0) + 1
+        self.run.header.trial_count = len(self.run.trials)
+        self.run.header.trial_statuses = statuses

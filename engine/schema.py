@@ -1,0 +1,68 @@
+"""The one place for the run-file layout, metric names, units and trial statuses.
+
+The writer, the reader, the report, the plots and the command line all read these tables; nothing else
+spells a dataset name or a unit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FORMAT = "batch-size-lab"
+FORMAT_VERSION = 1
+TRIALS_GROUP = "trials"
+EPOCH_GROUP = "epoch"
+STEP_GROUP = "step"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str       # dataset name in the run file, and the key in event records
+    label: str      # what a person reads on an axis or a column header
+    units: str      # stored as the dataset's `units` attribute
+    dtype: str      # numpy dtype in the file
+
+
+EPOCH_METRICS: tuple[Metric, ...] = (
+    Metric("epoch", "Epoch", "epochs", "int64"),
+    Metric("step", "Step", "optimizer steps", "int64"),
+    Metric("samples", "Samples seen", "samples", "int64"),
+    Metric("wall_time_s", "Training time", "s", "float64"),
+    Metric("train_loss", "Train loss", "nats", "float64"),
+    Metric("train_accuracy", "Train accuracy", "fraction", "float64"),
+    Metric("val_loss", "Validation loss", "nats", "float64"),
+    Metric("val_accuracy", "Validation accuracy", "fraction", "float64"),
+    Metric("samples_per_s", "Throughput", "samples/s", "float64"),
+    Metric("peak_memory_bytes", "Peak memory", "bytes", "int64"),
+)
+
+STEP_METRICS: tuple[Metric, ...] = (
+    Metric("step", "Step", "optimizer steps", "int64"),
+    Metric("samples", "Samples seen", "samples", "int64"),
+    Metric("wall_time_s", "Training time", "s", "float64"),
+    Metric("loss", "Batch loss", "nats", "float32"),
+    Metric("lr", "Learning rate", "1", "float32"),
+    Metric("grad_norm", "Gradient norm", "1", "float32"),
+)
+
+METRICS: dict[str, Metric] = {m.name: m for m in EPOCH_METRICS + STEP_METRICS}
+
+# Trial statuses. `running` is what a killed writer leaves behind.
+RUNNING = "running"
+COMPLETED = "completed"
+CANCELLED = "cancelled"
+DIVERGED = "diverged"
+OUT_OF_MEMORY = "out_of_memory"
+FAILED = "failed"
+STATUSES = (RUNNING, COMPLETED, CANCELLED, DIVERGED, OUT_OF_MEMORY, FAILED)
+
+# Root attributes describing the environment the run was made in.
+ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device", "device_name", "cpu_count",
+                     "platform")
+# Root attributes: format, format_version, config, created, status, plus ENVIRONMENT_ATTRS.
+TRIAL_ATTRS = ("batch_size", "seed", "lr", "base_lr", "status", "error", "parameter_count", "steps_per_epoch")
+
+
+def trial_name(batch_size: int, seed: int, base_lr: float | None = None) -> str:
+    """A trial's group name; sorts by batch size when listed. base_lr only when learning rates are swept."""
+    name = f"bs{batch_size:05d}_seed{seed}"
+    return name if base_lr is None else f"{name}_lr{base_lr:g}"

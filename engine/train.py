@@ -1,0 +1,231 @@
+"""One trial on one device: a function with explicit inputs, no globals.
+
+The step loop reads top to bottom: pick a batch by index, forward, backward, measure the gradient norm,
+step. Per-step loss and gradient norm stay on the device in a list and are fetched together a few times a
+second, so recording them costs no host-device synchronisation per step.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine import schema
+from engine.config import ExperimentConfig, TrainConfig
+from engine.devices import PeakMemory, is_out_of_memory
+from engine.events import EpochEnded, Event, StepsLogged, TrialEnded, TrialSpec, TrialStarted
+from engine.models import build_model, parameter_count
+
+if TYPE_CHECKING:
+    from engine.data import Dataset
+
+FLUSH_INTERVAL_S = 0.1   # how often step records leave the device (and the stop flag is honoured at the latest)
+
+
+def scaled_lr(train: TrainConfig, base_lr: float, batch_size: int) -> float:
+    """The learning rate for batch_size under the scaling rule, relative to base_batch_size."""
+    power = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}[train.lr_scaling]
+    return base_lr * (batch_size / train.base_batch_size) ** power
+
+
+def lr_at(step: int, peak_lr: float, warmup_steps: int, total_steps: int, schedule: str) -> float:
+    """Linear warm-up from zero to peak_lr, then constant or cosine decay to zero at total_steps."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    if schedule == "cosine":
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return peak_lr
+
+
+def make_optimizer(train: TrainConfig, parameters, lr: float) -> torch.optim.Optimizer:
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=train.momentum, weight_decay=train.weight_decay)
+    optimizer = torch.optim.Adam if train.optimizer == "adam" else torch.optim.AdamW
+    return optimizer(parameters, lr=lr, weight_decay=train.weight_decay)
+
+
+def total_steps(train: TrainConfig, steps_per_epoch: int, batch_size: int) -> int:
+    if train.budget == "samples":
+        return max(1, math.ceil(train.samples / batch_size))
+    return train.epochs * steps_per_epoch
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+    """Mean loss and accuracy over (x, y), in evaluation mode, with a fixed evaluation batch size."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start:start + batch_size])
+        target = y[start:start + batch_size]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
+        correct += (logits.argmax(1) == target).sum()
+    model.train()
+    return loss_sum.item() / len(x), correct.item() / len(x)
+
+
+@dataclass
+class TrialContext:
+    """Everything one trial needs besides its spec. train_eval_index picks the fixed subset of training
+    examples on which train loss/accuracy are measured each epoch (the same subset for every trial)."""
+    config: ExperimentConfig
+    dataset: "Dataset"
+    device: torch.device
+    train_eval_index: torch.Tensor
+    emit: Callable[[Event], None]
+    stop: threading.Event
+
+
+class _Diverged(Exception):
+    pass
+
+
+class _StepLog:
+    """Per-step records kept on the device between flushes."""
+
+    def __init__(self) -> None:
+        self.loss: list[torch.Tensor] = []
+        self.grad_norm: list[torch.Tensor] = []
+        self.step: list[int] = []
+        self.samples: list[int] = []
+        self.wall: list[float] = []
+        self.lr: list[float] = []
+
+    def take(self) -> dict[str, np.ndarray]:
+        columns = {
+            "step": np.asarray(self.step, dtype=np.int64), "samples": np.asarray(self.samples, dtype=np.int64),
+            "wall_time_s": np.asarray(self.wall, dtype=np.float64),
+            "loss": torch.stack(self.loss).float().cpu().numpy(),
+            "grad_norm": torch.stack(self.grad_norm).float().cpu().numpy(),
+            "lr": np.asarray(self.lr, dtype=np.float32)}
+        self.__init__()
+        return columns
+
+
+def run_trial(spec: TrialSpec, context: TrialContext) -> str:
+    """Train one trial to its budget, emitting events; returns its final status. Never raises for
+    out-of-memory, divergence or an error inside training: those are the trial's outcome."""
+    status, error = schema.COMPLETED, ""
+    started: list[TrialStarted] = []
+
+    def emit(event: Event) -> None:
+        if isinstance(event, TrialStarted):
+            started.append(event)
+        context.emit(event)
+
+    try:
+        status = _train(spec, context, emit)
+    except _Diverged as diverged:
+        status, error = schema.DIVERGED, str(diverged)
+    except Exception as exception:  # noqa: BLE001 — any failure is this trial's outcome, the sweep goes on
+        status = schema.OUT_OF_MEMORY if is_out_of_memory(exception) else schema.FAILED
+        error = f"{type(exception).__name__}: {exception}".strip()
+    if context.device.type == "cuda":
+        torch.cuda.empty_cache()
+    if not started:  # it failed while building the model: still a trial in the file, with its outcome
+        steps_per_epoch, steps = _step_budget(spec, context)
+        emit(TrialStarted(trial=spec, steps_per_epoch=steps_per_epoch, total_steps=steps,
+                          total_samples=steps * spec.batch_size, parameter_count=0))
+    context.emit(TrialEnded(trial=spec, status=status, error=error))
+    return status
+
+
+def _step_budget(spec: TrialSpec, context: TrialContext) -> tuple[int, int]:
+    """Steps per epoch and in all. The last partial batch of an epoch is dropped: every step is full."""
+    steps_per_epoch = context.dataset.train_size // spec.batch_size
+    return steps_per_epoch, total_steps(context.config.train, steps_per_epoch, spec.batch_size)
+
+
+def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]) -> str:
+    config, data, device, stop = context.config, context.dataset, context.device, context.stop
+    train = config.train
+    batch_size = spec.batch_size
+    torch.manual_seed(spec.seed)
+    model = build_model(config.model, data.input_shape, data.kind, data.num_classes).to(device)
+    optimizer = make_optimizer(train, model.parameters(), spec.lr)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    generator = torch.Generator(device=device).manual_seed(spec.seed)
+
+    steps_per_epoch, steps = _step_budget(spec, context)
+    epochs = math.ceil(steps / steps_per_epoch)
+    warmup_steps = round(train.warmup_epochs * steps_per_epoch)
+    emit(TrialStarted(trial=spec, steps_per_epoch=steps_per_epoch, total_steps=steps,
+                      total_samples=steps * batch_size, parameter_count=parameter_count(model)))
+
+    x_train, y_train = data.x_train, data.y_train
+    x_probe, y_probe = x_train[context.train_eval_index], y_train[context.train_eval_index]
+    memory = PeakMemory(device)
+    log = _StepLog()
+    step, train_time = 0, 0.0
+    lr = spec.lr
+    model.train()
+
+    def flush(epoch_progress: float) -> None:
+        columns = log.take()
+        bad = np.flatnonzero(~np.isfinite(columns["loss"]))
+        emit(StepsLogged(trial=spec, epoch_fraction=epoch_progress, **columns))
+        if len(bad):
+            raise _Diverged(f"the loss became {columns['loss'][bad[0]]} at step {columns['step'][bad[0]]}")
+
+    for epoch in range(1, epochs + 1):
+        memory.reset()
+        permutation = torch.randperm(data.train_size, device=device, generator=generator)
+        epoch_steps = min(steps_per_epoch, steps - step)
+        epoch_start = last_flush = time.perf_counter()
+        for index in range(epoch_steps):
+            if stop.is_set():
+                break
+            batch = permutation[index * batch_size:(index + 1) * batch_size]
+            inputs, targets = x_train[batch], y_train[batch]
+            new_lr = lr_at(step, spec.lr, warmup_steps, steps, train.schedule)
+            if new_lr != lr:
+                lr = new_lr
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            loss = F.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+            optimizer.step()
+            step += 1
+            now = time.perf_counter()
+            log.loss.append(loss.detach())
+            log.grad_norm.append(grad_norm)
+            log.step.append(step)
+            log.samples.append(step * batch_size)
+            log.wall.append(train_time + now - epoch_start)
+            log.lr.append(lr)
+            if now - last_flush >= FLUSH_INTERVAL_S:
+                memory.sample()
+                flush(epoch - 1 + (index + 1) / epoch_steps)
+                last_flush = now
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        epoch_time = time.perf_counter() - epoch_start
+        train_time += epoch_time
+        done = index + 1 if not stop.is_set() else index
+        if log.step:
+            flush(epoch - 1 + done / epoch_steps)
+        if stop.is_set():
+            return schema.CANCELLED
+        # Evaluation happens outside the training clock, so throughput and time-to-target exclude it.
+        train_loss, train_accuracy = evaluate(model, x_probe, y_probe, train.eval_batch_size)
+        val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val, train.eval_batch_size)
+        emit(EpochEnded(trial=spec, metrics={
+            "epoch": epoch, "step": step, "samples": step * batch_size, "wall_time_s": train_time,
+            "train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
+            "val_accuracy": val_accuracy, "samples_per_s": epoch_steps * batch_size / epoch_time,
+            "peak_memory_bytes": memory.peak()}))
+        if not math.isfinite(train_loss):
+            raise _Diverged(f"the training loss became {train_loss} by epoch {epoch}")
+    return schema.COMPLETED

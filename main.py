@@ -1,0 +1,17 @@
+"""Batch Size Lab. No arguments: the desktop app. With a command (run, report): headless, see --help."""
+import multiprocessing
+import sys
+
+
+def main(argv: list[str]) -> int:
+    if argv:
+        from engine.cli import main as cli_main
+        return cli_main(argv)
+    from gui.app import main as gui_main
+    return gui_main()
+
+
+if __name__ == "__main__":
+    # A frozen (packaged) app re-executes itself for worker processes; this hands them over.
+    multiprocessing.freeze_support()
+    sys.exit(main(sys.argv[1:]))

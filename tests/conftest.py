@@ -1,0 +1,50 @@
+"""Shared fixtures. Every test runs with the cache and workspace in temporary folders, never the user's."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.config import parse_config  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_dirs(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    workspace = tmp_path_factory.mktemp("workspace")
+    saved = {key: os.environ.get(key) for key in ("BATCH_SIZE_LAB_CACHE", "BATCH_SIZE_LAB_WORKSPACE")}
+    os.environ["BATCH_SIZE_LAB_CACHE"] = str(cache)
+    os.environ["BATCH_SIZE_LAB_WORKSPACE"] = str(workspace)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def tiny_table(**sections) -> dict:
+    """A config table for a sweep that trains in well under a second per trial; sections override keys."""
+    table = {
+        "name": "tiny",
+        "data": {"dataset": "synthetic", "num_samples": 300, "num_features": 8, "num_classes": 3},
+        "model": {"kind": "mlp", "width": 16, "depth": 1},
+        "train": {"optimizer": "sgd", "lr": 0.05, "epochs": 2, "seeds": [0], "eval_batch_size": 256},
+        "sweep": {"batch_sizes": [16, 32, 64], "device": "cpu"},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            table.setdefault(section, {}).update(values)
+        else:
+            table[section] = values
+    return table
+
+
+@pytest.fixture
+def tiny_config():
+    return lambda **sections: parse_config(tiny_table(**sections))
