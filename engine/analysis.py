@@ -133,3 +133,45 @@ def by_batch_size(summaries: list[TrialSummary]) -> list[BatchSizeStats]:
             completed=sum(m.status == "completed" for m in members), mean=mean, std=std,
             reached_target=sum(math.isfinite(m.steps_to_target) for m in members)))
     return stats
+
+
+@dataclass
+class Recommendation:
+    batch_size: int
+    base_lr: float
+    target_accuracy: float          # the accuracy every seed of the pick reached
+    time_to_target_s: float
+    reasons: list[str]
+
+
+def recommend(run: RunData, tolerance: float = 0.01) -> Recommendation | None:
+    """The batch size that reaches (nearly) the best validation accuracy of this run in the least training
+    time, with the reasons in words. "Nearly" is `tolerance` below the best mean over seeds: a difference
+    smaller than that is rarely worth waiting for. None when no trial finished with an accuracy."""
+    stats = [s for s in by_batch_size(summarize_run(run)) if s.completed and math.isfinite(s.mean["best_val_accuracy"])]
+    if not stats:
+        return None
+    best = max(stats, key=lambda s: s.mean["best_val_accuracy"])
+    target = best.mean["best_val_accuracy"] - tolerance
+    timed = by_batch_size(summarize_run(run, target))
+    reaching = [s for s in timed if s.trials and s.reached_target == s.trials]
+    if not reaching:
+        return None
+    pick = min(reaching, key=lambda s: s.mean["time_to_target_s"])
+    lr_note = f" (base lr {pick.base_lr:g})" if len({s.base_lr for s in timed}) > 1 else ""
+    reasons = [f"Every seed reached {target:.1%} validation accuracy (within {tolerance * 100:g} "
+               f"percentage point of the best, "
+               f"{best.mean['best_val_accuracy']:.1%} at batch size {best.batch_size}) in "
+               f"{pick.mean['time_to_target_s']:.1f} s of training: the fastest of all batch sizes{lr_note}."]
+    others = sorted((s for s in reaching if s is not pick), key=lambda s: s.mean["time_to_target_s"])
+    if others:
+        reasons.append("Also reached it: " + ", ".join(
+            f"batch {s.batch_size} in {s.mean['time_to_target_s']:.1f} s" for s in others[:4]) + ".")
+    missed = sorted({s.batch_size for s in timed if s.reached_target < s.trials})
+    if missed:
+        reasons.append("Did not reach it in every seed: batch " + ", ".join(map(str, missed)) + ".")
+    reasons.append(f"It takes {pick.mean['steps_to_target']:.0f} steps and {pick.mean['samples_to_target']:.0f} "
+                   f"examples, at {pick.mean['samples_per_s']:.0f} examples/s, peak memory "
+                   f"{pick.mean['peak_memory_bytes'] / 2**20:.0f} MiB.")
+    return Recommendation(batch_size=pick.batch_size, base_lr=pick.base_lr, target_accuracy=target,
+                          time_to_target_s=pick.mean["time_to_target_s"], reasons=reasons)

@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from engine.analysis import REPORT_COLUMNS, format_cell, summarize_run
+    from engine.analysis import REPORT_COLUMNS, format_cell, recommend, summarize_run
     from engine.runfile import read_run
 
     run = read_run(args.run_file)
@@ -142,6 +142,11 @@ def _report(args: argparse.Namespace) -> int:
     for s in summaries:
         if s.error:
             print(f"{s.name}: {s.status}: {s.error}")
+    pick = recommend(run)
+    if pick is not None:
+        print(f"\nRecommended batch size: {pick.batch_size}")
+        for reason in pick.reasons:
+            print(f"  {reason}")
     if args.csv:
         _write_csv(Path(args.csv), summaries)
         print(f"wrote {args.csv}", file=sys.stderr)
