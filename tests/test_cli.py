@@ -84,11 +84,19 @@ def test_report_refuses_files_that_are_not_run_files(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_presets_run_by_name_and_version(tmp_path):
-    result = cli("--version")
-    assert result.returncode == 0 and result.stdout.startswith("Batch Size Lab ")
+def test_the_demo_preset_runs_by_name(tmp_path):
+    result = cli("run", "demo", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = read_run(result.stdout.strip().splitlines()[-1])
+    assert run.header.name == "demo" and run.header.dataset == "mnist1d"
+    assert all(t.status == schema.COMPLETED for t in run.trials)
     result = cli("run", "no-such-preset", "--out", tmp_path)
     assert result.returncode == 2 and "no-such-preset: no such config file" in result.stderr
+
+
+def test_version():
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("Batch Size Lab ")
 
 
 def _start_long_run(tmp_path):
