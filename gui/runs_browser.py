@@ -1,0 +1,438 @@
+"""The runs browser: every run file (*.h5) in the workspace folder, with what it was and how it ended.
+
+Headers are read with engine.runfile.read_header (no metric arrays), cached by modification time and size, so
+refreshing a folder of many runs re-reads only what changed. A file that is not a run file is listed,
+greyed, with the reason, never raised. The folder is watched and the list refreshes by itself.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
+                               QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from engine import schema
+from engine.errors import RunFileError
+from engine.resources import default_workspace
+from engine.runfile import RunHeader, read_header
+from gui.export import export_table_csv
+from gui.theme import status_color
+
+RUN_SUFFIX = ".h5"
+REFRESH_DELAY_MS = 300
+COLUMNS = ("Name", "Created", "Dataset", "Model", "Batch sizes", "Trials", "Status", "File")
+_NAME, _CREATED, _DATASET, _MODEL, _SIZES, _TRIALS, _STATUS, _FILE = range(len(COLUMNS))
+PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One listed file: its header, or the reason it cannot be read as a run file."""
+    path: Path
+    header: RunHeader | None
+    error: str
+    modified: float
+
+    @property
+    def is_run(self) -> bool:
+        return self.header is not None
+
+
+def _created_text(created: str, modified: float) -> tuple[str, float]:
+    """A date for people (local time, to the minute) and a number to sort by."""
+    try:
+        moment = _dt.datetime.fromisoformat(created)
+        if moment.tzinfo is None:
+            moment = moment.astimezone()
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M"), moment.timestamp()
+    except (TypeError, ValueError):
+        moment = _dt.datetime.fromtimestamp(modified)
+        return moment.strftime("%Y-%m-%d %H:%M"), modified
+
+
+RUN_STATUS_WORDS = {schema.COMPLETED: "finished", schema.RUNNING: "running or interrupted",
+                    schema.CANCELLED: "stopped", schema.FAILED: "failed"}
+
+
+def status_text(header: RunHeader) -> str:
+    """How a run ended, in words: 'finished', 'finished · 8 of 10 trials completed, 2 out of memory'."""
+    status = RUN_STATUS_WORDS.get(header.status, header.status.replace("_", " "))
+    counts = dict(header.trial_statuses)
+    done = counts.get(schema.COMPLETED, 0)
+    if not header.trial_count or done == header.trial_count:
+        return status
+    details = [f"{done} of {header.trial_count} trials completed"]
+    for name in (schema.OUT_OF_MEMORY, schema.DIVERGED, schema.FAILED):
+        if counts.get(name):
+            details.append(f"{counts[name]} {name.replace('_', ' ')}")
+    return f"{status} · {', '.join(details)}"
+
+
+def _short_error(error: str, path: Path) -> str:
+    prefix = f"{path}: "
+    return error[len(prefix):] if error.startswith(prefix) else error
+
+
+class _SortableItem(QTableWidgetItem):
+    def __init__(self, text: str, sort_key):
+        super().__init__(text)
+        self.sort_key = sort_key
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        if isinstance(other, _SortableItem):
+            try:
+                return self.sort_key < other.sort_key
+            except TypeError:
+                return str(self.sort_key) < str(other.sort_key)
+        return super().__lt__(other)
+
+
+class RunsBrowser(QWidget):
+    """A sortable table of the run files in a workspace folder; open several to overlay, delete with
+    confirmation, change the folder."""
+
+    open_requested = Signal(list)        # list[Path]: run files the user opened
+    workspace_changed = Signal(object)   # Path: the folder now listed (for the shell's settings)
+    files_deleted = Signal(list)         # list[Path]: run files the user deleted
+
+    def __init__(self, workspace: Path | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._workspace: Path | None = None
+        self._entries: list[RunEntry] = []
+        self._cache: dict[Path, tuple[tuple[int, int], RunEntry]] = {}
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(self._schedule_refresh)
+        self._watcher.fileChanged.connect(self._schedule_refresh)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_DELAY_MS)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._build()
+        self.set_workspace(Path(workspace) if workspace is not None else default_workspace())
+
+    # ---------------------------------------------------------------- public interface
+
+    def set_workspace(self, folder: Path) -> None:
+        """List the run files in this folder (created if missing) and watch it."""
+        folder = Path(folder).expanduser()
+        problem = ""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            problem = f"The folder cannot be created: {error.strerror or error}"
+        changed = folder != self._workspace
+        self._workspace = folder
+        self._folder_label.setText(str(folder))
+        self._folder_label.setToolTip(str(folder))
+        self._problem = problem
+        if changed:
+            self._cache.clear()
+        self.refresh()
+        if changed:
+            self.workspace_changed.emit(folder)
+
+    def workspace(self) -> Path:
+        return self._workspace
+
+    def refresh(self) -> None:
+        """Re-read the folder now (headers of unchanged files come from the cache)."""
+        self._refresh_timer.stop()
+        selected = set(self.selected_paths(include_errors=True))
+        folder = self._workspace
+        paths: list[Path] = []
+        if folder is not None and folder.is_dir():
+            try:
+                paths = sorted(path for path in folder.iterdir()
+                               if path.suffix.lower() == RUN_SUFFIX and path.is_file())
+            except OSError as error:
+                self._problem = f"The folder cannot be read: {error.strerror or error}"
+        elif folder is not None and not self._problem:
+            self._problem = "The folder does not exist."
+        self._entries = [self._entry(path) for path in paths]
+        self._cache = {path: cached for path, cached in self._cache.items() if path in set(paths)}
+        self._watch(folder, paths)
+        self._fill(selected)
+
+    def entries(self) -> list[RunEntry]:
+        """Every listed file, in folder order (not the table's sort order)."""
+        return list(self._entries)
+
+    def paths(self) -> list[Path]:
+        """The listed files in the table's current order."""
+        return [self._row_path(row) for row in range(self._table.rowCount())]
+
+    def selected_paths(self, include_errors: bool = False) -> list[Path]:
+        """The selected run files, in table order (files that are not run files only when asked)."""
+        rows = sorted({index.row() for index in self._table.selectionModel().selectedRows()})
+        paths = [self._row_path(row) for row in rows]
+        if include_errors:
+            return paths
+        readable = {entry.path for entry in self._entries if entry.is_run}
+        return [path for path in paths if path in readable]
+
+    def select_paths(self, paths: list[Path]) -> None:
+        """Select these files in the table (others are deselected)."""
+        wanted = {Path(path) for path in paths}
+        selection = self._table.selectionModel()
+        self._table.clearSelection()
+        flags = selection.SelectionFlag.Select | selection.SelectionFlag.Rows
+        for row in range(self._table.rowCount()):
+            if self._row_path(row) in wanted:
+                selection.select(self._table.model().index(row, 0), flags)
+        self._update_buttons()
+
+    def open_selected(self) -> None:
+        """Ask to open the selected run files (emits open_requested)."""
+        paths = self.selected_paths()
+        if paths:
+            self.open_requested.emit(paths)
+
+    def delete_selected(self) -> list[Path]:
+        """Delete the selected files after a confirmation; returns what was deleted."""
+        paths = self.selected_paths(include_errors=True)
+        if not paths:
+            return []
+        names = "\n".join(f"  {path.name}" for path in paths[:12])
+        if len(paths) > 12:
+            names += f"\n  … and {len(paths) - 12} more"
+        question = (f"Delete {'this run file' if len(paths) == 1 else f'these {len(paths)} run files'} from "
+                    f"{self._workspace}?\n\n{names}\n\nThis cannot be undone.")
+        answer = QMessageBox.question(self, "Delete run files", question,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return []
+        deleted, problems = [], []
+        for path in paths:
+            try:
+                path.unlink()
+                deleted.append(path)
+            except FileNotFoundError:
+                deleted.append(path)
+            except OSError as error:
+                problems.append(f"{path.name}: {error.strerror or error}")
+        self.refresh()
+        if deleted:
+            self.files_deleted.emit(deleted)
+        if problems:
+            QMessageBox.warning(self, "Some files were not deleted", "\n".join(problems))
+        return deleted
+
+    def choose_workspace(self) -> None:
+        """Let the user pick another folder (a folder dialog)."""
+        folder = QFileDialog.getExistingDirectory(self, "Choose the folder with your run files",
+                                                  str(self._workspace or Path.home()))
+        if folder:
+            self.set_workspace(Path(folder))
+
+    def table_widget(self) -> QTableWidget:
+        return self._table
+
+    def table_headers(self) -> list[str]:
+        return list(COLUMNS)
+
+    def table_rows(self) -> list[list]:
+        """The listing as shown (for CSV export)."""
+        return [[self._table.item(row, column).text() for column in range(len(COLUMNS))]
+                for row in range(self._table.rowCount())]
+
+    def export_table(self, path: Path) -> None:
+        export_table_csv(self.table_headers(), self.table_rows(), Path(path))
+
+    # ---------------------------------------------------------------- building
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(6)
+        top = QHBoxLayout()
+        top.setSpacing(6)
+        folder_title = QLabel("Workspace:")
+        top.addWidget(folder_title)
+        self._folder_label = QLabel()
+        self._folder_label.setObjectName("workspacePath")
+        self._folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._folder_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        top.addWidget(self._folder_label, 1)
+        self._change_button = QPushButton("Change folder…")
+        self._change_button.setToolTip("List the run files of another folder")
+        self._change_button.clicked.connect(self.choose_workspace)
+        top.addWidget(self._change_button)
+        self._refresh_button = QPushButton("Refresh")
+        self._refresh_button.setToolTip("Read the folder again (it is also watched for changes)")
+        self._refresh_button.clicked.connect(self.refresh)
+        top.addWidget(self._refresh_button)
+        layout.addLayout(top)
+
+        self._table = QTableWidget(0, len(COLUMNS))
+        self._table.setObjectName("runsTable")
+        self._table.setHorizontalHeaderLabels(list(COLUMNS))
+        self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self._table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self._table.setAlternatingRowColors(True)
+        self._table.setSortingEnabled(True)
+        self._table.setWordWrap(False)
+        self._table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self._table.verticalHeader().setVisible(False)
+        header = self._table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(_STATUS, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        header.setSortIndicatorShown(True)
+        self._table.sortByColumn(_CREATED, Qt.SortOrder.DescendingOrder)
+        self._table.itemSelectionChanged.connect(self._update_buttons)
+        self._table.cellDoubleClicked.connect(self._double_clicked)
+        layout.addWidget(self._table, 1)
+
+        self._empty_label = QLabel()
+        self._empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty_label.setWordWrap(True)
+        self._empty_label.setEnabled(False)
+        layout.addWidget(self._empty_label)
+
+        bottom = QHBoxLayout()
+        self._count_label = QLabel()
+        self._count_label.setEnabled(False)
+        bottom.addWidget(self._count_label, 1)
+        self._delete_button = QPushButton("Delete…")
+        self._delete_button.setToolTip("Delete the selected run files (asks first)")
+        self._delete_button.clicked.connect(self.delete_selected)
+        bottom.addWidget(self._delete_button)
+        self._open_button = QPushButton("Open")
+        self._open_button.setDefault(True)
+        self._open_button.setToolTip("Show the selected runs; several are overlaid for comparison")
+        self._open_button.clicked.connect(self.open_selected)
+        bottom.addWidget(self._open_button)
+        layout.addLayout(bottom)
+        self._update_buttons()
+
+    # ---------------------------------------------------------------- listing
+
+    def _entry(self, path: Path) -> RunEntry:
+        try:
+            stat = path.stat()
+        except OSError as error:
+            return RunEntry(path, None, error.strerror or str(error), 0.0)
+        signature = (stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        try:
+            entry = RunEntry(path, read_header(path), "", stat.st_mtime)
+        except RunFileError as error:
+            entry = RunEntry(path, None, _short_error(str(error), path), stat.st_mtime)
+        except OSError as error:
+            entry = RunEntry(path, None, f"cannot be read ({error.strerror or error})", stat.st_mtime)
+        self._cache[path] = (signature, entry)
+        return entry
+
+    def _watch(self, folder: Path | None, paths: list[Path]) -> None:
+        watched = set(self._watcher.directories()) | set(self._watcher.files())
+        wanted = {str(path) for path in paths}
+        if folder is not None and folder.is_dir():
+            wanted.add(str(folder))
+        stale = [item for item in watched if item not in wanted]
+        if stale:
+            self._watcher.removePaths(stale)
+        new = [item for item in wanted if item not in watched]
+        if new:
+            self._watcher.addPaths(new)
+
+    def _schedule_refresh(self, *_args) -> None:
+        self._refresh_timer.start()
+
+    def _fill(self, selected: set[Path]) -> None:
+        table = self._table
+        sort_column = table.horizontalHeader().sortIndicatorSection()
+        sort_order = table.horizontalHeader().sortIndicatorOrder()
+        table.setSortingEnabled(False)
+        table.clearContents()
+        table.setRowCount(len(self._entries))
+        disabled = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        for row, entry in enumerate(self._entries):
+            for column, item in enumerate(self._row_items(entry, disabled)):
+                item.setData(PATH_ROLE, str(entry.path))
+                table.setItem(row, column, item)
+        table.setSortingEnabled(True)
+        table.sortByColumn(sort_column, sort_order)
+        if selected:
+            self.select_paths(list(selected))
+        runs = sum(entry.is_run for entry in self._entries)
+        others = len(self._entries) - runs
+        count = f"{runs} run{'s' if runs != 1 else ''}"
+        if others:
+            count += f", {others} unreadable file{'s' if others != 1 else ''}"
+        self._count_label.setText(count)
+        if self._problem:
+            self._empty_label.setText(self._problem)
+        elif not self._entries:
+            self._empty_label.setText("No run files here yet. Runs you start are saved in this folder; "
+                                      "use “Change folder…” to look elsewhere.")
+        self._empty_label.setVisible(bool(self._problem) or not self._entries)
+        if self._entries and table.columnWidth(_NAME) < 60:
+            self._fit_columns()
+        self._update_buttons()
+
+    def _fit_columns(self) -> None:
+        self._table.resizeColumnsToContents()
+        for column, limit in ((_NAME, 220), (_FILE, 220), (_SIZES, 180)):
+            if self._table.columnWidth(column) > limit:
+                self._table.setColumnWidth(column, limit)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._entries:
+            self._fit_columns()
+
+    def _row_items(self, entry: RunEntry, disabled: QColor) -> list[QTableWidgetItem]:
+        header = entry.header
+        if header is None:
+            created, created_key = _created_text("", entry.modified)
+            items = [_SortableItem(entry.path.stem, entry.path.stem.lower()),
+                     _SortableItem(created, created_key), _SortableItem("", ""), _SortableItem("", ""),
+                     _SortableItem("", ()), _SortableItem("", -1),
+                     _SortableItem(f"not a run file: {entry.error}", "~" + entry.error),
+                     _SortableItem(entry.path.name, entry.path.name.lower())]
+            for item in items:
+                item.setForeground(disabled)
+                font = item.font()
+                font.setItalic(True)
+                item.setFont(font)
+                item.setToolTip(f"{entry.path.name} cannot be opened as a run file:\n{entry.error}")
+            return items
+        created, created_key = _created_text(header.created, entry.modified)
+        sizes = ", ".join(str(size) for size in header.batch_sizes)
+        status = status_text(header)
+        items = [_SortableItem(header.name, header.name.lower()), _SortableItem(created, created_key),
+                 _SortableItem(header.dataset, header.dataset.lower()),
+                 _SortableItem(header.model, header.model.lower()),
+                 _SortableItem(sizes, tuple(header.batch_sizes)),
+                 _SortableItem(str(header.trial_count), header.trial_count),
+                 _SortableItem(status, status),
+                 _SortableItem(entry.path.name, entry.path.name.lower())]
+        items[_STATUS].setForeground(status_color(header.status))
+        items[_TRIALS].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        tip = f"{entry.path}\nDevice: {header.device_name or 'unknown'}"
+        for item in items:
+            item.setToolTip(tip)
+        items[_STATUS].setToolTip(status)
+        items[_SIZES].setToolTip(f"Batch sizes: {sizes}")
+        return items
+
+    def _row_path(self, row: int) -> Path:
+        return Path(self._table.item(row, _NAME).data(PATH_ROLE))
+
+    def _update_buttons(self) -> None:
+        self._open_button.setEnabled(bool(self.selected_paths()))
+        self._delete_button.setEnabled(bool(self.selected_paths(include_errors=True)))
+
+    def _double_clicked(self, row: int, _column: int) -> None:
+        path = self._row_path(row)
+        if any(entry.path == path and entry.is_run for entry in self._entries):
+            self.open_requested.emit([path])
+

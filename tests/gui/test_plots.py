@@ -1,0 +1,212 @@
+"""LivePlots with real run files and real engine events (tests/gui/runfactory.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from engine import schema
+from engine.events import EpochEnded, StepsLogged
+from engine.runfile import read_run
+from gui.colors import batch_size_color
+from gui.plots import PLOTS, REDRAW_INTERVAL_MS, X_AXES, LivePlots, ema
+from tests.gui.runfactory import live_run, write_run
+
+BATCH_SIZES = (16, 32, 64, 128)
+
+
+@pytest.fixture
+def plots(qtbot):
+    widget = LivePlots()
+    qtbot.addWidget(widget)
+    widget.resize(1100, 700)
+    widget.show()
+    return widget
+
+
+@pytest.fixture
+def run(tmp_path):
+    return read_run(write_run(tmp_path / "run.h5", batch_sizes=BATCH_SIZES, seeds=(0, 1), epochs=3, train_size=1024))
+
+
+def test_every_trial_has_a_curve_in_every_plot_with_all_its_data(plots, run):
+    plots.set_runs([run])
+    for spec in PLOTS:
+        assert len(plots.curves(spec.name)) == len(run.trials) * len(spec.series)
+        for trial in run.trials:
+            for series in spec.series:
+                columns = trial.epoch if series.group == schema.EPOCH_GROUP else trial.step
+                curve = plots.curve(spec.name, trial.name, series.metric)
+                x, y = curve.getOriginalDataset()
+                assert len(x) == len(y) == len(columns[series.metric]) > 0
+
+
+def test_x_axis_switch_changes_x_of_every_plot(plots, run, qtbot):
+    plots.set_runs([run])
+    trial = run.trials[0]
+    epoch_x, _ = plots.curve("throughput", trial.name, "samples_per_s").getOriginalDataset()
+    assert list(epoch_x) == list(trial.epoch["epoch"])
+    with qtbot.waitSignal(plots.x_axis_changed, timeout=1000) as signal:
+        plots.set_x_axis("samples")
+    assert signal.args == ["samples"]
+    for spec in PLOTS:
+        for series in spec.series:
+            columns = trial.epoch if series.group == schema.EPOCH_GROUP else trial.step
+            x, _ = plots.curve(spec.name, trial.name, series.metric).getOriginalDataset()
+            np.testing.assert_array_equal(x, columns["samples"])
+    assert plots.plot_item("memory").getAxis("bottom").labelText == schema.METRICS["samples"].label
+
+
+def test_x_axis_buttons_are_one_click_away(plots, run, qtbot):
+    plots.set_runs([run])
+    trial = run.trials[-1]
+    for key in X_AXES[1:] + X_AXES[:1]:        # the current one ("epoch") last
+        with qtbot.waitSignal(plots.x_axis_changed, timeout=1000):
+            qtbot.mouseClick(plots._x_buttons[key], Qt.MouseButton.LeftButton)
+        assert plots.x_axis() == key
+        x, _ = plots.curve("grad_norm", trial.name, "grad_norm").getOriginalDataset()
+        expected = trial.step["step"] / trial.steps_per_epoch if key == "epoch" else trial.step[key]
+        np.testing.assert_allclose(x, expected)
+    with pytest.raises(ValueError):
+        plots.set_x_axis("minutes")
+
+
+def _length(curve) -> int:
+    if curve is None:
+        return -1
+    x, _ = curve.getOriginalDataset()
+    return 0 if x is None else len(x)
+
+
+def test_growing_live_run_is_redrawn_by_the_timer(plots, qtbot):
+    live, events = live_run(batch_sizes=(32, 64), epochs=2, train_size=1024, chunk_steps=8)
+    plots.set_runs([live.run])
+    events = iter(events)
+    for event in events:                       # TrialStarted, then the first 8 steps
+        plots.mark_dirty(live.apply(event))
+        if isinstance(event, StepsLogged):
+            break
+    name = live.run.trials[0].name
+    assert plots.curve("loss", name, "loss") is None          # drawn by the timer, not on the spot
+    qtbot.waitUntil(lambda: _length(plots.curve("loss", name, "loss")) == 8, timeout=2000)
+
+    for event in events:                       # the rest of the first epoch
+        plots.mark_dirty(live.apply(event))
+        if isinstance(event, EpochEnded):
+            break
+    trial = live.run.trials[0]
+    assert len(trial.step["step"]) > 8
+    assert _length(plots.curve("loss", name, "loss")) == 8    # still the old data until the next tick
+    qtbot.waitUntil(lambda: _length(plots.curve("loss", name, "loss")) == len(trial.step["step"]), timeout=2000)
+    assert _length(plots.curve("loss", name, "val_loss")) == 1
+
+    for event in events:                       # the rest of the sweep: a second trial appears and finishes
+        plots.mark_dirty(live.apply(event))
+    assert len(live.run.trials) == 2
+    for trial in live.run.trials:
+        qtbot.waitUntil(lambda trial=trial: _length(plots.curve("accuracy", trial.name, "val_accuracy")) == 2,
+                        timeout=2000)
+        assert _length(plots.curve("lr", trial.name, "lr")) == len(trial.step["lr"])
+    qtbot.waitUntil(lambda: not plots._timer.isActive(), timeout=1000)   # idle once everything is drawn
+    assert REDRAW_INTERVAL_MS == 50
+
+
+def test_curves_are_coloured_by_batch_size_and_runs_told_apart_by_line_style(plots, run, tmp_path):
+    other = read_run(write_run(tmp_path / "other.h5", batch_sizes=(16, 256), seeds=(0,), epochs=2, train_size=1024))
+    plots.set_runs([run, other])
+    sizes = sorted(set(BATCH_SIZES) | {256})
+    for run_index, shown in enumerate((run, other)):
+        for trial in shown.trials:
+            pen = plots.curve("accuracy", trial.name, "val_accuracy", run_index).opts["pen"]
+            assert pen.color().rgb() == batch_size_color(trial.batch_size, sizes).rgb()
+            assert pen.style() == (Qt.PenStyle.SolidLine if run_index == 0 else Qt.PenStyle.DashLine)
+    texts = [entry.text for entry in plots.legend_entries()]
+    assert "256" in texts and "<b>Runs</b>" in texts and "<b>Seed</b>" in texts
+
+
+def test_legend_click_hides_a_batch_size(plots, run):
+    plots.set_runs([run])
+    plots.set_batch_size_visible(16, False)
+    hidden = [t for t in run.trials if t.batch_size == 16]
+    assert all(not plots.curve("loss", t.name, "val_loss").isVisible() for t in hidden)
+    assert plots.curve("loss", run.trials[-1].name, "val_loss").isVisible()
+    plots._legend_clicked(("batch_size", 16))
+    assert all(plots.curve("loss", t.name, "val_loss").isVisible() for t in hidden)
+
+
+def test_smoothing_log_scale_and_step_loss_toggle(plots, run):
+    plots.set_runs([run])
+    trial = run.trials[0]
+    plots.set_smoothing(0.0)
+    plots.redraw_now()
+    _, raw = plots.curve("loss", trial.name, "loss").getOriginalDataset()
+    np.testing.assert_allclose(raw, trial.step["loss"], rtol=1e-6)
+    plots.set_smoothing(0.9)
+    plots.redraw_now()
+    _, smooth = plots.curve("loss", trial.name, "loss").getOriginalDataset()
+    np.testing.assert_allclose(smooth, ema(trial.step["loss"], 0.9))
+    assert np.std(np.diff(smooth)) < np.std(np.diff(raw))
+
+    plots.set_log_y("loss", True)
+    assert plots.plot_item("loss").ctrl.logYCheck.isChecked() and plots.log_y("loss")
+    plots.set_log_x(True)
+    assert all(plots.plot_item(name).ctrl.logXCheck.isChecked() for name in plots.plot_names())
+
+    plots.set_step_loss_visible(False)
+    assert not plots.curve("loss", trial.name, "loss").isVisible()
+    assert plots.curve("loss", trial.name, "val_loss").isVisible()
+
+
+def test_crosshair_reads_the_nearest_value(plots, run):
+    plots.set_runs([run])
+    trial = run.trials[2]
+    epoch, accuracy = trial.epoch["epoch"][1], trial.epoch["val_accuracy"][1]
+    text = plots.show_crosshair("accuracy", float(epoch), float(accuracy * 100))
+    assert f"batch size {trial.batch_size}" in text and f"seed {trial.seed}" in text
+    assert f"{accuracy * 100:.2f} %" in text and "epoch 2.00" in text
+    assert plots.readout() == text
+
+
+def test_failed_trials_are_plotted_with_what_they_measured(plots, tmp_path):
+    run = read_run(write_run(tmp_path / "failed.h5", batch_sizes=(16, 32, 64), epochs=3, train_size=1024,
+                             statuses={32: schema.DIVERGED, 64: schema.OUT_OF_MEMORY}))
+    plots.set_runs([run])
+    diverged, oom = run.trials[1], run.trials[2]
+    assert len(plots.curve("loss", diverged.name, "val_loss").getOriginalDataset()[0]) == 1
+    assert _length(plots.curve("loss", oom.name, "val_loss")) == 0
+    legend = " ".join(entry.text for entry in plots.legend_entries())
+    assert "diverged" in legend and "out&nbsp;of&nbsp;memory" in legend
+
+
+def test_empty_state(plots):
+    plots.set_runs([])
+    assert plots._stack.currentWidget() is plots._placeholder
+
+
+def test_mouse_over_a_plot_moves_the_crosshair(plots, run, qtbot):
+    plots.set_runs([run])
+    trial = run.trials[0]
+    view = plots.plot_item("throughput").getViewBox()
+    qtbot.waitUntil(lambda: view.width() > 100 and view.viewRange()[0][1] > 1, timeout=2000)   # laid out
+    x, y = float(trial.epoch["epoch"][-1]), float(trial.epoch["samples_per_s"][-1])
+    plots.graphics().scene().sigMouseMoved.emit(view.mapViewToScene(QPointF(x, y)))
+    qtbot.waitUntil(lambda: "Throughput" in plots.readout(), timeout=2000)
+    assert f"batch size {trial.batch_size}" in plots.readout()
+    plots.graphics().scene().sigMouseMoved.emit(QPointF(-50, -50))     # outside every plot
+    qtbot.waitUntil(lambda: plots.readout() == "", timeout=2000)
+
+
+def test_follows_the_theme(plots, run, qapp):
+    from gui import theme
+    plots.set_runs([run])
+    trial = run.trials[0]
+    light = plots.curve("accuracy", trial.name, "val_accuracy").opts["pen"].color().rgb()
+    theme.apply_theme(qapp, "dark")
+    try:
+        assert plots.graphics().backgroundBrush().color().lightnessF() < 0.5
+        dark = plots.curve("accuracy", trial.name, "val_accuracy").opts["pen"].color()
+        assert dark.rgb() != light
+        assert dark.rgb() == batch_size_color(trial.batch_size, BATCH_SIZES, dark=True).rgb()
+    finally:
+        theme.apply_theme(qapp, "light")
+    assert plots.curve("accuracy", trial.name, "val_accuracy").opts["pen"].color().rgb() == light

@@ -1,0 +1,121 @@
+"""SummaryView against engine.analysis on real run files."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine import schema
+from engine.analysis import by_batch_size, summarize_run
+from engine.runfile import read_run
+from gui.colors import batch_size_color
+from gui.plots import LivePlots
+from gui.summary import AUTO_TARGET_FRACTION, MEASURES, SummaryView, auto_target
+from tests.gui.runfactory import write_run
+
+BATCH_SIZES = (16, 32, 64, 128)
+
+
+@pytest.fixture
+def summary(qtbot):
+    widget = SummaryView()
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    widget.show()
+    return widget
+
+
+@pytest.fixture
+def two_seed_run(tmp_path):
+    return read_run(write_run(tmp_path / "run.h5", batch_sizes=BATCH_SIZES, seeds=(0, 1), epochs=4, train_size=2048))
+
+
+def test_points_are_the_engine_means_and_standard_deviations_over_seeds(summary, two_seed_run):
+    summary.set_runs([two_seed_run])
+    summary.set_target_accuracy(0.6)
+    expected = {entry.batch_size: entry for entry in by_batch_size(summarize_run(two_seed_run, 0.6))}
+    assert all(entry.trials == 2 for entry in expected.values())
+    for plot_name in summary.plot_names():
+        for point in summary.points(plot_name):
+            measure = MEASURES[point.measure]
+            entry = expected[point.batch_size]
+            assert point.mean == pytest.approx(entry.mean[point.measure] * measure.display.scale)
+            assert point.std == pytest.approx(entry.std[point.measure] * measure.display.scale)
+    assert all(point.std > 0 for point in summary.points("accuracy"))        # seeds differ: real error bars
+    accuracy = {(p.measure, p.batch_size) for p in summary.points("accuracy")}
+    assert accuracy == {(key, size) for key in ("best_val_accuracy", "final_val_accuracy") for size in BATCH_SIZES}
+
+    headers, rows = summary.table_headers(), summary.table_rows()
+    assert len(rows) == len(BATCH_SIZES)
+    column = headers.index("Best validation accuracy (%) mean")
+    for row in rows:
+        entry = expected[row[0]]
+        assert row[column] == pytest.approx(entry.mean["best_val_accuracy"] * 100)
+        assert row[column + 1] == pytest.approx(entry.std["best_val_accuracy"] * 100)
+    assert summary.table_widget().rowCount() == len(BATCH_SIZES)
+
+
+def test_batch_sizes_that_miss_the_target_are_shown_as_not_reached(summary, two_seed_run):
+    summary.set_runs([two_seed_run])
+    best = {entry.batch_size: entry.mean["best_val_accuracy"]
+            for entry in by_batch_size(summarize_run(two_seed_run))}
+    target = (best[64] + best[32]) / 2          # 16 and 32 reach it, 64 and 128 do not
+    summary.set_target_accuracy(target)
+    assert not summary.is_auto_target()
+    reached = {point.batch_size for point in summary.points("steps_to_target")}
+    assert reached <= {16, 32} and 16 in reached
+    missing = summary.missing("steps_to_target")
+    assert missing[64] == "not reached" and missing[128] == "not reached"
+    assert all(point.mean > 0 for point in summary.points("samples_to_target"))   # never drawn as zero
+    table = summary.table_widget()
+    headers = [table.horizontalHeaderItem(column).text() for column in range(table.columnCount())]
+    column = headers.index("Steps to target (steps)")
+    texts = {table.item(row, 0).text(): table.item(row, column).text() for row in range(table.rowCount())}
+    assert texts["128"] == "not reached" and texts["16"] != "not reached"
+    assert "not reached: batch size 64, 128" in summary._cards["steps_to_target"].note.text()
+
+
+def test_automatic_target_is_a_fraction_of_the_best_accuracy(summary, two_seed_run):
+    summary.set_runs([two_seed_run])
+    best = max(float(trial.epoch["val_accuracy"].max()) for trial in two_seed_run.trials)
+    assert summary.is_auto_target()
+    assert summary.target_accuracy() == pytest.approx(math.floor(best * AUTO_TARGET_FRACTION * 200) / 200)
+    assert summary.target_accuracy() == auto_target([two_seed_run])
+    summary._spin.setValue(50.0)                 # the user types a value: automatic is switched off
+    assert summary.target_accuracy() == pytest.approx(0.5) and not summary._auto_check.isChecked()
+    summary.set_target_accuracy(None)
+    assert summary.is_auto_target() and summary.target_accuracy() == auto_target([two_seed_run])
+
+
+def test_colours_match_the_live_plots(summary, two_seed_run, qtbot):
+    plots = LivePlots()
+    qtbot.addWidget(plots)
+    plots.set_runs([two_seed_run])
+    summary.set_runs([two_seed_run])
+    for point in summary.points("throughput"):
+        trial = next(t for t in two_seed_run.trials if t.batch_size == point.batch_size)
+        pen = plots.curve("throughput", trial.name, "samples_per_s").opts["pen"]
+        assert point.color.rgb() == pen.color().rgb() == batch_size_color(point.batch_size, BATCH_SIZES).rgb()
+
+
+def test_failed_batch_sizes_are_marked_with_the_reason(summary, tmp_path):
+    run = read_run(write_run(tmp_path / "oom.h5", batch_sizes=(16, 32, 64), seeds=(0,), epochs=2, train_size=1024,
+                             statuses={64: schema.OUT_OF_MEMORY}))
+    summary.set_runs([run])
+    assert summary.missing("memory") == {64: "out of memory"}
+    assert {point.batch_size for point in summary.points("memory")} == {16, 32}
+
+
+def test_two_runs_are_two_series(summary, two_seed_run, tmp_path):
+    other = read_run(write_run(tmp_path / "other.h5", batch_sizes=(16, 256), seeds=(0,), epochs=2, train_size=1024))
+    summary.set_runs([two_seed_run, other])
+    runs = {point.run_index for point in summary.points("throughput")}
+    assert runs == {0, 1}
+    assert "Run" in summary.table_headers()
+    assert len(summary.table_rows()) == len(BATCH_SIZES) + 2
+
+
+def test_empty_state(summary):
+    summary.set_runs([])
+    assert summary._stack.currentWidget() is summary._placeholder
+    assert summary.table_rows() == []
