@@ -1,0 +1,67 @@
+"""The desktop application: QApplication set-up (names for QSettings, icon, theme) and the entry point."""
+from __future__ import annotations
+
+import gc
+import signal
+import sys
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from engine import APP_NAME, __version__
+
+ORGANIZATION_NAME = "Batch Size Lab"
+DESKTOP_FILE_NAME = "batch-size-lab"
+
+
+def configure_application(app: QApplication) -> None:
+    """Names (they decide where QSettings keeps its file), version, icon and the persisted theme."""
+    from gui import theme
+
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORGANIZATION_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(DESKTOP_FILE_NAME)
+    # The same plain-text INI file on every platform, so a user (or a test) can find and reset it.
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    app.setWindowIcon(theme.app_icon())
+    theme.apply_theme(app, str(QSettings().value("theme", theme.DEFAULT_THEME)))
+
+
+def settle_after_startup() -> None:
+    """Move everything allocated at start-up (torch, scipy, pyqtgraph, the widgets) out of the garbage
+    collector's sight. Otherwise each full collection walks that whole heap on whichever thread triggers
+    it, a pause of ~150 ms measured while a sweep runs (benchmarks/gui_latency.py)."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    configure_application(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the main window and run until it closes; returns the exit status."""
+    app = create_application(argv)
+    from gui.main_window import MainWindow   # after the application exists: widgets need it
+
+    window = MainWindow()
+    window.show()
+    settle_after_startup()
+    _close_on_interrupt(app, window)
+    return app.exec()
+
+
+def _close_on_interrupt(app: QApplication, window) -> None:
+    """Ctrl+C in the terminal closes the window as its Quit does, stopping a sweep without asking."""
+    signal.signal(signal.SIGINT, lambda _signum, _frame: window.quit_without_asking())
+    # Python runs signal handlers only when it gets control: wake it a few times a second.
+    wake = QTimer(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,815 @@
+"""The main window: setup panel on the left, Live / Summary / Runs tabs in the centre, messages below.
+
+Training runs in the worker thread (gui/worker.py); every engine event arrives here on the GUI thread, is
+folded into one `engine.live.LiveRun` per sweep, and the views are told what changed. The plots redraw on
+their own timer, so however fast events come, this window only does bookkeeping per event.
+"""
+from __future__ import annotations
+
+import html
+import math
+import time
+import tomllib
+from pathlib import Path
+
+import tomli_w
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar,
+                               QPushButton, QSplitter, QTabWidget, QToolBar, QToolButton, QVBoxLayout, QWidget)
+
+from engine import APP_NAME, __version__, schema
+from engine.config import ConfigError, load_config
+from engine.errors import RunFileError, UserError
+from engine.events import (EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
+                           TrialStarted)
+from engine.live import LiveRun
+from engine.resources import default_workspace, presets
+from engine.runfile import RunData, read_run
+from gui import theme
+from gui.export import export_table_csv
+from gui.plots import LivePlots
+from gui.runs_browser import RunsBrowser
+from gui.setup_panel import SetupPanel
+from gui.summary import SummaryView
+from gui.trial_table import STATUS_LABELS, TrialTable, format_duration
+from gui.worker import WorkerThread
+
+X_AXES = ("epoch", "step", "samples", "wall_time_s")
+MAX_MESSAGES = 2000
+PROGRESS_STEPS = 1000
+
+# How a finished trial that did not complete is reported in the message area.
+_FAILURE_LEVEL = {schema.CANCELLED: "info", schema.DIVERGED: "warning", schema.OUT_OF_MEMORY: "error",
+                  schema.FAILED: "error"}
+_FAILURE_TEXT = {
+    schema.CANCELLED: "stopped; everything it measured is saved",
+    schema.DIVERGED: "diverged (the loss stopped being a finite number); try a smaller learning rate",
+    schema.OUT_OF_MEMORY: "ran out of memory; the sweep goes on with the next trial",
+    schema.FAILED: "failed",
+}
+
+
+def _trial_words(spec: TrialSpec) -> str:
+    return f"batch size {spec.batch_size}, seed {spec.seed}"
+
+
+class MainWindow(QMainWindow):
+    """The workbench. Signals for callers and tests, emitted on the GUI thread after the window has acted:"""
+
+    sweep_started = Signal(object)      # SweepStarted
+    trial_ended = Signal(object)        # TrialEnded
+    sweep_finished = Signal(str)        # the run file's path, or "" when the sweep could not start
+    runs_opened = Signal(list)          # list[RunData] now shown
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(f"{APP_NAME} {__version__}")
+        self.setWindowIcon(theme.app_icon())
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self._settings = QSettings()
+        self._worker_thread = WorkerThread()
+        self.worker = self._worker_thread.worker
+        self._live: LiveRun | None = None
+        self._shown_runs: list[RunData] = []
+        self._running = False
+        self._stopping = False
+        self._close_when_stopped = False
+        self._config_path: Path | None = None
+        self._progress = _SweepProgress()
+        self._restored = False              # settings applied (until then, changes are not news to log)
+
+        self._build_views()
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status_bar()
+        self._connect()
+        self._restore_settings()
+        self._restored = True
+        self._update_run_state()
+
+    # --- building --------------------------------------------------------------------------------------
+    def _build_views(self) -> None:
+        self.setup = SetupPanel()
+        self.setup_dock = QDockWidget("Setup", self)
+        self.setup_dock.setObjectName("setupDock")
+        self.setup_dock.setWidget(self.setup)
+        self.setup_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                    | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.setup_dock.setMinimumWidth(290)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.setup_dock)
+
+        self.plots = LivePlots()
+        self.trial_table = TrialTable()
+        table_panel = QWidget()
+        table_layout = QVBoxLayout(table_panel)
+        table_layout.setContentsMargins(8, 6, 8, 8)
+        table_layout.setSpacing(4)
+        table_header = QHBoxLayout()
+        table_title = QLabel("Trials")
+        table_title.setStyleSheet("font-weight: 600;")
+        self.table_hint = QLabel("Press Run sweep to train, or open a run file from the Runs tab.")
+        self.table_hint.setObjectName("hint")
+        export_button = QPushButton(theme.icon("export"), "Export CSV…")
+        self._icon_buttons = [(export_button, "export")]
+        export_button.setToolTip("Save this table as a CSV file.")
+        export_button.clicked.connect(lambda: self.export_table_dialog("trials"))
+        table_header.addWidget(table_title)
+        table_header.addSpacing(8)
+        table_header.addWidget(self.table_hint, 1)
+        table_header.addWidget(export_button)
+        table_layout.addLayout(table_header)
+        table_layout.addWidget(self.trial_table, 1)
+
+        self.live_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.live_splitter.setObjectName("liveSplitter")
+        self.live_splitter.addWidget(self.plots)
+        self.live_splitter.addWidget(table_panel)
+        self.live_splitter.setStretchFactor(0, 5)
+        self.live_splitter.setStretchFactor(1, 3)
+        self.live_splitter.setChildrenCollapsible(False)
+
+        self.summary = SummaryView()
+        self.runs_browser = RunsBrowser()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.live_splitter, "Live")
+        self.tabs.addTab(self.summary, "Summary")
+        self.tabs.addTab(self.runs_browser, "Runs")
+        self.tabs.setTabToolTip(0, "Curves of every trial as it trains, and the table of trials.")
+        self.tabs.setTabToolTip(1, "One point per batch size: accuracy, time and samples to a target, "
+                                   "throughput and memory.")
+        self.tabs.setTabToolTip(2, "Run files in the workspace folder: open one or several to compare.")
+        self.setCentralWidget(self.tabs)
+
+        self.messages = QListWidget()
+        self.messages.setObjectName("messages")
+        self.messages.setWordWrap(True)
+        self.messages.setUniformItemSizes(False)
+        self.messages.setMinimumHeight(36)      # two lines fit; the dock can be dragged taller
+        self.messages.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        copy_action = QAction("Copy", self.messages)
+        copy_action.triggered.connect(self._copy_messages)
+        clear_action = QAction("Clear", self.messages)
+        clear_action.triggered.connect(self.messages.clear)
+        self.messages.addAction(copy_action)
+        self.messages.addAction(clear_action)
+        self.messages_dock = QDockWidget("Messages", self)
+        self.messages_dock.setObjectName("messagesDock")
+        self.messages_dock.setWidget(self.messages)
+        self.messages_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                       | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.messages_dock)
+
+    def _build_actions(self) -> None:
+        self._icon_actions: list[tuple[QAction, str]] = []
+
+        def action(text: str, slot, shortcut=None, icon: str = "", tip: str = "") -> QAction:
+            result = QAction(text, self)
+            if icon:
+                result.setIcon(theme.icon(icon))
+                self._icon_actions.append((result, icon))
+            if shortcut is not None:
+                result.setShortcut(QKeySequence(shortcut))
+            if tip:
+                result.setToolTip(tip)
+                result.setStatusTip(tip)
+            result.triggered.connect(slot)
+            return result
+
+        self.run_action = action("Run sweep", self.start_sweep, "Ctrl+R", "run", "Train every trial (Ctrl+R)")
+        self.stop_action = action("Stop", self.stop_sweep, "Ctrl+.", "stop",
+                                  "Stop the sweep; the running trial is saved as cancelled (Ctrl+.)")
+        self.open_config_action = action("Open config…", self.open_config_dialog, QKeySequence.StandardKey.Open,
+                                         "open", "Load an experiment config (TOML)")
+        self.save_config_action = action("Save config as…", self.save_config_dialog,
+                                         QKeySequence.StandardKey.SaveAs, "save",
+                                         "Save this experiment as a config file (TOML)")
+        self.save_config_action.setShortcuts([QKeySequence("Ctrl+S"), QKeySequence("Ctrl+Shift+S")])
+        self.open_run_action = action("Open run file…", self.open_run_dialog, "Ctrl+Shift+O", "run-file",
+                                      "Show a saved run file in the plots and summary")
+        self.workspace_action = action("Choose workspace folder…", self.choose_workspace_dialog, None, "",
+                                       "The folder where run files are saved and listed")
+        self.export_png_action = action("Export current plot as PNG…", lambda: self.export_plot_dialog("png"),
+                                        None, "export", "Save the plot last clicked (or all plots) of the "
+                                        "current tab as a PNG image")
+        self.export_png_action.setIconText("Export plot")
+        self.export_svg_action = action("Export current plot as SVG…", lambda: self.export_plot_dialog("svg"))
+        self.export_table_action = action("Export table as CSV…", lambda: self.export_table_dialog(),
+                                          None, "", "Save the table of the current tab (trials on Live, the "
+                                          "per-batch-size summary on Summary, the run list on Runs) as CSV")
+        self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.about_action = action(f"About {APP_NAME}", self.show_about)
+
+        self.theme_actions = QActionGroup(self)
+        for name in theme.THEMES:
+            item = QAction(name.capitalize(), self.theme_actions, checkable=True)
+            item.setData(name)
+            item.triggered.connect(lambda _checked=False, n=name: self.set_theme(n))
+        self.x_axis_actions = QActionGroup(self)
+        for key in X_AXES:
+            item = QAction(schema.METRICS[key].label, self.x_axis_actions, checkable=True)
+            item.setData(key)
+            item.triggered.connect(lambda _checked=False, k=key: self.set_x_axis(k))
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for item in (self.open_config_action, self.save_config_action, None, self.open_run_action,
+                     self.workspace_action, None, self.export_png_action, self.export_svg_action,
+                     self.export_table_action, None, self.quit_action):
+            file_menu.addSeparator() if item is None else file_menu.addAction(item)
+        self.presets_menu = bar.addMenu("&Presets")
+        self._fill_presets_menu(self.presets_menu)
+        run_menu = bar.addMenu("&Sweep")
+        run_menu.addAction(self.run_action)
+        run_menu.addAction(self.stop_action)
+        view_menu = bar.addMenu("&View")
+        theme_menu = view_menu.addMenu("Theme")
+        theme_menu.addActions(self.theme_actions.actions())
+        axis_menu = view_menu.addMenu("X axis")
+        axis_menu.addActions(self.x_axis_actions.actions())
+        view_menu.addSeparator()
+        view_menu.addAction(self.setup_dock.toggleViewAction())
+        view_menu.addAction(self.messages_dock.toggleViewAction())
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+
+    def _fill_presets_menu(self, menu: QMenu) -> None:
+        found = presets()
+        if not found:
+            empty = menu.addAction("No presets found")
+            empty.setEnabled(False)
+        for name, path in found.items():
+            item = menu.addAction(name)
+            item.setData(str(path))
+            item.setToolTip(self._preset_description(path))
+            item.setStatusTip(item.toolTip())
+            item.triggered.connect(lambda _checked=False, p=path: self.load_config_file(p))
+        menu.setToolTipsVisible(True)
+
+    @staticmethod
+    def _preset_description(path: Path) -> str:
+        try:
+            return str(tomllib.loads(path.read_text(encoding="utf-8")).get("description", ""))
+        except (OSError, tomllib.TOMLDecodeError):
+            return ""
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.addAction(self.run_action)
+        toolbar.addAction(self.stop_action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.open_config_action)
+        toolbar.addAction(self.save_config_action)
+        presets_button = QToolButton()
+        presets_button.setText("Presets")
+        presets_button.setToolTip("Start from a ready-made experiment")
+        presets_button.setMenu(self.presets_menu)
+        presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        presets_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        toolbar.addWidget(presets_button)
+        toolbar.addSeparator()
+        toolbar.addAction(self.open_run_action)
+        toolbar.addAction(self.export_png_action)
+        self.toolbar = toolbar
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
+        self.trial_label = QLabel("")
+        self.trial_progress = QProgressBar()
+        self.trial_progress.setRange(0, PROGRESS_STEPS)
+        self.trial_progress.setFixedWidth(170)
+        self.trial_progress.setToolTip("Progress of the trial being trained")
+        self.sweep_label = QLabel("Sweep")
+        self.sweep_progress = QProgressBar()
+        self.sweep_progress.setRange(0, PROGRESS_STEPS)
+        self.sweep_progress.setFixedWidth(230)
+        self.sweep_progress.setToolTip("Progress of the whole sweep (training samples of all trials) and the "
+                                       "estimated time left")
+        for widget in (self.trial_label, self.trial_progress, self.sweep_label, self.sweep_progress):
+            bar.addPermanentWidget(widget)
+        self._reset_progress()
+
+    def _connect(self) -> None:
+        self.worker.steps_logged.connect(self._on_steps)
+        self.worker.event_received.connect(self._on_event)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.finished.connect(self._on_finished)
+        self.setup.run_clicked.connect(self.start_sweep)
+        self.setup.stop_clicked.connect(self.stop_sweep)
+        self.setup.validity_changed.connect(lambda _valid: self._update_run_state())
+        self.setup.notice.connect(lambda text: self.log(text, "warning"))
+        self.runs_browser.open_requested.connect(self.open_runs)
+        self.runs_browser.workspace_changed.connect(self._workspace_changed)
+        self.runs_browser.files_deleted.connect(
+            lambda paths: self.log(f"Deleted {', '.join(Path(p).name for p in paths)}"))
+        self.plots.x_axis_changed.connect(self._x_axis_shown)
+
+    # --- settings --------------------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        settings = self._settings
+        name = str(settings.value("theme", theme.current_theme().name))
+        for item in self.theme_actions.actions():
+            item.setChecked(item.data() == name)
+        if name != theme.current_theme().name:
+            self.set_theme(name)
+        workspace = settings.value("workspace", "")
+        self.runs_browser.set_workspace(Path(workspace) if workspace else default_workspace())
+        last_config = str(settings.value("config/last", "") or "")
+        if last_config:
+            try:
+                self.setup.set_config(tomllib.loads(last_config))
+            except tomllib.TOMLDecodeError:
+                self.log("The last experiment could not be restored; starting from the defaults.", "warning")
+        self.set_x_axis(str(settings.value("view/x_axis", self.plots.x_axis())))
+        geometry = settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        state = settings.value("window/state")
+        self._default_layout_pending = not (isinstance(state, QByteArray) and not state.isEmpty()
+                                            and self.restoreState(state))
+        splitter = settings.value("window/live_splitter")
+        if isinstance(splitter, QByteArray) and not splitter.isEmpty():
+            self.live_splitter.restoreState(splitter)
+        else:
+            self.live_splitter.setSizes([560, 250])
+
+    def save_settings(self) -> None:
+        settings = self._settings
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/live_splitter", self.live_splitter.saveState())
+        settings.setValue("workspace", str(self.runs_browser.workspace()))
+        settings.setValue("theme", theme.current_theme().name)
+        settings.setValue("view/x_axis", self.plots.x_axis())
+        settings.setValue("config/last", tomli_w.dumps(self.setup.table()))
+        settings.sync()
+
+    def workspace(self) -> Path:
+        """Where sweeps write their run files: the folder the runs browser lists."""
+        return self.runs_browser.workspace()
+
+    def _workspace_changed(self, folder) -> None:
+        self._settings.setValue("workspace", str(folder))
+        if self._restored:
+            self.log(f"Workspace: {folder}")
+
+    # --- running ---------------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self._running
+
+    def start_sweep(self) -> None:
+        if self._running:
+            return
+        try:
+            config = self.setup.config()
+        except ConfigError as error:
+            self.log(f"Cannot run: {error}", "error")
+            return
+        self._live = LiveRun()
+        self._running, self._stopping = True, False
+        self._reset_progress()
+        self._progress.start()
+        self.trial_label.setText("Loading data…")
+        self.statusBar().showMessage(f"Preparing {config.name}…")
+        self.log(f"Starting “{config.name}”: {len(config.sweep.batch_sizes)} batch sizes × "
+                 f"{len(config.train.seeds)} seed(s); run file in {self.workspace()}")
+        self.tabs.setCurrentWidget(self.live_splitter)
+        self._update_run_state()
+        self.worker.start_sweep(config, self.workspace())
+
+    def stop_sweep(self) -> None:
+        if not self._running or self._stopping:
+            return
+        self._stopping = True
+        self.worker.stop()
+        self.statusBar().showMessage("Stopping… the running trial will be saved as cancelled.")
+        self.log("Stopping the sweep…")
+        self._update_run_state()
+
+    def _on_steps(self, batch: list[StepsLogged]) -> None:
+        live = self._live
+        if live is None:
+            return
+        changed: set[str] = set()
+        for event in batch:
+            changed |= live.apply(event)
+        last = batch[-1]
+        samples_seen = int(last.samples[-1]) if len(last.samples) else 0
+        elapsed = float(last.wall_time_s[-1]) if len(last.wall_time_s) else None
+        self._progress.trial_samples_seen = samples_seen
+        self.trial_table.table_model.set_progress(live.run, last.trial.name, last.epoch_fraction,
+                                                  self._progress.trial_epochs, elapsed)
+        self.plots.mark_dirty(changed)
+        self._show_progress(last.trial, last.epoch_fraction)
+
+    def _on_event(self, event) -> None:
+        live = self._live
+        if live is None:
+            return
+        changed = live.apply(event)
+        model = self.trial_table.table_model
+        if isinstance(event, SweepStarted):
+            self._progress.total_samples = event.total_samples
+            self._progress.trial_count = len(event.trials)
+            self._progress.planned = event.trials
+            self._shown_runs = [live.run]
+            model.show_runs([live.run], planned=event.trials)
+            self.plots.set_runs(self._shown_runs)
+            self.summary.set_runs(self._shown_runs)
+            self.table_hint.setText(f"{live.run.header.name} · {len(event.trials)} trials on {event.device_name}")
+            self.statusBar().clearMessage()
+            self.log(f"Training {len(event.trials)} trials on {event.device_name} ({event.train_size:,} training "
+                     f"and {event.val_size:,} validation examples).")
+            self.sweep_started.emit(event)
+        elif isinstance(event, TrialStarted):
+            self._progress.trial_started(event)
+            model.update_trials(live.run, changed)
+            self._show_progress(event.trial, 0.0)
+        elif isinstance(event, EpochEnded):
+            model.update_trials(live.run, changed)
+        elif isinstance(event, TrialEnded):
+            self._progress.trial_ended()
+            model.update_trials(live.run, changed)
+            self.summary.set_runs(self._shown_runs)
+            if event.status != schema.COMPLETED:
+                reason = _FAILURE_TEXT.get(event.status, event.status)
+                detail = f": {event.error}" if event.error and event.status != schema.CANCELLED else ""
+                self.log(f"Trial {_trial_words(event.trial)} {reason}{detail}",
+                         _FAILURE_LEVEL.get(event.status, "warning"))
+            self._show_progress(event.trial, None)
+            self.trial_ended.emit(event)
+        elif isinstance(event, SweepEnded):
+            self._progress.status = event.status
+            counts: dict[str, int] = {}
+            for status in event.trial_statuses.values():
+                counts[status] = counts.get(status, 0) + 1
+            summary = ", ".join(f"{n} {STATUS_LABELS.get(s, s)}" for s, n in sorted(counts.items()))
+            self.log(f"Sweep {event.status}: {summary or 'no trials'}. Saved {event.run_path}",
+                     "info" if event.status == schema.COMPLETED else "warning")
+        elif isinstance(event, Message):
+            self.log(event.text, event.level)
+        if changed:
+            self.plots.mark_dirty(changed)
+
+    def _on_failed(self, message: str) -> None:
+        self.log(message, "error")
+        self.statusBar().showMessage("The sweep could not run: see Messages.", 10_000)
+        self.messages_dock.show()
+        self.messages_dock.raise_()
+
+    def _on_finished(self, path: str) -> None:
+        self._running = self._stopping = False
+        self._update_run_state()
+        if path:
+            self.statusBar().showMessage(f"Saved {path}", 10_000)
+            self.runs_browser.refresh()
+            if self._progress.total_samples:
+                took = format_duration(self._progress.elapsed())
+                if self._progress.status == schema.COMPLETED:
+                    self.sweep_progress.setValue(PROGRESS_STEPS)
+                    self.sweep_progress.setFormat(f"done in {took}")
+                else:
+                    self.sweep_progress.setFormat(f"{self._progress.status or 'ended'} after {took}")
+        else:
+            self._reset_progress()
+        self.trial_label.setText("")
+        self.trial_progress.setValue(0)
+        self.trial_progress.setFormat("")
+        self.sweep_finished.emit(path)
+        if self._close_when_stopped:
+            self.close()
+
+    def _reset_progress(self) -> None:
+        self._progress = _SweepProgress()
+        for bar in (self.trial_progress, self.sweep_progress):
+            bar.setValue(0)
+            bar.setFormat("")
+        self.trial_label.setText("")
+
+    def _show_progress(self, spec: TrialSpec, epoch_fraction: float | None) -> None:
+        progress = self._progress
+        number = spec.index + 1
+        of = progress.trial_count or number
+        if epoch_fraction is not None and progress.trial_epochs:
+            self.trial_label.setText(f"Trial {number}/{of}: batch size {spec.batch_size}, seed {spec.seed}")
+            self.trial_progress.setFormat(f"epoch {epoch_fraction:.1f} / {progress.trial_epochs:g}")
+        fraction = progress.trial_fraction()
+        self.trial_progress.setValue(round(PROGRESS_STEPS * fraction))
+        overall = progress.sweep_fraction()
+        self.sweep_progress.setValue(round(PROGRESS_STEPS * overall))
+        eta = progress.eta_s()
+        eta_text = f" · {format_duration(eta)} left" if eta is not None else ""
+        self.sweep_progress.setFormat(f"{overall:.0%}{eta_text}")
+
+    def _update_run_state(self) -> None:
+        valid = self.setup.is_valid()
+        self.run_action.setEnabled(valid and not self._running)
+        self.stop_action.setEnabled(self._running and not self._stopping)
+        self.setup.set_running(self._running)
+        self.setup.stop_button.setEnabled(self._running and not self._stopping)
+        self.sweep_label.setVisible(self._running or bool(self._progress.total_samples))
+        self.sweep_progress.setVisible(self._running or bool(self._progress.total_samples))
+        self.trial_progress.setVisible(self._running)
+        self.trial_label.setVisible(self._running)
+
+    # --- opening and saving ----------------------------------------------------------------------------
+    def open_runs(self, paths: list[Path]) -> list[RunData]:
+        """Show run files in the plots, the summary and the table (overlaid when several)."""
+        runs = []
+        for path in paths:
+            try:
+                runs.append(read_run(path))
+            except RunFileError as error:
+                self.log(str(error), "error")
+        if not runs:
+            return []
+        live_run = self._live.run if (self._running and self._live and self._live.run) else None
+        self._shown_runs = ([live_run] if live_run else []) + runs
+        planned = self._progress.planned if live_run else ()
+        self.trial_table.table_model.show_runs(self._shown_runs, planned=planned)
+        self.plots.set_runs(self._shown_runs)
+        self.summary.set_runs(self._shown_runs)
+        names = ", ".join(run.header.name for run in runs)
+        self.table_hint.setText(f"{names}" if len(runs) == 1 else f"{len(runs)} runs overlaid: {names}")
+        self.log(f"Opened {', '.join(str(run.path.name) for run in runs)}")
+        self.tabs.setCurrentWidget(self.live_splitter)
+        self.runs_opened.emit(runs)
+        return runs
+
+    def shown_runs(self) -> list[RunData]:
+        return list(self._shown_runs)
+
+    def open_run_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open run files", str(self.workspace()),
+                                                "Run files (*.h5 *.hdf5);;All files (*)")
+        if paths:
+            self.open_runs([Path(p) for p in paths])
+
+    def load_config_file(self, path: Path) -> bool:
+        """Load a config (or preset) into the form; a bad file is explained in a dialog, nothing changes."""
+        try:
+            config = load_config(path)
+        except UserError as error:
+            problems = getattr(error, "problems", [str(error)])
+            box = QMessageBox(QMessageBox.Icon.Warning, "Cannot open this config",
+                              f"{Path(path).name} cannot be used:", QMessageBox.StandardButton.Ok, self)
+            box.setObjectName("configErrorDialog")
+            box.setInformativeText("\n".join(f"• {p}" for p in problems))
+            box.exec()
+            return False
+        self._config_path = Path(path)
+        self.setup.set_config(config)
+        self.log(f"Loaded config {Path(path).name}")
+        return True
+
+    def open_config_dialog(self) -> None:
+        start = str(self._config_path.parent) if self._config_path else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open experiment config", start,
+                                              "Experiment configs (*.toml);;All files (*)")
+        if path:
+            self.load_config_file(Path(path))
+
+    def save_config(self, path: Path) -> None:
+        """Write the form as TOML: the engine's canonical text when valid, else what was typed."""
+        if self.setup.is_valid():
+            text = self.setup.config().to_toml()
+        else:
+            text = tomli_w.dumps(self.setup.table())
+        Path(path).write_text(text, encoding="utf-8")
+        self._config_path = Path(path)
+
+    def save_config_dialog(self) -> None:
+        if not self.setup.is_valid():
+            answer = QMessageBox.question(
+                self, "Save a config with problems?",
+                "This experiment still has problems (see the list under the form). Save it anyway?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        name = self.setup.table().get("name") or "experiment"
+        start = self._config_path.parent if self._config_path else Path.home()
+        path, _ = QFileDialog.getSaveFileName(self, "Save experiment config", str(start / f"{name}.toml"),
+                                              "Experiment configs (*.toml)")
+        if not path:
+            return
+        if not path.endswith(".toml"):
+            path += ".toml"
+        try:
+            self.save_config(Path(path))
+        except OSError as error:
+            QMessageBox.warning(self, "Cannot save", f"{path}: {error.strerror or error}")
+            return
+        self.log(f"Saved config {path}")
+
+    def choose_workspace_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Workspace folder for run files", str(self.workspace()))
+        if folder:
+            self.runs_browser.set_workspace(Path(folder))
+
+    # --- exporting -------------------------------------------------------------------------------------
+    def current_export_target(self) -> QWidget:
+        """The view whose plot and table the export menu items write: Summary on its tab, else Live."""
+        return self.summary if self.tabs.currentWidget() is self.summary else self.plots
+
+    def export_plot(self, path: Path) -> None:
+        """The current tab's plot as PNG or SVG: the plot last clicked there (all plots when none was)."""
+        self.current_export_target().export_current(Path(path))
+
+    def export_plot_dialog(self, kind: str) -> None:
+        label = "PNG image (*.png)" if kind == "png" else "SVG drawing (*.svg)"
+        tab = "summary" if self.current_export_target() is self.summary else "plots"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {tab} as {kind.upper()}",
+                                              str(self.workspace() / f"{tab}.{kind}"), label)
+        if not path:
+            return
+        if not path.lower().endswith(f".{kind}"):
+            path += f".{kind}"
+        try:
+            self.export_plot(Path(path))
+        except (OSError, UserError) as error:
+            QMessageBox.warning(self, "Cannot export", str(error))
+            return
+        self.log(f"Exported {path}")
+
+    def _current_table(self) -> str:
+        return {self.summary: "summary", self.runs_browser: "runs"}.get(self.tabs.currentWidget(), "trials")
+
+    def export_table(self, path: Path, which: str = "") -> None:
+        """A table as CSV: which = "trials", "summary" or "runs"; by default the current tab's."""
+        which = which or self._current_table()
+        if which == "summary":
+            self.summary.export_table(Path(path))
+            return
+        if which == "runs":
+            self.runs_browser.export_table(Path(path))
+            return
+        headers, rows = self.trial_table.export_rows()
+        export_table_csv(headers, rows, Path(path))
+
+    def export_table_dialog(self, which: str = "") -> None:
+        which = which or self._current_table()
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {which} table as CSV",
+                                              str(self.workspace() / f"{which}.csv"), "CSV (*.csv)")
+        if not path:
+            return
+        if not path.lower().endswith(".csv"):
+            path += ".csv"
+        try:
+            self.export_table(Path(path), which)
+        except (OSError, UserError) as error:
+            QMessageBox.warning(self, "Cannot export", str(error))
+            return
+        self.log(f"Exported {path}")
+
+    # --- view ------------------------------------------------------------------------------------------
+    def set_x_axis(self, key: str) -> None:
+        if key not in X_AXES:
+            key = "epoch"
+        if self.plots.x_axis() != key:
+            self.plots.set_x_axis(key)
+        self._x_axis_shown(key)
+
+    def _x_axis_shown(self, key: str) -> None:
+        for item in self.x_axis_actions.actions():
+            item.setChecked(item.data() == key)
+
+    def set_theme(self, name: str) -> None:
+        applied = theme.apply_theme(QApplication.instance(), name)
+        for item in self.theme_actions.actions():
+            item.setChecked(item.data() == applied)
+        for item, icon_name in self._icon_actions + self._icon_buttons:
+            item.setIcon(theme.icon(icon_name))
+        self.setup.restyle()
+        # The plots and summary restyle themselves on the palette change; the table's swatches just repaint.
+        self.trial_table.viewport().update()
+
+    def log(self, text: str, level: str = "info") -> None:
+        """Add a line to the message area (info, warning or error)."""
+        icon = {"error": "error", "warning": "warning"}.get(level, "info")
+        item = QListWidgetItem(theme.icon(icon), f"{time.strftime('%H:%M:%S')}  {text}")
+        item.setData(Qt.ItemDataRole.UserRole, level)
+        item.setToolTip(text)
+        self.messages.addItem(item)
+        while self.messages.count() > MAX_MESSAGES:
+            self.messages.takeItem(0)
+        self.messages.scrollToBottom()
+
+    def message_texts(self, level: str | None = None) -> list[str]:
+        return [self.messages.item(i).toolTip() for i in range(self.messages.count())
+                if level is None or self.messages.item(i).data(Qt.ItemDataRole.UserRole) == level]
+
+    def _copy_messages(self) -> None:
+        selected = self.messages.selectedItems() or [self.messages.item(i) for i in range(self.messages.count())]
+        QApplication.clipboard().setText("\n".join(item.text() for item in selected))
+
+    def show_about(self) -> None:
+        import platform
+
+        import torch
+        from PySide6 import __version__ as pyside_version
+        import pyqtgraph
+
+        QMessageBox.about(
+            self, f"About {APP_NAME}",
+            f"<h3>{APP_NAME} {__version__}</h3>"
+            "<p>Set up a batch-size experiment, watch every batch size train live, and read the answer: "
+            "accuracy, time and samples to a target, throughput and memory per batch size.</p>"
+            f"<p style='color:gray'>Python {html.escape(platform.python_version())} · PyTorch "
+            f"{html.escape(torch.__version__)} · PySide6 {pyside_version} · pyqtgraph {pyqtgraph.__version__}</p>")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._default_layout_pending:
+            # Dock sizes only take once the window has its size: a wide setup panel, a short message log.
+            self._default_layout_pending = False
+            setup_width = 390 if self.width() >= 1300 else 300
+            self.resizeDocks([self.setup_dock], [setup_width], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.messages_dock], [72], Qt.Orientation.Vertical)
+
+    # --- closing ---------------------------------------------------------------------------------------
+    def quit_without_asking(self) -> None:
+        """Close now; a running sweep is stopped first (its trial saved as cancelled), then the window closes."""
+        if self._running:
+            self._close_when_stopped = True
+            self.stop_sweep()
+        else:
+            self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._running:
+            event.ignore()
+            if self._close_when_stopped:
+                return
+            box = QMessageBox(QMessageBox.Icon.Question, "Stop the sweep and quit?",
+                              "A sweep is running. Stop it and close the window?",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+            box.setObjectName("confirmCloseDialog")
+            box.setInformativeText("Every finished epoch is already saved; the running trial is saved as "
+                                   "cancelled.")
+            box.setDefaultButton(QMessageBox.StandardButton.No)
+            if box.exec() != QMessageBox.StandardButton.Yes:
+                return
+            self._close_when_stopped = True
+            self.stop_sweep()
+            # The window closes itself when the worker reports that the sweep has ended (_on_finished).
+            return
+        self.save_settings()
+        self._worker_thread.shutdown()
+        super().closeEvent(event)
+
+
+class _SweepProgress:
+    """Overall and per-trial progress in training samples, and an ETA from the elapsed rate."""
+
+    def __init__(self) -> None:
+        self.total_samples = 0
+        self.trial_count = 0
+        self.samples_done = 0          # planned samples of the trials already ended
+        self.trial_total_samples = 0
+        self.trial_samples_seen = 0
+        self.trial_epochs: float | None = None
+        self.planned: tuple[TrialSpec, ...] = ()
+        self.status = ""               # the sweep's final status, once SweepEnded arrived
+        self._started: float | None = None
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started if self._started is not None else math.nan
+
+    def trial_started(self, event: TrialStarted) -> None:
+        self.trial_total_samples = event.total_samples
+        self.trial_samples_seen = 0
+        self.trial_epochs = (event.total_steps / event.steps_per_epoch) if event.steps_per_epoch else None
+
+    def trial_ended(self) -> None:
+        self.samples_done += self.trial_total_samples
+        self.trial_total_samples = self.trial_samples_seen = 0
+
+    def trial_fraction(self) -> float:
+        if not self.trial_total_samples:
+            return 0.0
+        return min(1.0, self.trial_samples_seen / self.trial_total_samples)
+
+    def sweep_fraction(self) -> float:
+        if not self.total_samples:
+            return 0.0
+        return min(1.0, (self.samples_done + self.trial_samples_seen) / self.total_samples)
+
+    def eta_s(self) -> float | None:
+        fraction = self.sweep_fraction()
+        elapsed = self.elapsed()
+        if fraction < 0.01 or not math.isfinite(elapsed) or elapsed < 1.0:
+            return None
+        return elapsed * (1.0 - fraction) / fraction

@@ -1,0 +1,783 @@
+"""The setup panel: every experiment-config field as a form, validated by the engine on every edit.
+
+The form is built from `engine.config.iter_fields()`: each field's metadata gives its help text (the
+tooltip), its choices and its range, so a field the engine adds appears here without a GUI change. What the
+user types is passed to `engine.config.validate` as typed (a number where it parses as one, the raw text
+where it does not), so every message the user sees is the engine's own, naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu,
+                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from engine.config import BUILTIN_DATASETS, ExperimentConfig, iter_fields, parse_config, validate
+from engine.devices import available_devices
+from gui import theme
+
+POWERS_OF_TWO = tuple(2 ** k for k in range(13))      # 1 … 4096
+INT32_MAX = 2**31 - 1
+LABEL_WIDTH = 100          # one label column width for every section, so the fields line up
+
+SECTION_TITLES = {"": "Experiment", "data": "Data", "model": "Model", "train": "Training", "sweep": "Sweep"}
+SECTION_ORDER = ("", "sweep", "data", "model", "train")
+
+# What a person reads next to each field. Keys the engine adds later fall back to their own name.
+LABELS = {
+    "name": "Name", "description": "Description",
+    "data.dataset": "Dataset", "data.val_fraction": "Validation share", "data.use_test_split": "Use test split",
+    "data.label_column": "Label column", "data.labels": "Labels file", "data.x_key": "Inputs array",
+    "data.y_key": "Labels array", "data.num_samples": "Examples", "data.num_features": "Features",
+    "data.num_classes": "Classes", "data.label_noise": "Label noise", "data.sequence_length": "Sequence length",
+    "data.image_size": "Image size", "data.grayscale": "Greyscale", "data.data_seed": "Data seed",
+    "model.kind": "Architecture", "model.batch_norm": "Batch norm", "model.width": "Width", "model.depth": "Depth",
+    "train.optimizer": "Optimizer", "train.lr": "Learning rate", "train.momentum": "Momentum",
+    "train.weight_decay": "Weight decay", "train.lr_scaling": "LR rule", "train.base_batch_size": "Base batch size",
+    "train.warmup_epochs": "Warm-up epochs", "train.schedule": "LR schedule", "train.budget": "Budget",
+    "train.epochs": "Epochs", "train.samples": "Samples", "train.seeds": "Repeats (seeds)",
+    "train.eval_batch_size": "Eval batch size",
+    "sweep.batch_sizes": "Batch sizes", "sweep.learning_rates": "Base LRs to cross", "sweep.device": "Device",
+    "sweep.strategy": "Strategy",
+}
+
+# Friendlier words for some choices; the value stored is always the engine's choice.
+CHOICE_LABELS = {
+    "model.kind": {"mlp": "MLP (fully connected)", "cnn": "CNN (convolutions)", "lstm": "LSTM (recurrent)",
+                   "gru": "GRU (recurrent)"},
+    "train.optimizer": {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"},
+    "train.lr_scaling": {"none": "none: same LR for every batch size", "linear": "linear: LR ∝ batch size",
+                         "sqrt": "sqrt: LR ∝ √batch size"},
+    "train.schedule": {"constant": "constant", "cosine": "cosine decay to zero"},
+    "train.budget": {"epochs": "epochs: passes over the data", "samples": "samples: same examples for all"},
+    "sweep.strategy": {"grid": "grid: every combination"},
+    "sweep.device": {"auto": "auto: GPU if usable, else CPU", "cpu": "CPU", "cuda": "GPU (CUDA)"},
+}
+
+# Rarely changed fields, shown with "Show all options" (or whenever they have a problem).
+ADVANCED = {"description", "data.val_fraction", "data.use_test_split", "data.data_seed", "train.weight_decay",
+            "train.warmup_epochs", "train.schedule", "train.eval_batch_size", "sweep.learning_rates",
+            "sweep.strategy"}
+
+_PROBLEM_KEY = re.compile(r"^([a-z_]+(?:\.[a-z_]+)?)\b")
+
+
+def parse_number(text: str) -> Any:
+    """An int or float when the text reads as one, else the stripped text (for the engine to reject)."""
+    text = text.strip().replace("_", "")
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_list(text: str) -> list[Any]:
+    return [parse_number(item) for item in re.split(r"[,;\s]+", text.strip()) if item]
+
+
+def format_number(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def format_list(values: Any) -> str:
+    if not isinstance(values, list):
+        raise TypeError(f"not a list: {values!r}")
+    return ", ".join(format_number(v) for v in values)
+
+
+def _constraint_text(meta: dict) -> str:
+    words = []
+    for bound, text in (("min", "at least"), ("min_exclusive", "more than"), ("max", "at most"),
+                        ("max_exclusive", "less than")):
+        if bound in meta:
+            words.append(f"{text} {format_number(meta[bound])}")
+    return ("Allowed: " + ", ".join(words) + ".") if words else ""
+
+
+def tooltip_for(key: str, field: dataclasses.Field) -> str:
+    meta = field.metadata
+    parts = [f"<b>{html.escape(LABELS.get(key, key))}</b>", html.escape(meta.get("help", ""))]
+    constraint = _constraint_text(meta)
+    if constraint:
+        parts.append(html.escape(constraint))
+    parts.append(f"<span style='color:gray'>Config key: <code>{key}</code></span>")
+    return "<qt>" + "<br>".join(p for p in parts if p) + "</qt>"
+
+
+class _Binding:
+    """One config key bound to its editor: get the value as typed, set it from a config, notify on edits."""
+
+    def __init__(self, key: str, widget: QWidget, focus: QWidget | None = None):
+        self.key, self.widget = key, widget
+        self.focus = focus or widget
+        self.highlight: list[QWidget] = [self.focus]
+
+    def get(self) -> Any:
+        raise NotImplementedError
+
+    def set(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def connect(self, slot: Callable[[], None]) -> None:
+        raise NotImplementedError
+
+
+class _TextBinding(_Binding):
+    def __init__(self, key: str, placeholder: str = ""):
+        edit = QLineEdit()
+        edit.setPlaceholderText(placeholder)
+        super().__init__(key, edit)
+
+    def get(self) -> str:
+        return self.widget.text()
+
+    def set(self, value: Any) -> None:
+        self.widget.setText(str(value))
+
+    def connect(self, slot):
+        self.widget.textEdited.connect(lambda _text: slot())
+
+
+class _NumberBinding(_TextBinding):
+    """A number typed as text: the engine validates it, so '0' for a learning rate shows the engine's reason."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.widget.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.widget.setMaximumWidth(140)
+
+    def get(self) -> Any:
+        return parse_number(self.widget.text())
+
+    def set(self, value: Any) -> None:
+        self.widget.setText(format_number(value))
+
+
+class _ListBinding(_TextBinding):
+    def __init__(self, key: str, placeholder: str):
+        super().__init__(key, placeholder)
+
+    def get(self) -> list[Any]:
+        return parse_list(self.widget.text())
+
+    def set(self, value: Any) -> None:
+        self.widget.setText(format_list(value))
+
+
+class _IntSpinBinding(_Binding):
+    def __init__(self, key: str, minimum: int, maximum: int):
+        spin = QSpinBox()
+        spin.setRange(minimum, maximum)
+        spin.setGroupSeparatorShown(True)
+        spin.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        spin.setMaximumWidth(140)
+        spin.setKeyboardTracking(True)
+        super().__init__(key, spin)
+
+    def get(self) -> int:
+        return self.widget.value()
+
+    def set(self, value: Any) -> None:
+        self.widget.setValue(int(value))
+
+    def connect(self, slot):
+        self.widget.valueChanged.connect(lambda _value: slot())
+
+
+class _BoolBinding(_Binding):
+    def __init__(self, key: str, text: str = ""):
+        super().__init__(key, QCheckBox(text))
+
+    def get(self) -> bool:
+        return self.widget.isChecked()
+
+    def set(self, value: Any) -> None:
+        self.widget.setChecked(bool(value))
+
+    def connect(self, slot):
+        self.widget.toggled.connect(lambda _checked: slot())
+
+
+class _ChoiceBinding(_Binding):
+    def __init__(self, key: str, choices: tuple[str, ...] | list[str]):
+        combo = QComboBox()
+        labels = CHOICE_LABELS.get(key, {})
+        for choice in choices:
+            combo.addItem(labels.get(choice, choice), choice)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        super().__init__(key, combo)
+
+    def get(self) -> str:
+        return self.widget.currentData()
+
+    def set(self, value: Any) -> None:
+        index = self.widget.findData(value)
+        if index < 0:
+            # A value the engine does not offer here: keep it visible so the validator can name it.
+            self.widget.addItem(str(value), value)
+            index = self.widget.count() - 1
+        self.widget.setCurrentIndex(index)
+
+    def connect(self, slot):
+        self.widget.currentIndexChanged.connect(lambda _index: slot())
+
+
+class _PathBinding(_Binding):
+    """A path typed or chosen with a file dialog (data.labels)."""
+
+    def __init__(self, key: str, placeholder: str, file_filter: str):
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        button = QToolButton()
+        button.setObjectName("browseButton")
+        button.setText("Browse…")
+        button.clicked.connect(self._browse)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(button)
+        self._filter = file_filter
+        super().__init__(key, row, self.edit)
+        self._slot: Callable[[], None] | None = None
+
+    def get(self) -> str:
+        return self.edit.text().strip()
+
+    def set(self, value: Any) -> None:
+        self.edit.setText(str(value))
+
+    def connect(self, slot):
+        self._slot = slot
+        self.edit.textEdited.connect(lambda _text: slot())
+
+    def _browse(self) -> None:
+        start = str(Path(self.get()).expanduser().parent) if self.get() else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self.widget, "Choose a file", start, self._filter)
+        if path:
+            self.edit.setText(path)
+            if self._slot:
+                self._slot()
+
+
+class _DatasetBinding(_Binding):
+    """A built-in dataset name from the list, any path typed in, or a file or folder chosen in a dialog."""
+
+    FILE_FILTER = ("Data files (*.csv *.npy *.npz *.h5 *.hdf5 *.hdf);;CSV (*.csv);;NumPy (*.npy *.npz);;"
+                   "HDF5 (*.h5 *.hdf5 *.hdf);;All files (*)")
+
+    def __init__(self, key: str):
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        self.combo = QComboBox()
+        self.combo.setEditable(True)
+        self.combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.combo.addItems(list(BUILTIN_DATASETS))
+        self.combo.lineEdit().setPlaceholderText("built-in name, or a file or folder")
+        self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.combo.setMinimumContentsLength(6)
+        self.browse = QToolButton()
+        self.browse.setObjectName("browseButton")
+        self.browse.setText("Browse…")
+        self.browse.setToolTip("Use your own data: choose a file (CSV, NPY, NPZ, HDF5) or a folder (MNIST IDX "
+                               "files, CIFAR-10 batches, or images in one sub-folder per class).")
+        self.browse.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.browse)
+        self.choose_file_action = QAction("Choose a file…", menu)
+        self.choose_folder_action = QAction("Choose a folder…", menu)
+        self.choose_file_action.triggered.connect(self._choose_file)
+        self.choose_folder_action.triggered.connect(self._choose_folder)
+        menu.addAction(self.choose_file_action)
+        menu.addAction(self.choose_folder_action)
+        self.browse.setMenu(menu)
+        layout.addWidget(self.combo, 1)
+        layout.addWidget(self.browse)
+        super().__init__(key, row, self.combo)
+        self._slot: Callable[[], None] | None = None
+
+    def get(self) -> str:
+        return self.combo.currentText().strip()
+
+    def set(self, value: Any) -> None:
+        self.combo.setEditText(str(value))
+
+    def connect(self, slot):
+        self._slot = slot
+        self.combo.editTextChanged.connect(lambda _text: slot())
+
+    def _start_folder(self) -> str:
+        current = Path(self.get()).expanduser()
+        if self.get() and current.exists():
+            return str(current if current.is_dir() else current.parent)
+        return str(Path.home())
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.widget, "Choose a data file", self._start_folder(),
+                                              self.FILE_FILTER)
+        if path:
+            self.set(path)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self.widget, "Choose a data folder", self._start_folder())
+        if path:
+            self.set(path)
+
+
+class _SeedsBinding(_Binding):
+    """Repeats as a count, with the exact seeds editable beside it."""
+
+    def __init__(self, key: str):
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        self.repeats = QSpinBox()
+        self.repeats.setRange(1, 100)
+        self.repeats.setMaximumWidth(70)
+        self.repeats.setToolTip("How many times to train each batch size, with seeds 0, 1, 2, …")
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("e.g. 0, 1, 2")
+        seeds_label = QLabel("seeds")
+        seeds_label.setObjectName("hint")
+        layout.addWidget(self.repeats)
+        layout.addWidget(seeds_label)
+        layout.addWidget(self.edit, 1)
+        super().__init__(key, row, self.edit)
+        self.highlight = [self.edit]
+        self._slot: Callable[[], None] | None = None
+        self.repeats.valueChanged.connect(self._repeats_changed)
+        self.edit.textEdited.connect(self._text_changed)
+
+    def get(self) -> list[Any]:
+        return parse_list(self.edit.text())
+
+    def set(self, value: Any) -> None:
+        self.edit.setText(format_list(value))
+        with QSignalBlocker(self.repeats):
+            self.repeats.setValue(max(1, len(value)))
+
+    def connect(self, slot):
+        self._slot = slot
+
+    def _repeats_changed(self, count: int) -> None:
+        self.edit.setText(format_list(list(range(count))))
+        if self._slot:
+            self._slot()
+
+    def _text_changed(self, _text: str) -> None:
+        with QSignalBlocker(self.repeats):
+            self.repeats.setValue(max(1, min(100, len(self.get()))))
+        if self._slot:
+            self._slot()
+
+
+class _BatchSizesBinding(_Binding):
+    """Powers of two from 1 to 4096 as toggle buttons, plus any other sizes typed in."""
+
+    COLUMNS = 7
+
+    def __init__(self, key: str):
+        box = QWidget()
+        grid = QGridLayout(box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(3)
+        grid.setVerticalSpacing(4)
+        self.buttons: dict[int, QPushButton] = {}
+        for i, size in enumerate(POWERS_OF_TWO):
+            button = QPushButton(str(size))
+            button.setCheckable(True)
+            button.setProperty("batchSize", True)
+            button.setMinimumWidth(28)
+            button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            button.setToolTip(f"Train with batch size {size}")
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+            self.buttons[size] = button
+            grid.addWidget(button, i // self.COLUMNS, i % self.COLUMNS)
+        other_row = QWidget()
+        other_layout = QHBoxLayout(other_row)
+        other_layout.setContentsMargins(0, 2, 0, 0)
+        other_layout.setSpacing(6)
+        other_label = QLabel("Other sizes")
+        other_label.setObjectName("hint")
+        self.custom = QLineEdit()
+        self.custom.setPlaceholderText("e.g. 24, 48, 96")
+        self.custom.setToolTip("Batch sizes that are not powers of two, separated by commas.")
+        other_layout.addWidget(other_label)
+        other_layout.addWidget(self.custom, 1)
+        grid.addWidget(other_row, 2, 0, 1, self.COLUMNS)
+        super().__init__(key, box, self.custom)
+        self.highlight = [self.custom]      # the problem list says what is wrong; 13 red toggles would shout
+
+    def get(self) -> list[Any]:
+        chosen: list[Any] = [size for size, button in self.buttons.items() if button.isChecked()]
+        for value in parse_list(self.custom.text()):
+            if value not in chosen or not isinstance(value, int):
+                chosen.append(value)
+        numbers = sorted(v for v in chosen if isinstance(v, int) and not isinstance(v, bool))
+        return numbers + [v for v in chosen if not (isinstance(v, int) and not isinstance(v, bool))]
+
+    def set(self, value: Any) -> None:
+        values = list(value) if isinstance(value, list) else []
+        for size, button in self.buttons.items():
+            with QSignalBlocker(button):
+                button.setChecked(size in values)
+        others = [v for v in values if v not in self.buttons]
+        self.custom.setText(format_list(others))
+
+    def connect(self, slot):
+        for button in self.buttons.values():
+            button.toggled.connect(lambda _checked: slot())
+        self.custom.textEdited.connect(lambda _text: slot())
+
+
+def _make_binding(key: str, field: dataclasses.Field) -> _Binding:
+    meta = field.metadata
+    kind = meta.get("kind")
+    if key == "data.dataset":
+        return _DatasetBinding(key)
+    if key == "data.labels":
+        return _PathBinding(key, "labels.npy (only for .npy data)", "NumPy labels (*.npy);;All files (*)")
+    if key == "sweep.batch_sizes":
+        return _BatchSizesBinding(key)
+    if key == "train.seeds":
+        return _SeedsBinding(key)
+    if key == "sweep.device":
+        return _ChoiceBinding(key, ["auto", *available_devices()])
+    if kind in ("int_list", "float_list"):
+        return _ListBinding(key, "empty: use the learning rate above" if key == "sweep.learning_rates"
+                            else "comma-separated numbers")
+    if "choices" in meta:
+        return _ChoiceBinding(key, meta["choices"])
+    if field.type in ("bool", bool):
+        return _BoolBinding(key)
+    if field.type in ("int", int):
+        maximum = meta.get("max")
+        if maximum is not None and maximum <= INT32_MAX:
+            return _IntSpinBinding(key, int(meta.get("min", 0)), int(maximum))
+        return _NumberBinding(key)
+    if field.type in ("float", float):
+        return _NumberBinding(key)
+    return _TextBinding(key)
+
+
+def _dataset_kind(dataset: str) -> str:
+    """builtin name, or the file type the path suggests: csv, npy, keyed (npz/hdf5), folder, other."""
+    if dataset in BUILTIN_DATASETS:
+        return dataset
+    path = Path(dataset).expanduser()
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".npy":
+        return "npy"
+    if suffix in (".npz", ".h5", ".hdf5", ".hdf"):
+        return "keyed"
+    if path.is_dir():
+        return "folder"
+    return "other"
+
+
+def _relevant(key: str, table: dict[str, Any]) -> bool:
+    """Whether a field means anything for the rest of the config (the others are hidden, kept as they are)."""
+    data, train = table.get("data", {}), table.get("train", {})
+    dataset_kind = _dataset_kind(str(data.get("dataset", "")))
+    rules = {
+        "data.num_samples": dataset_kind in BUILTIN_DATASETS,
+        "data.num_features": dataset_kind == "synthetic",
+        "data.num_classes": dataset_kind in ("synthetic", "sequence"),
+        "data.label_noise": dataset_kind == "synthetic",
+        "data.sequence_length": dataset_kind == "sequence",
+        "data.label_column": dataset_kind == "csv",
+        "data.labels": dataset_kind == "npy" or bool(data.get("labels")),
+        "data.x_key": dataset_kind == "keyed",
+        "data.y_key": dataset_kind == "keyed",
+        "data.image_size": dataset_kind == "folder",
+        "data.grayscale": dataset_kind == "folder",
+        "train.momentum": train.get("optimizer") == "sgd",
+        "train.base_batch_size": train.get("lr_scaling") != "none",
+        "train.epochs": train.get("budget") != "samples",
+        "train.samples": train.get("budget") == "samples",
+    }
+    return rules.get(key, True)
+
+
+class SetupPanel(QWidget):
+    """The experiment form with its problem list and Run / Stop buttons."""
+
+    validity_changed = Signal(bool)
+    config_edited = Signal()
+    run_clicked = Signal()
+    stop_clicked = Signal()
+    notice = Signal(str)          # something the user should read that is not a problem (shown in the log)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._bindings: dict[str, _Binding] = {}
+        self._rows: dict[str, tuple[QFormLayout, QLabel]] = {}
+        self._base_dir: Path | None = None
+        self._problems: list[str] = []
+        self._valid = False
+        self._running = False
+        self._loading = False
+        self._build()
+        self.set_config(ExperimentConfig())
+
+    # --- public ----------------------------------------------------------------------------------------
+    def table(self) -> dict[str, Any]:
+        """The config as typed, as a TOML-shaped table (values the engine will judge)."""
+        table: dict[str, Any] = {}
+        for key, binding in self._bindings.items():
+            section, _, name = key.rpartition(".")
+            target = table.setdefault(section, {}) if section else table
+            target[name] = binding.get()
+        return table
+
+    def problems(self) -> list[str]:
+        return list(self._problems)
+
+    def is_valid(self) -> bool:
+        return self._valid
+
+    def config(self) -> ExperimentConfig:
+        """The validated config; raises ConfigError when the form has problems."""
+        return parse_config(self.table(), self._base_dir)
+
+    def set_config(self, config: ExperimentConfig | dict[str, Any], base_dir: Path | None = None) -> None:
+        """Fill the form from a config (or a table of one); keys it does not give keep their defaults."""
+        table = config.to_dict() if isinstance(config, ExperimentConfig) else config
+        defaults = ExperimentConfig().to_dict()
+        self._base_dir = base_dir
+        self._loading = True
+        try:
+            for key, binding in self._bindings.items():
+                section, _, name = key.rpartition(".")
+                source = table.get(section, {}) if section else table
+                fallback = defaults.get(section, {}) if section else defaults
+                value = source.get(name, fallback.get(name)) if isinstance(source, dict) else fallback.get(name)
+                if key == "sweep.device" and value not in ("auto", *available_devices()):
+                    self.notice.emit(f"This config asks for device '{value}', which is not available here; "
+                                     "the device is set to auto.")
+                    value = "auto"
+                try:
+                    binding.set(value)
+                except (TypeError, ValueError, OverflowError):
+                    # Only a hand-edited settings file gets here (configs from files are validated first).
+                    binding.set(fallback.get(name))
+                    self.notice.emit(f"{key} = {value!r} could not be shown in the form; the default is used.")
+        finally:
+            self._loading = False
+        self._revalidate()
+
+    def editor(self, key: str) -> QWidget:
+        """The widget that edits a config key (for tests and focus)."""
+        return self._bindings[key].focus
+
+    def batch_size_button(self, size: int) -> QPushButton:
+        return self._bindings["sweep.batch_sizes"].buttons[size]
+
+    def restyle(self) -> None:
+        """After a theme change: icons and the colours set from code follow the new theme."""
+        self.run_button.setIcon(theme.icon("run"))
+        self.stop_button.setIcon(theme.icon("stop"))
+        self._revalidate()
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self._revalidate()
+
+    # --- building --------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+
+        top = QWidget()
+        top_layout = QHBoxLayout(top)
+        top_layout.setContentsMargins(10, 8, 10, 2)
+        self.show_all = QCheckBox("Show all options")
+        self.show_all.setToolTip("Also show rarely changed settings (validation split, data seed, weight decay, "
+                                 "warm-up, schedule, evaluation batch size, learning-rate grid).")
+        self.show_all.toggled.connect(lambda _checked: self._update_visibility())
+        top_layout.addWidget(self.show_all)
+        top_layout.addStretch(1)
+        outer.addWidget(top)
+
+        self.scroll = QScrollArea()
+        self.scroll.setObjectName("setupScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        contents = QWidget()
+        contents.setObjectName("setupContents")
+        column = QVBoxLayout(contents)
+        column.setContentsMargins(8, 0, 8, 8)
+        column.setSpacing(8)
+        forms: dict[str, QFormLayout] = {}
+        self.groups: dict[str, QGroupBox] = {}
+        fields = list(iter_fields())
+        sections = [s for s in SECTION_ORDER if any(k.rpartition(".")[0] == s for k, _ in fields)]
+        sections += sorted({k.rpartition(".")[0] for k, _ in fields} - set(sections))
+        for section in sections:
+            group = QGroupBox(SECTION_TITLES.get(section, section.title()))
+            form = QFormLayout(group)
+            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            # In a narrow dock a field goes under its label instead of being cut off.
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+            form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            form.setHorizontalSpacing(10)
+            form.setVerticalSpacing(7)
+            form.setContentsMargins(2, 6, 2, 2)
+            forms[section] = form
+            self.groups[section] = group
+            column.addWidget(group)
+        column.addStretch(1)
+        self.scroll.setWidget(contents)
+        outer.addWidget(self.scroll, 1)
+
+        for key, field in fields:
+            binding = _make_binding(key, field)
+            tip = tooltip_for(key, field)
+            label = QLabel(LABELS.get(key, key.rpartition(".")[2].replace("_", " ").capitalize()))
+            label.setToolTip(tip)
+            label.setBuddy(binding.focus)
+            label.setMinimumWidth(LABEL_WIDTH)
+            binding.widget.setToolTip(tip)
+            binding.focus.setToolTip(tip)
+            form = forms[key.rpartition(".")[0]]
+            if key == "sweep.batch_sizes":
+                # The toggles need the panel's whole width: label above, buttons below.
+                form.addRow(label)
+                form.addRow(binding.widget)
+            else:
+                form.addRow(label, binding.widget)
+            binding.connect(self._on_edit)
+            self._bindings[key] = binding
+            self._rows[key] = (form, label)
+
+        footer = QWidget()
+        footer.setObjectName("setupFooter")
+        footer_layout = QVBoxLayout(footer)
+        footer_layout.setContentsMargins(10, 8, 10, 10)
+        footer_layout.setSpacing(8)
+        self.problem_list = QListWidget()
+        self.problem_list.setObjectName("problems")
+        self.problem_list.setWordWrap(True)
+        self.problem_list.setSelectionMode(QListWidget.SelectionMode.SingleSelection)
+        self.problem_list.setMaximumHeight(130)
+        self.problem_list.setToolTip("Fix these to run. Click one to go to its field.")
+        self.problem_list.itemClicked.connect(self._go_to_problem)
+        self.status_label = QLabel()
+        self.status_label.setObjectName("validLabel")
+        self.status_label.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.setSpacing(8)
+        self.run_button = QPushButton(theme.icon("run"), "Run sweep")
+        self.run_button.setObjectName("runButton")
+        self.run_button.setToolTip("Train every trial of this experiment (Ctrl+R).")
+        self.stop_button = QPushButton(theme.icon("stop"), "Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setToolTip("Stop the sweep; the running trial is saved as cancelled.")
+        self.run_button.clicked.connect(self.run_clicked)
+        self.stop_button.clicked.connect(self.stop_clicked)
+        buttons.addWidget(self.run_button, 2)
+        buttons.addWidget(self.stop_button, 1)
+        footer_layout.addWidget(self.problem_list)
+        footer_layout.addWidget(self.status_label)
+        footer_layout.addLayout(buttons)
+        outer.addWidget(footer)
+
+    # --- reacting --------------------------------------------------------------------------------------
+    def _on_edit(self) -> None:
+        if self._loading:
+            return
+        self._revalidate()
+        self.config_edited.emit()
+
+    def _revalidate(self) -> None:
+        table = self.table()
+        self._problems = validate(table, self._base_dir)
+        was_valid, self._valid = self._valid, not self._problems
+        invalid_keys = {match.group(1) for p in self._problems if (match := _PROBLEM_KEY.match(p))}
+        for key, binding in self._bindings.items():
+            for widget in binding.highlight:
+                if bool(widget.property("invalid")) != (key in invalid_keys):
+                    widget.setProperty("invalid", key in invalid_keys)
+                    widget.style().unpolish(widget)
+                    widget.style().polish(widget)
+        self.problem_list.clear()
+        for problem in self._problems:
+            match = _PROBLEM_KEY.match(problem)
+            key = match.group(1) if match else ""
+            label = LABELS.get(key)
+            item = QListWidgetItem(theme.icon("error"), f"{label}: {problem}" if label else problem)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            item.setToolTip(problem)
+            self.problem_list.addItem(item)
+        self.problem_list.setVisible(bool(self._problems))
+        if self._problems:
+            rows = sum(self.problem_list.sizeHintForRow(i) for i in range(self.problem_list.count()))
+            self.problem_list.setFixedHeight(min(140, rows + 2 * self.problem_list.frameWidth() + 6))
+        failed_color = theme.STATUS_COLORS[theme.current_theme().name]["failed"]
+        if self._problems:
+            count = len(self._problems)
+            self.status_label.setText(f"{count} problem{'s' if count > 1 else ''} to fix before running.")
+            self.status_label.setStyleSheet(f"color: {failed_color};")
+        elif self._running:
+            self.status_label.setText(f"A sweep is running. Edits apply to the next one: {self._plan_text(table)}.")
+            self.status_label.setStyleSheet("")
+        else:
+            self.status_label.setText(f"✓ Ready to run: {self._plan_text(table)}.")
+            self.status_label.setStyleSheet("")
+        self._update_visibility(table, invalid_keys)
+        self._update_buttons()
+        if was_valid != self._valid:
+            self.validity_changed.emit(self._valid)
+
+    @staticmethod
+    def _plan_text(table: dict[str, Any]) -> str:
+        def count(n: int, word: str) -> str:
+            return f"{n} {word}{'' if n == 1 else 's'}"
+        sizes, seeds = len(table["sweep"]["batch_sizes"]), len(table["train"]["seeds"])
+        lrs = len(table["sweep"].get("learning_rates") or [])
+        trials = sizes * seeds * max(1, lrs)
+        parts = [count(sizes, "batch size"), count(seeds, "seed")] + ([count(lrs, "learning rate")] if lrs else [])
+        return f"{count(trials, 'trial')} ({' × '.join(parts)})"
+
+    def _update_visibility(self, table: dict[str, Any] | None = None, invalid_keys: set[str] | None = None) -> None:
+        table = table if table is not None else self.table()
+        if invalid_keys is None:
+            invalid_keys = {m.group(1) for p in self._problems if (m := _PROBLEM_KEY.match(p))}
+        show_all = self.show_all.isChecked()
+        for key, (form, label) in self._rows.items():
+            visible = key in invalid_keys or (_relevant(key, table) and (show_all or key not in ADVANCED))
+            if key == "sweep.batch_sizes":
+                continue
+            form.setRowVisible(self._bindings[key].widget, visible)
+
+    def _update_buttons(self) -> None:
+        self.run_button.setEnabled(self._valid and not self._running)
+        self.stop_button.setEnabled(self._running)
+
+    def _go_to_problem(self, item: QListWidgetItem) -> None:
+        key = item.data(Qt.ItemDataRole.UserRole)
+        binding = self._bindings.get(key)
+        if binding is None:
+            return
+        self.scroll.ensureWidgetVisible(binding.widget)
+        binding.focus.setFocus(Qt.FocusReason.OtherFocusReason)

@@ -1,0 +1,166 @@
+"""The training worker: a QObject that lives in its own QThread, runs one sweep at a time through the engine,
+and turns engine events into Qt signals (queued to the GUI thread).
+
+Step events are coalesced: the engine may log steps many times a second per trial, the GUI wants at most
+~20 updates a second, so StepsLogged records are buffered and handed over as one list at most every 50 ms.
+Every other event (trial and epoch ends, messages) is emitted at once and in order, after any steps buffered
+before it, so nothing the table or the run file depends on is ever dropped or reordered.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from engine.config import ExperimentConfig
+from engine.errors import UserError
+from engine.events import Event, StepsLogged
+from engine.sweep import run_sweep
+
+STEP_INTERVAL_S = 0.05   # at most one batch of step records per 50 ms reaches the GUI
+
+
+def leave_a_core_for_the_window() -> int:
+    """Cap PyTorch's CPU threads at one less than the cores, so the GUI thread always has one; returns the cap.
+
+    With every core busy in PyTorch's thread pool, the GUI thread preempts a pool thread, the others spin at
+    the pool's barrier, and small-batch training slowed 25-250 times in the window (11-92 against
+    2,400-2,800 steps/s at batch size 8 on 2 cores; benchmarks/gui_latency.py). Never raises the count."""
+    import torch
+
+    cap = max(1, (os.cpu_count() or 2) - 1)
+    if torch.get_num_threads() > cap:
+        torch.set_num_threads(cap)
+    return torch.get_num_threads()
+
+
+class StepCoalescer:
+    """Orders and batches a stream of engine events for a slow consumer. Pure Python, one producer thread.
+
+    `emit_steps(list)` gets buffered StepsLogged records, at most once per `interval` seconds, except that
+    every other event first flushes what is buffered and then goes to `emit_event(event)`, so order is kept.
+    """
+
+    def __init__(self, emit_steps: Callable[[list[StepsLogged]], None], emit_event: Callable[[Event], None],
+                 interval: float = STEP_INTERVAL_S, clock: Callable[[], float] = time.monotonic):
+        self._emit_steps, self._emit_event = emit_steps, emit_event
+        self._interval, self._clock = interval, clock
+        self._buffer: list[StepsLogged] = []
+        self._last_emit = -float("inf")
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepsLogged):
+            self._buffer.append(event)
+            if self._clock() - self._last_emit >= self._interval:
+                self.flush()
+            return
+        self.flush()
+        self._emit_event(event)
+
+    def flush(self) -> None:
+        if self._buffer:
+            steps, self._buffer = self._buffer, []
+            self._last_emit = self._clock()
+            self._emit_steps(steps)
+
+
+class SweepWorker(QObject):
+    """Runs sweeps on the thread it was moved to. Use `start_sweep` and `stop` from the GUI thread.
+
+    Signals, all emitted on the worker thread and delivered queued to receivers on the GUI thread:
+    - steps_logged(list[StepsLogged]): coalesced step records, at most ~20 per second.
+    - event_received(Event): every other engine event, in order (SweepStarted, TrialStarted, EpochEnded,
+      TrialEnded, SweepEnded, Message).
+    - failed(str): the sweep could not run or broke off; the message is for the user (no traceback).
+    - finished(str): always last; the run file's path, or "" when no file was written.
+    """
+
+    steps_logged = Signal(object)
+    event_received = Signal(object)
+    failed = Signal(str)
+    finished = Signal(str)
+    _start_requested = Signal(object, str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self._busy = threading.Event()
+        # Queued because the worker lives on another thread: the sweep runs there, not in the caller.
+        self._start_requested.connect(self._run)
+
+    def is_busy(self) -> bool:
+        return self._busy.is_set()
+
+    def start_sweep(self, config: ExperimentConfig, out_dir: str | Path) -> None:
+        """Ask the worker thread to run a sweep. Callable from any thread; returns at once."""
+        if self._busy.is_set():
+            raise RuntimeError("a sweep is already running")
+        self._stop.clear()
+        self._busy.set()
+        self._start_requested.emit(config, str(out_dir))
+
+    def stop(self) -> None:
+        """Ask the running sweep to stop; the engine ends the running trial as cancelled within one step."""
+        self._stop.set()
+
+    @Slot(object, str)
+    def _run(self, config: ExperimentConfig, out_dir: str) -> None:
+        coalescer = StepCoalescer(self.steps_logged.emit, self.event_received.emit)
+        path = ""
+        try:
+            leave_a_core_for_the_window()
+            path = str(run_sweep(config, out_dir, on_event=coalescer, stop=self._stop))
+        except UserError as error:
+            self.failed.emit(str(error))
+        except Exception as error:  # noqa: BLE001 — a bug must not kill the thread or freeze the window
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit(f"Unexpected error ({type(error).__name__}): {error}. "
+                             "Details were written to the terminal; please report this.")
+        finally:
+            coalescer.flush()
+            self._busy.clear()
+            self.finished.emit(path)
+
+
+class WorkerThread:
+    """A SweepWorker and the QThread it lives in, started together and shut down together."""
+
+    def __init__(self) -> None:
+        self.thread = QThread()
+        self.thread.setObjectName("sweep-worker")
+        self.worker = SweepWorker()
+        self.worker.moveToThread(self.thread)
+        self.thread.start()
+        # However the application ends, the thread is stopped and joined before Qt tears objects down.
+        _running_threads.add(self)
+        app = QCoreApplication.instance()
+        if app is not None and not app.property("sweepWorkersJoinedAtQuit"):
+            app.setProperty("sweepWorkersJoinedAtQuit", True)
+            app.aboutToQuit.connect(_shutdown_all)
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Stop any sweep, end the thread's event loop and wait for it. True when the thread has ended."""
+        if self.thread.isFinished():
+            return True
+        self.worker.stop()
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)
+
+
+_running_threads: weakref.WeakSet[WorkerThread] = weakref.WeakSet()
+
+
+def _shutdown_all() -> None:
+    for worker_thread in list(_running_threads):
+        worker_thread.shutdown()
+
+
+atexit.register(_shutdown_all)

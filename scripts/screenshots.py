@@ -1,0 +1,118 @@
+"""Screenshots for the README: the main window during a real sweep, and the Summary tab after it.
+
+    QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs]
+
+Writes docs/screenshot-sweep.png (mid-sweep, Live tab) and docs/screenshot-summary.png (Summary tab once the
+sweep has finished, setup panel closed to give the cards the width), both of the window at 1400×900 in the
+light theme. The sweep is real: MLP on MNIST-1D at
+five batch sizes, two seeds, 15 epochs (well under a minute on a laptop CPU). Settings and run files go to a
+temporary folder; the user's are never touched.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+WINDOW_SIZE = (1400, 900)
+EXPERIMENT = {
+    "name": "mlp-on-mnist1d",
+    "description": "README screenshot: where does a larger batch stop paying off?",
+    "data": {"dataset": "mnist1d", "num_samples": 4000},
+    "model": {"kind": "mlp", "width": 128, "depth": 2},
+    "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "lr_scaling": "sqrt", "base_batch_size": 32,
+              "epochs": 15, "seeds": [0, 1]},
+    "sweep": {"batch_sizes": [8, 32, 128, 512, 2048], "device": "cpu"},
+}
+# The mid-sweep picture is taken once this many trials have ended and the next one is this far along.
+TRIALS_BEFORE_GRAB = 6
+EPOCHS_INTO_TRIAL = 9.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the two PNGs (default docs/)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    scratch = Path(tempfile.mkdtemp(prefix="bsl-screenshots-"))
+    os.environ["BATCH_SIZE_LAB_WORKSPACE"] = str(scratch / "workspace")
+    os.environ.setdefault("BATCH_SIZE_LAB_CACHE", str(scratch / "cache"))
+    from PySide6.QtCore import QSettings, QTimer
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(scratch / "settings"))
+
+    from gui.app import create_application, settle_after_startup
+    app = create_application([sys.argv[0]])
+    from gui import theme
+    from gui.main_window import MainWindow
+
+    theme.apply_theme(app, "light")
+    window = MainWindow()
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    settle_after_startup()
+    window.setup.set_config(EXPERIMENT)
+    if window.setup.problems():
+        print("config problems:", window.setup.problems(), file=sys.stderr)
+        return 2
+
+    sweep_path, summary_path = args.out / "screenshot-sweep.png", args.out / "screenshot-summary.png"
+    state = {"ended": 0, "sweep_grabbed": False, "failed": ""}
+
+    def grab(path: Path) -> None:
+        window.plots.redraw_now()
+        app.processEvents()
+        image = window.grab()
+        if not image.save(str(path)):
+            raise SystemExit(f"could not write {path}")
+        print(path)
+
+    def watch_progress() -> None:
+        """Poll the window (not the engine) for the moment to take the mid-sweep picture."""
+        if state["sweep_grabbed"] or not window.is_running():
+            return
+        rows = window.trial_table.table_model.rows()
+        running = [row for row in rows if row.status == "running" and row.epoch_progress]
+        if state["ended"] >= TRIALS_BEFORE_GRAB and running and running[0].epoch_progress >= EPOCHS_INTO_TRIAL:
+            state["sweep_grabbed"] = True
+            grab(sweep_path)
+
+    def trial_ended(_event) -> None:
+        state["ended"] += 1
+
+    def finished(path: str) -> None:
+        if not path:
+            state["failed"] = "; ".join(window.message_texts("error")) or "the sweep did not run"
+            window.close()
+            return
+        if not state["sweep_grabbed"]:
+            grab(sweep_path)          # a very fast machine: the sweep ended before the planned moment
+        # The summary's cards want the width: the setup panel is closed for this picture, as a user can
+        # from the View menu (the saved layout is the scratch folder's, not the user's).
+        window.setup_dock.hide()
+        window.tabs.setCurrentWidget(window.summary)
+        QTimer.singleShot(400, lambda: (grab(summary_path), window.close()))
+
+    poll = QTimer()
+    poll.setInterval(100)
+    poll.timeout.connect(watch_progress)
+    poll.start()
+    window.trial_ended.connect(trial_ended)
+    window.sweep_finished.connect(finished)
+    QTimer.singleShot(0, window.start_sweep)
+    app.exec()
+    if state["failed"]:
+        print(f"no screenshots: {state['failed']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
