@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test benchmark screenshots clean
+.PHONY: run test benchmark screenshots clean package package-test
 
 # Reinstall when a requirements file changes, not on every call.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -19,8 +19,32 @@ run: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+# Speed figures for the README's performance section (minutes; run on a quiet machine).
 benchmark: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/plot_redraw.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_latency.py
+
+# The README's pictures: a real sweep in the real window, offscreen.
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
+
+# ----- Packaging (docs/packaging.md). Slow (minutes), so never part of `make test`: run before a release. -----
+PACKAGE_STAMP := $(VENV)/.package-installed
+SYSTEM_PYTHON ?= python3
+
+$(PACKAGE_STAMP): $(STAMP) requirements-package.txt
+	$(PY) -m pip install --quiet -r requirements-package.txt
+	touch $(PACKAGE_STAMP)
+
+# dist/BatchSizeLab/ (executable dist/BatchSizeLab/BatchSizeLab) and dist/BatchSizeLab-<version>-<os>-<arch>.tar.xz
+package: $(PACKAGE_STAMP)
+	$(PY) -m PyInstaller --noconfirm --clean pyinstaller.spec
+	sh packaging/make_archive.sh dist/BatchSizeLab
+
+# Builds, then runs the bundle from a clean environment (env -i, empty HOME, no .venv) with the system's python3.
+package-test: package
+	$(SYSTEM_PYTHON) packaging/test_package.py dist/BatchSizeLab/BatchSizeLab

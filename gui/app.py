@@ -42,8 +42,11 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Open the main window and run until it closes; returns the exit status."""
+def main(argv: list[str] | None = None, startup_check: bool = False) -> int:
+    """Open the main window and run until it closes; returns the exit status.
+
+    startup_check: once the window is shown, print the seconds since the process started and quit (the
+    packaged app's smoke test and the start-up time measurement use it)."""
     app = create_application(argv)
     from gui.main_window import MainWindow   # after the application exists: widgets need it
 
@@ -51,7 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     settle_after_startup()
     _close_on_interrupt(app, window)
+    if startup_check:
+        QTimer.singleShot(0, lambda: _report_startup(window))
     return app.exec()
+
+
+def _report_startup(window) -> None:
+    import time
+
+    import psutil
+
+    seconds = time.time() - psutil.Process().create_time()
+    if sys.stdout is not None:  # a windowed Windows executable has no stdout
+        print(f"window shown after {seconds:.3f} s" if window.isVisible() else "window not shown", flush=True)
+    window.quit_without_asking()
 
 
 def _close_on_interrupt(app: QApplication, window) -> None:
