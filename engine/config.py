@@ -273,7 +273,7 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
         else:
             config.data.dataset = str(path.resolve())
             if path.suffix.lower() == ".npy" and not config.data.labels:
-                problems.append(f"data.labels = '': an .npy dataset needs the path of an .npy file of labels")
+                problems.append("data.labels = '': an .npy dataset needs the path of an .npy file of labels")
     if config.data.labels:
         labels = Path(config.data.labels).expanduser()
         if not labels.is_absolute() and base_dir is not None:

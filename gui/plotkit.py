@@ -78,6 +78,10 @@ def display(metric_name: str) -> Display:
     return Display(metric.label, "" if metric.units == "1" else metric.units)
 
 
+# On a log axis, 2× and 5× ticks get labels when a decade is at least this many pixels long.
+LOG_MINOR_LABEL_MIN_PIXELS_PER_DECADE = 90
+
+
 def compact_ticks(values: list[float]) -> list[str]:
     """Tick texts for big numbers in one unit chosen by the largest: 0, 500k, 1M, 1.5M (not 500000)."""
     largest = max((abs(value) for value in values), default=0.0)
@@ -97,11 +101,37 @@ class CompactAxis(pg.AxisItem):
 
     def tickStrings(self, values, scale, spacing):
         if self.logMode:
-            return [text if abs(value) < 300 else "" for value, text in
+            return [text if abs(value) < 300 and self._labels_log_tick(value) else "" for value, text in
                     zip(values, compact_ticks([10 ** value if abs(value) < 300 else 0 for value in values]))]
         if values and max(abs(value * scale) for value in values) >= 1e4:
             return compact_ticks([value * scale for value in values])
         return super().tickStrings(values, scale, spacing)
+
+
+    def boundingRect(self):
+        # pyqtgraph ignores a pixel tolerance in hideOverlappingLabels once the grid is on (the axis then bounds
+        # itself by the view); honour it, so a label at the edge can reach into the margin kept for it.
+        rect = super().boundingRect()
+        tolerance = self.style["hideOverlappingLabels"]
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int):
+            return rect
+        if self.orientation in ("top", "bottom"):
+            return rect.adjusted(-tolerance, 0, tolerance, 0)
+        return rect.adjusted(0, -tolerance, 0, tolerance)
+
+    def _labels_log_tick(self, exponent: float) -> bool:
+        """On a log axis every 1..9 × 10^n gets a tick and grid line, but only decades are labelled (labels at 2,
+        3, 4 ... 9 × 10^n overlap); 2× and 5× are labelled too where a decade is tall enough for them to fit, or
+        where fewer than two decades are in view."""
+        mantissa = round(10 ** (exponent - math.floor(exponent + 1e-9)), 6)
+        if mantissa == 1.0:
+            return True
+        if mantissa not in (2.0, 5.0):
+            return False
+        low, high = sorted(self.range)
+        length = self.geometry().height() if self.orientation in ("left", "right") else self.geometry().width()
+        decades = max(high - low, 1e-9)
+        return length / decades >= LOG_MINOR_LABEL_MIN_PIXELS_PER_DECADE or math.floor(high) - math.ceil(low) < 1
 
 
 @dataclass(frozen=True)

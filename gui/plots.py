@@ -1,11 +1,14 @@
 """Live plots of a sweep (or of runs opened from disk): one curve per trial, coloured by batch size.
 
 Every curve is created once and afterwards only receives `setData`; growth is signalled with `mark_dirty`
-and drawn by a 50 ms timer, so however fast events arrive the plots redraw at most 20 times a second and
-only the trials that changed. Long step curves are clipped to the view and peak-downsampled by pyqtgraph.
+and drawn by a timer, so however fast events arrive the plots redraw at most 20 times a second and only the
+curves whose data grew. The timer adapts to what a redraw costs: its interval is at least three times the last
+measured `setData` plus paint time, so the GUI thread spends at most about a third of its time drawing and
+stays responsive to the user. Long step curves are clipped to the view and peak-downsampled by pyqtgraph.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +17,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QMenu, QSizePolicy, QSlider,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
-from scipy.signal import lfilter
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QGraphicsView, QGridLayout, QHBoxLayout, QLabel, QMenu,
+                               QSizePolicy, QSlider, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from engine import schema
 from engine.runfile import RunData, TrialData
@@ -26,7 +28,12 @@ from gui.plotkit import (CompactAxis, Display, FlowLegend, LegendEntry, Theme, d
                          seed_symbol, style_plot_item, with_alpha)
 
 X_AXES: tuple[str, ...] = ("epoch", "step", "samples", "wall_time_s")
-REDRAW_INTERVAL_MS = 50
+REDRAW_INTERVAL_MS = 50           # the shortest interval: at most 20 redraws a second
+MAX_REDRAW_INTERVAL_MS = 250      # the longest: live curves still move at least 4 times a second
+# The redraw interval is at least this many times the last redraw's cost (setData plus paint), so drawing
+# takes at most a third of the GUI thread however slow painting gets (big window, many curves).
+REDRAW_COST_FACTOR = 3.0
+EMA_BLOCK = 64                    # points per block of the smoothing's matrix product
 # Epoch curves are antialiased (smooth thick lines) while a plot holds at most this many epoch points; beyond
 # it, thick antialiased lines are the most expensive thing to paint and are drawn plain instead.
 ANTIALIAS_MAX_EPOCH_POINTS = 1500
@@ -85,13 +92,31 @@ def x_axis_label(key: str) -> str:
     return display(key).title()
 
 
-def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """Exponential moving average that starts at the first value (weight 0 = no smoothing)."""
+def ema(values: np.ndarray, weight: float, previous: float | None = None) -> np.ndarray:
+    """Exponential moving average that starts at the first value (weight 0 = no smoothing), or continues from
+    `previous`, the smoothed value just before `values` (so a growing curve is smoothed only where it grew).
+
+    Computed in blocks with numpy (within a block a matrix product, across blocks the carried value) rather
+    than with scipy.signal.lfilter: importing scipy.signal costs ~0.5 s, paid either at start-up or, imported
+    lazily, as a stall of the first live redraw. Only non-negative powers of the weight occur, so it is stable.
+    """
     values = np.asarray(values, dtype=np.float64)
-    if weight <= 0 or len(values) < 2:
+    if weight <= 0 or len(values) == 0 or (previous is None and len(values) < 2):
         return values
-    smoothed, _ = lfilter([1.0 - weight], [1.0, -weight], values, zi=[weight * values[0]])
-    return smoothed
+    block = min(EMA_BLOCK, len(values))
+    offsets = np.arange(block)
+    lags = offsets[:, None] - offsets[None, :]
+    within = np.where(lags >= 0, (1.0 - weight) * weight ** np.maximum(lags, 0), 0.0)   # [i, k]: x[k] in y[i]
+    carried = weight ** (offsets + 1.0)                                                 # y before the block in y[i]
+    blocks = -(-len(values) // block)
+    padded = np.zeros(blocks * block)
+    padded[:len(values)] = values
+    smoothed = padded.reshape(blocks, block) @ within.T
+    previous = values[0] if previous is None else previous
+    for row in smoothed:
+        row += carried * previous
+        previous = row[-1]
+    return smoothed.reshape(-1)[:len(values)]
 
 
 @dataclass
@@ -101,6 +126,9 @@ class _Curve:
     series: Series
     run_index: int
     trial: TrialData
+    drawn_points: int = -1     # how many points its last setData drew (-1: never drawn)
+    smoothed: np.ndarray | None = None     # the smoothed y last drawn, extended as the curve grows
+    smoothed_weight: float = -1.0
 
 
 @dataclass
@@ -110,6 +138,19 @@ class _Crosshair:
     marker: pg.ScatterPlotItem
     label: pg.TextItem
     items: list = field(default_factory=list)
+
+
+class _TimedGraphicsLayout(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget that remembers how long its last paint took (what the redraw timer adapts to)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last_paint_s = 0.0
+
+    def paintEvent(self, event) -> None:
+        started = time.perf_counter()
+        super().paintEvent(event)
+        self.last_paint_s = time.perf_counter() - started
 
 
 class LivePlots(QWidget):
@@ -302,10 +343,17 @@ class LivePlots(QWidget):
     # ---------------------------------------------------------------- building
 
     def _build_toolbar(self) -> None:
+        # Two groups (x axis; log scale, smoothing, step loss) side by side, or one above the other when the
+        # window is too narrow for both (see _wrap_toolbar), so the toolbar never sets the plots' minimum width.
         self._toolbar = QWidget()
         self._toolbar.setObjectName("plotsToolbar")
-        row = QHBoxLayout(self._toolbar)
-        row.setContentsMargins(6, 4, 6, 0)
+        self._toolbar_layout = QGridLayout(self._toolbar)
+        self._toolbar_layout.setContentsMargins(6, 4, 6, 0)
+        self._toolbar_layout.setHorizontalSpacing(18)
+        self._toolbar_layout.setVerticalSpacing(4)
+        self._x_axis_group = QWidget()
+        row = QHBoxLayout(self._x_axis_group)
+        row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(6)
         row.addWidget(QLabel("X axis:"))
         segments = QWidget()
@@ -334,8 +382,11 @@ class LivePlots(QWidget):
             segment_row.addWidget(button)
             button.clicked.connect(lambda checked=False, key=key: self.set_x_axis(key))
         row.addWidget(segments)
-        row.addSpacing(12)
 
+        self._options_group = QWidget()
+        row = QHBoxLayout(self._options_group)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(6)
         self._log_button = QToolButton()
         self._log_button.setText("Log scale")
         self._log_button.setToolTip("Logarithmic axes: useful when values span several orders of magnitude")
@@ -362,7 +413,8 @@ class LivePlots(QWidget):
         self._smoothing_slider = QSlider(Qt.Orientation.Horizontal)
         self._smoothing_slider.setRange(0, 99)
         self._smoothing_slider.setValue(round(self._smoothing * 100))
-        self._smoothing_slider.setFixedWidth(110)
+        self._smoothing_slider.setMinimumWidth(60)
+        self._smoothing_slider.setMaximumWidth(110)
         self._smoothing_slider.setToolTip(smoothing_label.toolTip())
         self._smoothing_slider.valueChanged.connect(lambda value: self.set_smoothing(value / 100))
         row.addWidget(self._smoothing_slider)
@@ -376,10 +428,39 @@ class LivePlots(QWidget):
         self._step_loss_check.setChecked(self._show_step_loss)
         self._step_loss_check.toggled.connect(self.set_step_loss_visible)
         row.addWidget(self._step_loss_check)
-        row.addStretch(1)
+        self._toolbar_wrapped: bool | None = None
+        margins = self._toolbar_layout.contentsMargins()
+        self._toolbar.setMinimumWidth(max(self._x_axis_group.minimumSizeHint().width(),
+                                          self._options_group.minimumSizeHint().width())
+                                      + margins.left() + margins.right())
+        self._wrap_toolbar()
+
+    def _wrap_toolbar(self) -> None:
+        """Options beside the x axis buttons when both fit the width, else on a second line."""
+        layout = self._toolbar_layout
+        margins = layout.contentsMargins()
+        needed = (self._x_axis_group.sizeHint().width() + layout.horizontalSpacing()
+                  + self._options_group.sizeHint().width() + margins.left() + margins.right())
+        wrapped = self.width() < needed
+        if wrapped == self._toolbar_wrapped:
+            return
+        self._toolbar_wrapped = wrapped
+        layout.removeWidget(self._x_axis_group)
+        layout.removeWidget(self._options_group)
+        layout.addWidget(self._x_axis_group, 0, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self._options_group, 1 if wrapped else 0, 0 if wrapped else 1, Qt.AlignmentFlag.AlignLeft)
+        layout.setColumnStretch(0, 1 if wrapped else 0)
+        layout.setColumnStretch(1, 0 if wrapped else 1)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._wrap_toolbar()
 
     def _build_plots(self) -> None:
-        self._graphics = pg.GraphicsLayoutWidget()
+        self._graphics = _TimedGraphicsLayout()
+        # Repaint only the regions of items that changed: a plot whose curves and axes did not move is not
+        # painted again (pyqtgraph's default, set here because the adaptive redraw relies on it).
+        self._graphics.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
         self._graphics.setObjectName("livePlots")
         self._graphics.ci.setContentsMargins(6, 2, 6, 6)
         self._graphics.ci.setSpacing(4)
@@ -575,9 +656,20 @@ class LivePlots(QWidget):
         if presentation.scale != 1.0:
             y = y * presentation.scale
         if series.smooth and self._smoothing > 0:
-            y = ema(y, self._smoothing)
+            y = self._smoothed(curve, y)
         x = self._x_values(curve.trial, series, columns)
         curve.item.setData(x, y)
+        curve.drawn_points = len(y)
+
+    def _smoothed(self, curve: _Curve, y: np.ndarray) -> np.ndarray:
+        """ema(y), computing only the points added since the last redraw (live arrays only grow)."""
+        done = curve.smoothed
+        if done is None or curve.smoothed_weight != self._smoothing or not 0 < len(done) <= len(y):
+            smoothed = ema(y, self._smoothing)
+        else:
+            smoothed = np.concatenate([done, ema(y[len(done):], self._smoothing, previous=done[-1])])
+        curve.smoothed, curve.smoothed_weight = smoothed, self._smoothing
+        return smoothed
 
     def _update_antialiasing(self) -> None:
         points: dict[str, int] = {}
@@ -605,15 +697,36 @@ class LivePlots(QWidget):
             return
         self._sync_curves()
         self._stack.setCurrentWidget(self._graphics if self._curves else self._placeholder)
+        started = time.perf_counter()
         dirty, all_dirty = self._dirty, self._all_dirty
         self._dirty, self._all_dirty = set(), False
         for (_, trial_name), curves in self._curves.items():
             if all_dirty or trial_name in dirty:
                 for curve in curves:
-                    self._update_curve(curve)
+                    # A live trial's epoch curves grow once an epoch, its step curves every few ms: setData
+                    # only what grew, so plots whose data did not change are neither re-autoranged nor repainted.
+                    if all_dirty or self._points(curve) != curve.drawn_points:
+                        self._update_curve(curve)
         self._update_antialiasing()
+        self._adapt_interval(time.perf_counter() - started)
         if not self._dirty and not self._all_dirty:
             self._timer.stop()
+
+    def _adapt_interval(self, set_data_s: float) -> None:
+        """Wait at least REDRAW_COST_FACTOR times the last redraw's cost (this setData plus the last paint)."""
+        cost_ms = (set_data_s + self._graphics.last_paint_s) * 1000.0
+        interval = round(min(max(REDRAW_COST_FACTOR * cost_ms, REDRAW_INTERVAL_MS), MAX_REDRAW_INTERVAL_MS))
+        if self._timer.interval() != interval:
+            self._timer.setInterval(interval)
+
+    def redraw_interval_ms(self) -> int:
+        """The current redraw interval: REDRAW_INTERVAL_MS, longer while redraws are costly."""
+        return self._timer.interval()
+
+    @staticmethod
+    def _points(curve: _Curve) -> int:
+        columns = curve.trial.epoch if curve.series.group == EPOCH else curve.trial.step
+        return len(columns[curve.series.metric])
 
     def redraw_now(self) -> None:
         """Draw pending changes at once instead of on the next timer tick (before an export or a grab)."""

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout,
                                QHeaderView, QLabel, QScrollArea, QSizePolicy, QSplitter, QStackedWidget,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -23,6 +23,7 @@ from engine.analysis import BatchSizeStats, by_batch_size, summarize_run
 from engine.runfile import RunData
 from gui.colors import batch_size_color
 from gui.export import export_table_csv, export_widget_image
+from gui.theme import dot_icon
 from gui.plotkit import CompactAxis, Display, Theme, display, make_pen, run_line_style, style_plot_item, with_alpha
 
 # The default target: this fraction of the best validation accuracy any trial shown reached, rounded down to
@@ -31,6 +32,10 @@ from gui.plotkit import CompactAxis, Display, Theme, display, make_pen, run_line
 AUTO_TARGET_FRACTION = 0.9
 SERIES_SYMBOLS = ("o", "s", "t", "d", "p", "h")
 REFRESH_DELAY_MS = 250
+# Cards are laid out in as many columns as fit at this width or more (up to 4); narrower windows get fewer
+# columns, and one column below that scrolls sideways.
+MIN_CARD_WIDTH = 260
+MAX_CARD_COLUMNS = 4
 
 
 @dataclass(frozen=True)
@@ -128,20 +133,6 @@ class _SeriesData:
     stats: list[BatchSizeStats]
 
 
-def _dot_icon(color: QColor, size: int = 12) -> QIcon:
-    ratio = 2
-    pixmap = QPixmap(QSize(size, size) * ratio)
-    pixmap.setDevicePixelRatio(ratio)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(color)
-    painter.drawEllipse(1, 1, size - 2, size - 2)
-    painter.end()
-    return QIcon(pixmap)
-
-
 class _SortableItem(QTableWidgetItem):
     """A table cell that sorts by a number, not by its text."""
 
@@ -164,6 +155,7 @@ class _Card(QFrame):
         self._owner = owner
         self.setObjectName("summaryCard")
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setMinimumWidth(MIN_CARD_WIDTH)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 8)
         layout.setSpacing(2)
@@ -181,6 +173,10 @@ class _Card(QFrame):
         plot.getViewBox().setDefaultPadding(0.08)
         plot.setLabel("bottom", "Batch size")
         plot.getAxis("left").setWidth(52)
+        # The last batch size sits half a tick step from the right edge; its label is wider than that, so let
+        # it reach into a right margin kept free for it instead of being hidden.
+        plot.getAxis("bottom").setStyle(hideOverlappingLabels=18)
+        plot.layout.setContentsMargins(0, 0, 16, 0)
         layout.addWidget(self.plot_widget, 1)
         self.caption = QLabel(spec.caption)
         self.caption.setObjectName("summaryCaption")
@@ -434,6 +430,7 @@ class SummaryView(QWidget):
         row.addWidget(self._auto_check)
         self._target_note = QLabel()
         self._target_note.setObjectName("summaryTargetNote")
+        self._target_note.setWordWrap(True)        # wraps rather than set the view's minimum width
         row.addWidget(self._target_note, 1)
         return bar
 
@@ -483,7 +480,14 @@ class SummaryView(QWidget):
         column_width = (width - self._grid.horizontalSpacing() * (columns - 1)) // columns
         widgets = [self._cards[spec.name] for spec in SUMMARY_PLOTS]
         rows = [widgets[start:start + columns] for start in range(0, len(widgets), columns)]
-        needed = sum(max(card.minimum_height_for_width(column_width) for card in row) for row in rows)
+        heights = [[card.minimum_height_for_width(column_width) for card in row] for row in rows]
+        for row, row_heights in zip(rows, heights):
+            # The grid would otherwise squeeze a card below what its caption needs (the word-wrapped caption's
+            # minimum height is not known to the grid), cutting it off and pushing it over the axis title.
+            for card in row:
+                if card.minimumHeight() != max(row_heights):
+                    card.setMinimumHeight(max(row_heights))
+        needed = sum(max(row_heights) for row_heights in heights)
         needed += self._grid.verticalSpacing() * (len(rows) - 1) + margins.top() + margins.bottom()
         if self._cards_widget.minimumHeight() != needed:
             self._cards_widget.setMinimumHeight(needed)
@@ -504,9 +508,11 @@ class SummaryView(QWidget):
         self._splitter_user_sized = True
 
     def _reflow(self) -> None:
-        """Lay the cards out in as many columns as fit (each at least ~300 px wide)."""
-        width = max(self._cards_area.viewport().width(), 1)
-        columns = max(1, min(4, width // 300))
+        """Lay the cards out in as many columns as fit (each at least MIN_CARD_WIDTH wide)."""
+        margins = self._grid.contentsMargins()
+        width = max(self._cards_area.viewport().width() - margins.left() - margins.right(), 1)
+        spacing = self._grid.horizontalSpacing()
+        columns = max(1, min(MAX_CARD_COLUMNS, (width + spacing) // (MIN_CARD_WIDTH + spacing)))
         if columns == self._columns:
             return
         self._columns = columns
@@ -515,7 +521,7 @@ class SummaryView(QWidget):
             self._grid.removeWidget(widget)
         for index, widget in enumerate(widgets):
             self._grid.addWidget(widget, index // columns, index % columns)
-        for column in range(4):
+        for column in range(MAX_CARD_COLUMNS):
             self._grid.setColumnStretch(column, 1 if column < columns else 0)
         rows = math.ceil(len(widgets) / columns)
         for row in range(len(widgets)):
@@ -750,7 +756,7 @@ class SummaryView(QWidget):
         for row, (series, entry) in enumerate(rows):
             column = 0
             size_item = _SortableItem(str(entry.batch_size), entry.batch_size)
-            size_item.setIcon(_dot_icon(batch_size_color(entry.batch_size, sizes, dark=self._theme.dark)))
+            size_item.setIcon(dot_icon(batch_size_color(entry.batch_size, sizes, dark=self._theme.dark), 12))
             table.setItem(row, column, size_item)
             column += 1
             if len(self._runs) > 1:

@@ -1,6 +1,11 @@
 """LivePlots with real run files and real engine events (tests/gui/runfactory.py)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
@@ -9,7 +14,7 @@ from engine import schema
 from engine.events import EpochEnded, StepsLogged
 from engine.runfile import read_run
 from gui.colors import batch_size_color
-from gui.plots import PLOTS, REDRAW_INTERVAL_MS, X_AXES, LivePlots, ema
+from gui.plots import MAX_REDRAW_INTERVAL_MS, PLOTS, REDRAW_INTERVAL_MS, X_AXES, LivePlots, ema
 from tests.gui.runfactory import live_run, write_run
 
 BATCH_SIZES = (16, 32, 64, 128)
@@ -210,3 +215,72 @@ def test_follows_the_theme(plots, run, qapp):
     finally:
         theme.apply_theme(qapp, "light")
     assert plots.curve("accuracy", trial.name, "val_accuracy").opts["pen"].color().rgb() == light
+
+
+def test_only_curves_whose_data_grew_are_redrawn(plots, qtbot):
+    live, events = live_run(batch_sizes=(32,), epochs=2, train_size=1024, chunk_steps=8)
+    plots.set_runs([live.run])
+    events = iter(events)
+    for event in events:                       # up to and including the first epoch's end
+        plots.mark_dirty(live.apply(event))
+        if isinstance(event, EpochEnded):
+            break
+    plots.redraw_now()
+    name = live.run.trials[0].name
+    set_data_calls: dict[str, int] = {}
+    for metric, plot in (("val_accuracy", "accuracy"), ("loss", "loss")):
+        curve = plots.curve(plot, name, metric)
+        original = curve.setData
+        curve.setData = lambda *args, metric=metric, original=original, **kwargs: (
+            set_data_calls.__setitem__(metric, set_data_calls.get(metric, 0) + 1), original(*args, **kwargs))
+    for event in events:                       # steps of the second epoch only: epoch curves do not grow
+        plots.mark_dirty(live.apply(event))
+        if isinstance(event, StepsLogged):
+            break
+    plots.redraw_now()
+    assert set_data_calls == {"loss": 1}
+
+
+def test_redraw_interval_adapts_to_the_cost_of_painting(plots, run):
+    plots.set_runs([run])
+    plots.graphics().last_paint_s = 0.001
+    plots.mark_dirty()
+    plots.redraw_now()
+    assert plots.redraw_interval_ms() == REDRAW_INTERVAL_MS
+    plots.graphics().last_paint_s = 0.040                     # a slow paint: wait three times as long
+    plots.mark_dirty()
+    plots.redraw_now()
+    assert 3 * 40 <= plots.redraw_interval_ms() <= MAX_REDRAW_INTERVAL_MS
+    plots.graphics().last_paint_s = 1.0                       # never slower than a few redraws a second
+    plots.mark_dirty()
+    plots.redraw_now()
+    assert plots.redraw_interval_ms() == MAX_REDRAW_INTERVAL_MS
+
+
+def test_toolbar_wraps_in_a_narrow_window(plots, qtbot):
+    assert plots.minimumSizeHint().width() < 500
+    plots.resize(520, 600)
+    qtbot.waitUntil(lambda: plots._toolbar_wrapped, timeout=1000)
+    qtbot.waitUntil(lambda: plots._options_group.geometry().top() > plots._x_axis_group.geometry().top(),
+                    timeout=1000)
+    plots.resize(1100, 700)
+    qtbot.waitUntil(lambda: plots._toolbar_wrapped is False, timeout=1000)
+
+
+def test_importing_the_plots_does_not_import_scipy():
+    code = "import sys, gui.plots; print('scipy.signal' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env=dict(os.environ, QT_QPA_PLATFORM="offscreen"), cwd=Path(__file__).resolve().parents[2])
+    assert result.stdout.strip() == "False"
+
+
+def test_a_growing_curve_is_smoothed_as_a_whole(plots, qtbot):
+    live, events = live_run(batch_sizes=(32,), epochs=2, train_size=1024, chunk_steps=8)
+    plots.set_runs([live.run])
+    for event in events:                       # redrawn chunk by chunk: smoothing continues where it stopped
+        plots.mark_dirty(live.apply(event))
+        plots.redraw_now()
+    trial = live.run.trials[0]
+    _, smoothed = plots.curve("loss", trial.name, "loss").getOriginalDataset()
+    np.testing.assert_allclose(smoothed, ema(trial.step["loss"], plots.smoothing()))
+    assert ema(np.array([2.0, 4.0]), 0.5, previous=0.0).tolist() == [1.0, 2.5]

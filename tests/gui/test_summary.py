@@ -4,13 +4,15 @@ from __future__ import annotations
 import math
 
 import pytest
+from PySide6.QtCore import QRectF
 
 from engine import schema
 from engine.analysis import by_batch_size, summarize_run
 from engine.runfile import read_run
 from gui.colors import batch_size_color
+from gui.plotkit import CompactAxis
 from gui.plots import LivePlots
-from gui.summary import AUTO_TARGET_FRACTION, MEASURES, SummaryView, auto_target
+from gui.summary import AUTO_TARGET_FRACTION, MEASURES, MIN_CARD_WIDTH, SummaryView, auto_target
 from tests.gui.runfactory import write_run
 
 BATCH_SIZES = (16, 32, 64, 128)
@@ -119,3 +121,30 @@ def test_empty_state(summary):
     summary.set_runs([])
     assert summary._stack.currentWidget() is summary._placeholder
     assert summary.table_rows() == []
+
+
+def test_cards_reflow_to_the_width_and_keep_their_captions(summary, two_seed_run, qtbot):
+    summary.set_runs([two_seed_run])
+    assert summary.minimumSizeHint().width() <= 2 * MIN_CARD_WIDTH
+    for width, columns in ((1400, 4), (1100, 4), (850, 3), (600, 2)):
+        summary.resize(width, 700)
+        qtbot.waitUntil(lambda columns=columns: summary._columns == columns, timeout=1000)
+        area = summary._cards_area
+        qtbot.waitUntil(lambda: summary._cards_widget.width() <= area.viewport().width(), timeout=1000)
+        for card in summary._cards.values():
+            # Every caption line fits under its plot: the card is at least as tall as its text needs.
+            qtbot.waitUntil(lambda card=card: card.height() >= card.minimum_height_for_width(card.width()),
+                            timeout=1000)
+
+
+def test_log_axes_label_decades_not_every_tick(summary):
+    assert isinstance(summary.plot_item("steps_to_target").getAxis("left"), CompactAxis)
+    axis = CompactAxis("left")
+    axis.setLogMode(False, True)
+    axis.setGeometry(QRectF(0, 0, 50, 120))
+    axis.setRange(math.log10(200), math.log10(20000))       # two decades in 120 px: decades only
+    minor = [math.log10(value) for value in (200, 300, 500, 700, 2000, 5000)]
+    assert axis.tickStrings(minor, 1.0, None) == [""] * len(minor)
+    assert axis.tickStrings([3.0], 1.0, 1.0) == ["1000"]
+    axis.setRange(math.log10(150), math.log10(900))         # no decade in view: 2× and 5× are labelled
+    assert axis.tickStrings(minor[:4], 1.0, None) == ["200", "", "500", ""]
