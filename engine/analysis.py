@@ -170,8 +170,8 @@ def recommend(run: RunData, tolerance: float = 0.01) -> Recommendation | None:
     missed = sorted({s.batch_size for s in timed if s.reached_target < s.trials})
     if missed:
         reasons.append("Did not reach it in every seed: batch " + ", ".join(map(str, missed)) + ".")
-    reasons.append(f"It takes {pick.mean['steps_to_target']:.0f} steps and {pick.mean['samples_to_target']:.0f} "
-                   f"examples, at {pick.mean['samples_per_s']:.0f} examples/s, peak memory "
+    reasons.append(f"It takes {pick.mean['steps_to_target']:,.0f} steps and {pick.mean['samples_to_target']:,.0f} "
+                   f"examples, at {pick.mean['samples_per_s']:,.0f} examples/s, peak memory "
                    f"{pick.mean['peak_memory_bytes'] / 2**20:.0f} MiB.")
     return Recommendation(batch_size=pick.batch_size, base_lr=pick.base_lr, target_accuracy=target,
                           time_to_target_s=pick.mean["time_to_target_s"], reasons=reasons)

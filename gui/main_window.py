@@ -438,6 +438,7 @@ class MainWindow(QMainWindow):
             self._show_progress(event.trial, 0.0)
         elif isinstance(event, EpochEnded):
             model.update_trials(live.run, changed)
+            self.summary.mark_dirty()
         elif isinstance(event, TrialEnded):
             self._progress.trial_ended()
             model.update_trials(live.run, changed)
@@ -451,6 +452,7 @@ class MainWindow(QMainWindow):
             self.trial_ended.emit(event)
         elif isinstance(event, SweepEnded):
             self._progress.status = event.status
+            self.summary.refresh()     # the run is no longer "so far"
             counts: dict[str, int] = {}
             for status in event.trial_statuses.values():
                 counts[status] = counts.get(status, 0) + 1

@@ -6,6 +6,7 @@ All numbers come from engine.analysis (summarize_run, by_batch_size); this modul
 """
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFr
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine import schema
-from engine.analysis import BatchSizeStats, by_batch_size, summarize_run
+from engine.analysis import BatchSizeStats, by_batch_size, recommend, summarize_run
 from engine.runfile import RunData
 from gui.colors import batch_size_color
 from gui.export import export_table_csv, export_widget_image
@@ -228,6 +229,14 @@ class SummaryView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         layout.addWidget(self._build_target_bar())
+        # The answer to "which batch size should I use?", in words, above the evidence for it.
+        self._recommendation = QLabel()
+        self._recommendation.setObjectName("summaryRecommendation")
+        self._recommendation.setWordWrap(True)
+        self._recommendation.setTextFormat(Qt.TextFormat.RichText)
+        self._recommendation.setContentsMargins(8, 2, 8, 4)
+        self._recommendation.hide()
+        layout.addWidget(self._recommendation)
         self._stack = QStackedWidget()
         self._placeholder = QLabel("No results yet.\nRun a sweep, or open a run file from the Runs list.")
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -293,9 +302,14 @@ class SummaryView(QWidget):
         self._stack.setCurrentWidget(self._splitter if has_data else self._placeholder)
         self._draw()
         self._fill_table()
+        self._update_recommendation()
         self._fit_cards_height()
         if not self._splitter_user_sized:
             self._size_splitter()
+
+    def recommendation_text(self) -> str:
+        """The recommendation as shown (plain text); empty when no run has a finished trial yet."""
+        return self._recommendation.text() if self._recommendation.isVisible() else ""
 
     def target_accuracy(self) -> float | None:
         """The target validation accuracy (a fraction) for time, steps and samples to target."""
@@ -562,6 +576,19 @@ class SummaryView(QWidget):
         if self._lr_swept():
             parts.append(f"lr {series.base_lr:g}")
         return " · ".join(parts)
+
+    def _update_recommendation(self) -> None:
+        lines = []
+        for run in self._runs:
+            pick = recommend(run)
+            if pick is None:
+                continue
+            name = f"{html.escape(run.header.name)}: " if len(self._runs) > 1 else ""
+            so_far = " (so far)" if run.header.status == schema.RUNNING else ""
+            lines.append(f"<b>{name}Recommended batch size{so_far}: {pick.batch_size}.</b> "
+                         + html.escape(" ".join(pick.reasons)))
+        self._recommendation.setText("<br>".join(lines))
+        self._recommendation.setVisible(bool(lines))
 
     def _all_batch_sizes(self) -> list[int]:
         sizes = set()

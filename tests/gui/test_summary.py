@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QRectF
 
 from engine import schema
-from engine.analysis import by_batch_size, summarize_run
+from engine.analysis import by_batch_size, recommend, summarize_run
 from engine.runfile import read_run
 from gui.colors import batch_size_color
 from gui.plotkit import CompactAxis
@@ -148,3 +148,13 @@ def test_log_axes_label_decades_not_every_tick(summary):
     assert axis.tickStrings([3.0], 1.0, 1.0) == ["1000"]
     axis.setRange(math.log10(150), math.log10(900))         # no decade in view: 2× and 5× are labelled
     assert axis.tickStrings(minor[:4], 1.0, None) == ["200", "", "500", ""]
+
+
+def test_the_recommended_batch_size_is_shown_with_its_reasons(summary, two_seed_run):
+    assert summary.recommendation_text() == ""
+    summary.set_runs([two_seed_run])
+    pick = recommend(two_seed_run)
+    assert pick is not None
+    text = summary.recommendation_text()
+    assert f"Recommended batch size: {pick.batch_size}." in text
+    assert "validation accuracy" in text and "fastest" in text
