@@ -294,3 +294,26 @@ def _check_writable(path: Path) -> None:
         raise ExportError(f"{path.parent}: no such folder")
     if path.is_dir():
         raise ExportError(f"{path}: is a folder")
+
+
+class CurrentPlotExport:
+    """For a view of several named plots (it provides plot_names, export_plot and export_all): remembers the
+    plot last clicked, and exports that one, or every plot when none has been clicked."""
+
+    _current_plot: str | None = None
+
+    def current_plot(self) -> str | None:
+        """The plot last clicked, which `export_current` writes; None until one is clicked."""
+        return self._current_plot
+
+    def set_current_plot(self, name: str | None) -> None:
+        if name is not None and name not in self.plot_names():
+            raise ValueError(f"unknown plot {name!r}")
+        self._current_plot = name
+
+    def export_current(self, path: Path) -> None:
+        """The plot last clicked, or all plots when none has been clicked."""
+        if self._current_plot is None:
+            self.export_all(path)
+        else:
+            self.export_plot(self._current_plot, path)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QGraphicsView, QGridLayo
 from engine import schema
 from engine.runfile import RunData, TrialData
 from gui.colors import batch_size_color
-from gui.export import export_widget_image
+from gui.export import CurrentPlotExport, export_widget_image
 from gui.plotkit import (CompactAxis, Display, FlowLegend, LegendEntry, Theme, display, make_pen, run_line_style,
                          seed_symbol, style_plot_item, with_alpha)
 
@@ -153,7 +153,7 @@ class _TimedGraphicsLayout(pg.GraphicsLayoutWidget):
         self.last_paint_s = time.perf_counter() - started
 
 
-class LivePlots(QWidget):
+class LivePlots(CurrentPlotExport, QWidget):
     """Loss, accuracy, gradient norm, learning rate, throughput and peak memory of every trial shown.
 
     `set_runs` says what to show (a live run's arrays grow in place); `mark_dirty` says data grew. The x axis
@@ -306,15 +306,6 @@ class LivePlots(QWidget):
                 return curve.item
         return None
 
-    def current_plot(self) -> str | None:
-        """The plot last clicked, which `export_current` writes; None until one is clicked."""
-        return self._current_plot
-
-    def set_current_plot(self, name: str | None) -> None:
-        if name is not None and name not in self._plots:
-            raise ValueError(f"unknown plot {name!r}")
-        self._current_plot = name
-
     def export_plot(self, name: str, path: Path) -> None:
         """One plot as PNG or SVG (by the file suffix)."""
         self.redraw_now()
@@ -324,13 +315,6 @@ class LivePlots(QWidget):
         """Every plot and the legend in one PNG or SVG."""
         self.redraw_now()
         export_widget_image(self._graphics, Path(path))
-
-    def export_current(self, path: Path) -> None:
-        """The plot last clicked, or all plots when none has been clicked."""
-        if self._current_plot is None:
-            self.export_all(path)
-        else:
-            self.export_plot(self._current_plot, path)
 
     def readout(self) -> str:
         """The crosshair read-out as plain text ('' when the mouse is not over a curve)."""

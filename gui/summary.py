@@ -23,7 +23,7 @@ from engine import schema
 from engine.analysis import BatchSizeStats, by_batch_size, recommend, summarize_run
 from engine.runfile import RunData
 from gui.colors import batch_size_color
-from gui.export import export_table_csv, export_widget_image
+from gui.export import CurrentPlotExport, export_table_csv, export_widget_image
 from gui.theme import dot_icon
 from gui.plotkit import CompactAxis, Display, Theme, display, make_pen, run_line_style, style_plot_item, with_alpha
 
@@ -206,7 +206,7 @@ class _Card(QFrame):
                 + 2 * self.frameWidth())
 
 
-class SummaryView(QWidget):
+class SummaryView(CurrentPlotExport, QWidget):
     """One point per batch size for each quantity that answers "which batch size", and a table of them."""
 
     def __init__(self, parent: QWidget | None = None):
@@ -352,15 +352,6 @@ class SummaryView(QWidget):
     def plot_widget(self, name: str) -> pg.PlotWidget:
         return self._cards[name].plot_widget
 
-    def current_plot(self) -> str | None:
-        """The plot last clicked, which `export_current` writes; None until one is clicked."""
-        return self._current_plot
-
-    def set_current_plot(self, name: str | None) -> None:
-        if name is not None and name not in self._cards:
-            raise ValueError(f"unknown summary plot {name!r}")
-        self._current_plot = name
-
     def export_plot(self, name: str, path: Path) -> None:
         """One plot with its title and caption, as PNG or SVG by suffix."""
         export_widget_image(self._cards[name], Path(path))
@@ -368,13 +359,6 @@ class SummaryView(QWidget):
     def export_all(self, path: Path) -> None:
         """Every plot with its title and caption, as laid out on screen, in one PNG or SVG."""
         export_widget_image(self._cards_widget, Path(path))
-
-    def export_current(self, path: Path) -> None:
-        """The plot last clicked, or all plots when none has been clicked."""
-        if self._current_plot is None:
-            self.export_all(path)
-        else:
-            self.export_plot(self._current_plot, path)
 
     def table_headers(self) -> list[str]:
         """Column titles of `table_rows` (units in brackets, as shown on screen)."""
