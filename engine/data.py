@@ -28,7 +28,6 @@ import gzip
 import math
 import os
 import pickle
-import random
 import re
 import struct
 import tempfile
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from engine import mnist1d
 from engine.config import BUILTIN_DATASETS, DataConfig
 from engine.errors import DataError
 from engine.resources import cache_dir
@@ -259,8 +259,8 @@ def _pixels(x: np.ndarray) -> np.ndarray:
 # ----- built-in datasets ------------------------------------------------------------------------------------
 
 def _mnist1d(config: DataConfig) -> _Arrays:
-    """MNIST-1D made by its own generator (never downloaded), cached so that it is generated once, not on every
-    start."""
+    """MNIST-1D made by the mnist1d package's generator (ported to numpy in engine/mnist1d.py; never downloaded),
+    cached so that it is generated once, not on every start."""
     path = cache_dir() / f"mnist1d_n{config.num_samples}_seed{config.data_seed}.npz"
     arrays = _read_cache(path)
     if arrays is None:
@@ -271,18 +271,7 @@ def _mnist1d(config: DataConfig) -> _Arrays:
 
 
 def _generate_mnist1d(num_samples: int, seed: int) -> dict[str, np.ndarray]:
-    # Imported here: mnist1d pulls in matplotlib and requests, which cost a second at start-up for nothing.
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    args.num_samples, args.seed = num_samples, seed
-    # make_dataset reseeds numpy's and Python's global generators; put them back so we don't disturb the caller.
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    try:
-        data = make_dataset(args)
-    finally:
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
+    data = mnist1d.make_dataset(mnist1d.Mnist1dArgs(num_samples=num_samples, seed=seed))
     return {"x": data["x"].astype(np.float32), "y": data["y"].astype(np.int64),
             "x_test": data["x_test"].astype(np.float32), "y_test": data["y_test"].astype(np.int64)}
 

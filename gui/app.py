@@ -29,7 +29,7 @@ def configure_application(app: QApplication) -> None:
 
 
 def settle_after_startup() -> None:
-    """Move everything allocated at start-up (torch, scipy, pyqtgraph, the widgets) out of the garbage
+    """Move everything allocated at start-up (torch, pyqtgraph, the widgets) out of the garbage
     collector's sight. Otherwise each full collection walks that whole heap on whichever thread triggers
     it, a pause of ~150 ms measured while a sweep runs (benchmarks/gui_latency.py)."""
     gc.collect()

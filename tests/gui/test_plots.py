@@ -1,11 +1,6 @@
 """LivePlots with real run files and real engine events (tests/gui/runfactory.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
@@ -265,13 +260,6 @@ def test_toolbar_wraps_in_a_narrow_window(plots, qtbot):
                     timeout=1000)
     plots.resize(1100, 700)
     qtbot.waitUntil(lambda: plots._toolbar_wrapped is False, timeout=1000)
-
-
-def test_importing_the_plots_does_not_import_scipy():
-    code = "import sys, gui.plots; print('scipy.signal' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env=dict(os.environ, QT_QPA_PLATFORM="offscreen"), cwd=Path(__file__).resolve().parents[2])
-    assert result.stdout.strip() == "False"
 
 
 def test_a_growing_curve_is_smoothed_as_a_whole(plots, qtbot):
