@@ -14,6 +14,8 @@ for the GUI), so nothing from the developer's environment (.venv, PYTHONPATH, ca
   3. every other bundled preset trains to the end headless (MLP, CNN, GRU; MNIST-1D, synthetic and sequence data)
   4. an invalid config is refused with exit 2 and a one-line reason, no traceback
   5. the GUI, offscreen, shows its main window and exits cleanly (`--startup-check`)
+  6. multiprocessing: a child started by the "spawn" method (the default on Windows and macOS) with the bundled
+     executable runs its target instead of opening the app (main.py calls freeze_support first)
 No run may print a Python warning: the bundle leaves out most of torch's .py sources, and a module that wanted
 its own source would say so with a warning (see pyinstaller.spec).
 Prints one PASS/FAIL line per check and exits 1 if any failed.
@@ -106,11 +108,37 @@ def demo_batch_sizes() -> list[int]:
     return [int(value) for value in re.findall(r"\d+", match.group(1))] if match else []
 
 
+def spawn_child(exe: str) -> int:
+    """Start a "spawn" child of multiprocessing with the bundled executable, as the frozen app's own children are
+    started, and return its exit code: 7 if it ran its target, os._exit(7). Runs in a process of its own (see main):
+    it changes multiprocessing's settings for the whole process."""
+    import multiprocessing
+    import multiprocessing.resource_tracker
+    import multiprocessing.spawn
+
+    # The resource tracker stays a child of this Python: only the worker is the frozen app under test.
+    multiprocessing.resource_tracker.ensure_running()
+    # The command line multiprocessing builds when the parent itself is frozen (spawn.get_command_line).
+    multiprocessing.spawn.get_command_line = lambda **fds: [exe, "--multiprocessing-fork",
+                                                            *(f"{key}={value}" for key, value in fds.items())]
+    context = multiprocessing.get_context("spawn")
+    context.set_executable(exe)
+    child = context.Process(target=os._exit, args=(7,))
+    child.start()
+    child.join(120)
+    if child.exitcode is None:
+        child.kill()
+    return child.exitcode if child.exitcode is not None else -9
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exe", nargs="?", default=str(DEFAULT_EXE), help="the packaged executable")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder for inspection")
+    parser.add_argument("--spawn-child", action="store_true", help=argparse.SUPPRESS)   # check 6, in its own process
     args = parser.parse_args()
+    if args.spawn_child:
+        return spawn_child(str(Path(args.exe).resolve()))
     exe = Path(args.exe).resolve()
     if not check("the executable exists", exe.is_file() and os.access(exe, os.X_OK), str(exe)):
         return 1
@@ -176,6 +204,13 @@ def main() -> int:
               + (f"window shown after {shown.group(1)} s" if shown else "no 'window shown after' line")
               + (f", stderr has {bad}" if bad else "")
               + ("" if done.returncode == 0 and shown else "\n" + tail(done.stdout + "\n" + done.stderr)))
+
+        # 6. multiprocessing in the frozen app
+        print(f"  $ {sys.executable} {Path(__file__).name} --spawn-child {exe}", flush=True)
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--spawn-child", str(exe)],
+                              env=clean_env(home), capture_output=True, text=True, timeout=300, cwd=home)
+        check("multiprocessing: a spawned child of the bundle runs its target (freeze support)", done.returncode == 7,
+              f"child exit code {done.returncode} (want 7)" + ("" if done.returncode == 7 else "\n" + tail(done.stderr)))
     finally:
         if args.keep:
             print(f"kept {tmp}")
