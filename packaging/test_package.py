@@ -116,8 +116,9 @@ def spawn_child(exe: str) -> int:
     import multiprocessing.resource_tracker
     import multiprocessing.spawn
 
-    # The resource tracker stays a child of this Python: only the worker is the frozen app under test.
-    multiprocessing.resource_tracker.ensure_running()
+    if os.name != "nt":   # Windows has no resource tracker
+        # The tracker stays a child of this Python: only the worker is the frozen app under test.
+        multiprocessing.resource_tracker.ensure_running()
     # The command line multiprocessing builds when the parent itself is frozen (spawn.get_command_line).
     multiprocessing.spawn.get_command_line = lambda **fds: [exe, "--multiprocessing-fork",
                                                             *(f"{key}={value}" for key, value in fds.items())]
