@@ -95,7 +95,7 @@ class _StepLog:
 
     def __init__(self) -> None:
         self.loss: list[torch.Tensor] = []
-        self.grad_norm: list[torch.Tensor] = []
+        self.parameter_norms: list[tuple[torch.Tensor, ...]] = []   # per step, each gradient's norm
         self.step: list[int] = []
         self.samples: list[int] = []
         self.wall: list[float] = []
@@ -106,10 +106,19 @@ class _StepLog:
             "step": np.asarray(self.step, dtype=np.int64), "samples": np.asarray(self.samples, dtype=np.int64),
             "wall_time_s": np.asarray(self.wall, dtype=np.float64),
             "loss": torch.stack(self.loss).float().cpu().numpy(),
-            "grad_norm": torch.stack(self.grad_norm).float().cpu().numpy(),
+            "grad_norm": self._grad_norms().float().cpu().numpy(),
             "lr": np.asarray(self.lr, dtype=np.float32)}
         self.__init__()
         return columns
+
+    def _grad_norms(self) -> torch.Tensor:
+        """Each step's total gradient norm from its per-parameter norms, for all steps at once: two operations
+        per flush instead of two per step."""
+        if len({len(norms) for norms in self.parameter_norms}) == 1:
+            stacked = torch.stack([norm for norms in self.parameter_norms for norm in norms])
+            return torch.linalg.vector_norm(stacked.view(len(self.parameter_norms), -1), dim=1)
+        # A parameter without a gradient in some steps: combine step by step.
+        return torch.stack([torch.linalg.vector_norm(torch.stack(norms)) for norms in self.parameter_norms])
 
 
 def run_trial(spec: TrialSpec, context: TrialContext) -> str:
@@ -200,14 +209,13 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
             for parameter in parameters:
                 parameter.grad = None
             loss.backward()
-            # The fused per-tensor norms, then their norm: what get_total_norm does, minus its Python overhead.
-            grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(
-                [p.grad for p in parameters if p.grad is not None])))
+            # The fused per-tensor norms (what get_total_norm does first); their norm is taken at the flush.
+            parameter_norms = torch._foreach_norm([p.grad for p in parameters if p.grad is not None])
             optimizer.step()
             step += 1
             now = time.perf_counter()
             log.loss.append(loss.detach())
-            log.grad_norm.append(grad_norm)
+            log.parameter_norms.append(parameter_norms)
             log.step.append(step)
             log.samples.append(step * batch_size)
             log.wall.append(train_time + now - epoch_start)

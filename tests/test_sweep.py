@@ -14,7 +14,7 @@ from engine.live import LiveRun
 from engine.runfile import read_run
 from engine.sweep import plan_trials, run_sweep
 from engine.models import build_model
-from engine.train import TrialContext, make_optimizer, run_trial
+from engine.train import TrialContext, _StepLog, make_optimizer, run_trial
 
 
 def test_three_batch_sizes_end_to_end(tiny_config, tmp_path):
@@ -198,6 +198,21 @@ def test_the_engine_trains_exactly_like_a_plain_pytorch_loop(tiny_config, optimi
     assert len(engine_loss) == len(losses) > 30
     np.testing.assert_allclose(engine_loss, losses, rtol=1e-5)
     np.testing.assert_allclose(engine_norm, norms, rtol=1e-5)
+
+
+@pytest.mark.parametrize("per_step", [[(3, 4), (5, 12)], [(3, 4), (6,), (5, 12)]])
+def test_step_log_combines_parameter_norms_per_step(per_step):
+    # The second case is ragged (a parameter without a gradient in one step): each step still gets its own norm.
+    log = _StepLog()
+    for index, norms in enumerate(per_step, start=1):
+        log.loss.append(torch.tensor(1.0))
+        log.parameter_norms.append(tuple(torch.tensor(float(n)) for n in norms))
+        log.step.append(index)
+        log.samples.append(index * 8)
+        log.wall.append(0.1 * index)
+        log.lr.append(0.1)
+    expected = [float(np.hypot(*norms)) if len(norms) == 2 else float(norms[0]) for norms in per_step]
+    np.testing.assert_allclose(log.take()["grad_norm"], expected, rtol=1e-6)
 
 
 def test_batch_size_larger_than_training_set_fails_before_any_file(tiny_config, tmp_path):
