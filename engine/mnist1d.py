@@ -20,7 +20,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Mnist1dArgs:
-    """mnist1d.data.get_dataset_args(), less the download URL."""
+    """mnist1d.data.get_dataset_args(), less the download URL and shuffle_seq (off there, not offered here)."""
     num_samples: int = 5000
     train_split: float = 0.8
     template_len: int = 12
