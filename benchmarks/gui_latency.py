@@ -49,11 +49,10 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bsl-latency-"))
     os.environ["BATCH_SIZE_LAB_WORKSPACE"] = str(scratch / "workspace")
     os.environ.setdefault("BATCH_SIZE_LAB_CACHE", str(scratch / "cache"))
-    from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(scratch / "settings"))
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
-    from gui.app import create_application, settle_after_startup
+    from gui.app import create_application, keep_settings_in, settle_after_startup
+    keep_settings_in(scratch / "settings")
     app = create_application([sys.argv[0]])
     from gui.main_window import X_AXES, MainWindow
 

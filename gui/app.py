@@ -28,6 +28,14 @@ def configure_application(app: QApplication) -> None:
     theme.apply_theme(app, str(QSettings().value("theme", theme.DEFAULT_THEME)))
 
 
+def keep_settings_in(folder) -> None:
+    """Keep QSettings in INI files under `folder` rather than the user's own: for tests, benchmarks and
+    screenshots, which must neither read nor change a real user's settings."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder))
+
+
 def settle_after_startup() -> None:
     """Move everything allocated at start-up (torch, pyqtgraph, the widgets) out of the garbage
     collector's sight. Otherwise each full collection walks that whole heap on whichever thread triggers

@@ -44,11 +44,10 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bsl-screenshots-"))
     os.environ["BATCH_SIZE_LAB_WORKSPACE"] = str(scratch / "workspace")
     os.environ.setdefault("BATCH_SIZE_LAB_CACHE", str(scratch / "cache"))
-    from PySide6.QtCore import QSettings, QTimer
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(scratch / "settings"))
+    from PySide6.QtCore import QTimer
 
-    from gui.app import create_application, settle_after_startup
+    from gui.app import create_application, keep_settings_in, settle_after_startup
+    keep_settings_in(scratch / "settings")
     app = create_application([sys.argv[0]])
     from gui import theme
     from gui.main_window import MainWindow

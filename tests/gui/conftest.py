@@ -12,13 +12,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-from PySide6.QtCore import QSettings  # noqa: E402
 
-
-def _point_settings_at(folder: Path) -> None:
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
-        QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder))
+from gui.app import keep_settings_in  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +25,7 @@ def session_cache(tmp_path_factory) -> Path:
 def configured_app(qapp, tmp_path_factory, session_cache):
     """The session's QApplication, named and themed as the real app is, with settings kept in tmp."""
     os.environ["BATCH_SIZE_LAB_CACHE"] = str(session_cache)
-    _point_settings_at(tmp_path_factory.mktemp("session-settings"))
+    keep_settings_in(tmp_path_factory.mktemp("session-settings"))
     from gui.app import configure_application
     configure_application(qapp)
     return qapp
@@ -48,7 +43,7 @@ def isolated_environment(tmp_path, monkeypatch, session_cache, configured_app):
     monkeypatch.setenv("BATCH_SIZE_LAB_CACHE", str(session_cache))
     settings_dir = tmp_path / "settings"
     settings_dir.mkdir()
-    _point_settings_at(settings_dir)
+    keep_settings_in(settings_dir)
     from gui import theme
     theme.apply_theme(configured_app, theme.DEFAULT_THEME)
     yield settings_dir
