@@ -9,7 +9,7 @@ stays responsive to the user. Long step curves are clipped to the view and peak-
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,16 +141,18 @@ class _Crosshair:
 
 
 class _TimedGraphicsLayout(pg.GraphicsLayoutWidget):
-    """A GraphicsLayoutWidget that remembers how long its last paint took (what the redraw timer adapts to)."""
+    """A GraphicsLayoutWidget that remembers how long its last paint took (what the redraw timer adapts to),
+    read from `clock` (seconds)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, clock: Callable[[], float]):
+        super().__init__()
+        self._clock = clock
         self.last_paint_s = 0.0
 
     def paintEvent(self, event) -> None:
-        started = time.perf_counter()
+        started = self._clock()
         super().paintEvent(event)
-        self.last_paint_s = time.perf_counter() - started
+        self.last_paint_s = self._clock() - started
 
 
 class LivePlots(CurrentPlotExport, QWidget):
@@ -162,8 +164,11 @@ class LivePlots(CurrentPlotExport, QWidget):
 
     x_axis_changed = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, clock: Callable[[], float] = time.perf_counter):
+        """`clock` (seconds) times setData and painting, which the redraw interval adapts to; tests pass a
+        fake one so the interval does not depend on the machine's speed."""
         super().__init__(parent)
+        self._clock = clock
         self._runs: list[RunData] = []
         self._x_axis = "epoch"
         self._smoothing = 0.6
@@ -441,7 +446,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._wrap_toolbar()
 
     def _build_plots(self) -> None:
-        self._graphics = _TimedGraphicsLayout()
+        self._graphics = _TimedGraphicsLayout(self._clock)
         # Repaint only the regions of items that changed: a plot whose curves and axes did not move is not
         # painted again (pyqtgraph's default, set here because the adaptive redraw relies on it).
         self._graphics.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
@@ -681,7 +686,7 @@ class LivePlots(CurrentPlotExport, QWidget):
             return
         self._sync_curves()
         self._stack.setCurrentWidget(self._graphics if self._curves else self._placeholder)
-        started = time.perf_counter()
+        started = self._clock()
         dirty, all_dirty = self._dirty, self._all_dirty
         self._dirty, self._all_dirty = set(), False
         for (_, trial_name), curves in self._curves.items():
@@ -692,7 +697,7 @@ class LivePlots(CurrentPlotExport, QWidget):
                     if all_dirty or self._points(curve) != curve.drawn_points:
                         self._update_curve(curve)
         self._update_antialiasing()
-        self._adapt_interval(time.perf_counter() - started)
+        self._adapt_interval(self._clock() - started)
         if not self._dirty and not self._all_dirty:
             self._timer.stop()
 

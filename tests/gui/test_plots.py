@@ -236,20 +236,39 @@ def test_only_curves_whose_data_grew_are_redrawn(plots, qtbot):
     assert set_data_calls == {"loss": 1}
 
 
-def test_redraw_interval_adapts_to_the_cost_of_painting(plots, run):
+class SteppingClock:
+    """A fake clock: each reading is `step` seconds after the previous one, so everything LivePlots times (a
+    setData pass, a paint) costs exactly `step`, however fast or busy the machine is."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.step = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_redraw_interval_adapts_to_the_cost_of_painting(qtbot, run):
+    clock = SteppingClock()
+    plots = LivePlots(clock=clock)
+    qtbot.addWidget(plots)
+    plots.resize(1100, 700)
+    plots.show()
     plots.set_runs([run])
-    plots.graphics().last_paint_s = 0.001
-    plots.mark_dirty()
-    plots.redraw_now()
-    assert plots.redraw_interval_ms() == REDRAW_INTERVAL_MS
-    plots.graphics().last_paint_s = 0.040                     # a slow paint: wait three times as long
-    plots.mark_dirty()
-    plots.redraw_now()
-    assert 3 * 40 <= plots.redraw_interval_ms() <= MAX_REDRAW_INTERVAL_MS
-    plots.graphics().last_paint_s = 1.0                       # never slower than a few redraws a second
-    plots.mark_dirty()
-    plots.redraw_now()
-    assert plots.redraw_interval_ms() == MAX_REDRAW_INTERVAL_MS
+
+    def redraw_costing(seconds: float) -> int:
+        clock.step = seconds
+        plots.graphics().grab()               # a real paint, timed by the fake clock
+        assert plots.graphics().last_paint_s == pytest.approx(seconds)
+        plots.mark_dirty()
+        plots.redraw_now()                    # setData, timed by the fake clock
+        return plots.redraw_interval_ms()
+
+    assert redraw_costing(0.001) == REDRAW_INTERVAL_MS            # cheap: the shortest interval
+    assert redraw_costing(0.020) == 3 * (20 + 20)                  # setData + paint 40 ms: wait three times as long
+    assert redraw_costing(1.0) == MAX_REDRAW_INTERVAL_MS           # never slower than a few redraws a second
+    assert redraw_costing(0.001) == REDRAW_INTERVAL_MS            # and back once painting is cheap again
 
 
 def test_toolbar_wraps_in_a_narrow_window(plots, qtbot):
