@@ -5,7 +5,7 @@ import datetime as _dt
 import os
 import platform
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -113,10 +113,20 @@ def run_sweep(config: ExperimentConfig, out_dir: str | Path, *, device: str | No
     recorded in that trial and the sweep goes on. Setting `stop` ends the running trial as `cancelled`
     within one step and ends the sweep."""
     on_event = on_event or (lambda event: None)
-    stop = stop or threading.Event()
     out_dir = Path(out_dir)
     torch_device = resolve_device(device or config.sweep.device)
     _prepare_out_dir(out_dir)
+    dataset, probe = prepare_sweep_data(config, torch_device, on_event)
+    env = environment(torch_device)
+    writer = RunWriter(_run_path(out_dir, config.name), config.to_toml(), env)
+    return train_trials(writer, config, dataset, probe, torch_device, plan_trials(config), env, on_event=on_event,
+                        stop=stop)
+
+
+def prepare_sweep_data(config: ExperimentConfig, torch_device: torch.device,
+                       on_event: Callable[[Event], None]) -> tuple[Dataset, torch.Tensor]:
+    """The dataset on the device and the fixed subset of training examples that train metrics are measured on.
+    Raises DataError / ConfigError before anything is written."""
     dataset = load_sweep_data(config, torch_device)
     on_event(Message(f"{dataset.name}: {dataset.train_size} training and {dataset.val_size} validation examples "
                      f"({dataset.val_source}), {dataset.num_classes} classes"))
@@ -126,22 +136,35 @@ def run_sweep(config: ExperimentConfig, out_dir: str | Path, *, device: str | No
         # Reproducibility on the same device over the last bit of speed.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+    return dataset, probe
 
-    strategy = GridStrategy(plan_trials(config))
-    config_text = config.to_toml()
-    env = environment(torch_device)
-    writer = RunWriter(_run_path(out_dir, config.name), config_text, env)
+
+def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, probe: torch.Tensor,
+                 torch_device: torch.device, planned: list[TrialSpec], env: dict[str, object], *,
+                 on_event: Callable[[Event], None], stop: threading.Event | None = None,
+                 to_train: list[TrialSpec] | None = None,
+                 finished: dict[str, str] | None = None, restored: Iterable[Event] = ()) -> Path:
+    """The trial loop shared by a new sweep and a resumed one; closes the writer and returns the file's path.
+
+    `planned` is the whole sweep (for progress); `to_train` the trials still to train (all of them when
+    None); `finished` the statuses of trials already in the file; `restored` the events that show those
+    trials to the observer after SweepStarted (they are not written again)."""
+    stop = stop or threading.Event()
+    strategy = GridStrategy(planned if to_train is None else to_train)
     recorder = _Recorder(writer, on_event)
+    recorder.statuses.update(finished or {})
     status = schema.COMPLETED
     try:
-        steps_per_epoch = {t.batch_size: dataset.train_size // t.batch_size for t in strategy.planned}
+        steps_per_epoch = {t.batch_size: dataset.train_size // t.batch_size for t in planned}
         planned_samples = sum(total_steps(config.train, steps_per_epoch[t.batch_size], t.batch_size) * t.batch_size
-                              for t in strategy.planned)
-        on_event(SweepStarted(run_path=str(writer.path), config_text=config_text,
-                              created=writer.created, trials=tuple(strategy.planned),
+                              for t in planned)
+        on_event(SweepStarted(run_path=str(writer.path), config_text=config.to_toml(),
+                              created=writer.created, trials=tuple(planned),
                               total_samples=planned_samples, device=str(torch_device),
                               device_name=str(env["device_name"]), train_size=dataset.train_size,
                               val_size=dataset.val_size))
+        for event in restored:
+            on_event(event)
         context = TrialContext(config=config, dataset=dataset, device=torch_device, train_eval_index=probe,
                                emit=recorder, stop=stop)
         while (spec := strategy.propose(recorder.statuses)) is not None:
@@ -155,4 +178,3 @@ def run_sweep(config: ExperimentConfig, out_dir: str | Path, *, device: str | No
     writer.close(status)
     on_event(SweepEnded(run_path=str(writer.path), status=status, trial_statuses=dict(recorder.statuses)))
     return writer.path
-
