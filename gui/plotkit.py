@@ -134,6 +134,24 @@ class CompactAxis(pg.AxisItem):
         return length / decades >= LOG_MINOR_LABEL_MIN_PIXELS_PER_DECADE or math.floor(high) - math.ceil(low) < 1
 
 
+# A flat series (a constant learning rate, a single epoch) is shown in a range this fraction of its value on
+# either side, instead of pyqtgraph's fixed ±0.5 around it (which made 0.05 look like it spanned -0.4 to 0.4).
+FLAT_RANGE_PADDING = 0.1
+
+
+class PaddedViewBox(pg.ViewBox):
+    """A ViewBox whose automatic range around data of zero extent is a small band around its value."""
+
+    def childrenBounds(self, frac=None, orthoRange=(None, None), items=None):
+        bounds = super().childrenBounds(frac=frac, orthoRange=orthoRange, items=items)
+        for axis, extent in enumerate(bounds):
+            if extent is not None and extent[0] == extent[1]:
+                value = extent[0]
+                pad = abs(value) * FLAT_RANGE_PADDING if value else 1.0
+                bounds[axis] = [value - pad, value + pad]
+        return bounds
+
+
 @dataclass(frozen=True)
 class LegendEntry:
     """One legend entry: a line sample (pen, optional symbol) and its text; `key` is what a click toggles

@@ -24,10 +24,9 @@ from engine import schema
 from engine.runfile import RunData, TrialData
 from gui.colors import batch_size_color
 from gui.export import CurrentPlotExport, export_widget_image
-from gui.plotkit import (CompactAxis, Display, FlowLegend, LegendEntry, Theme, display, make_pen, run_line_style,
-                         seed_symbol, style_plot_item, with_alpha)
-
-X_AXES: tuple[str, ...] = ("epoch", "step", "samples", "wall_time_s")
+from gui.plotkit import (CompactAxis, Display, FlowLegend, LegendEntry, PaddedViewBox, Theme, display, make_pen,
+                         run_line_style, seed_symbol, style_plot_item, with_alpha)
+from gui.x_axis import X_AXES, data_range, map_range, x_values
 REDRAW_INTERVAL_MS = 50           # the shortest interval: at most 20 redraws a second
 MAX_REDRAW_INTERVAL_MS = 250      # the longest: live curves still move at least 4 times a second
 # The redraw interval is at least this many times the last redraw's cost (setData plus paint), so drawing
@@ -219,7 +218,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._legend_signature = ()
         self._color_batch_sizes = ()
         self._all_dirty = True
-        self._redraw()
+        self.fit_view()
 
     def runs(self) -> list[RunData]:
         return list(self._runs)
@@ -242,18 +241,62 @@ class LivePlots(CurrentPlotExport, QWidget):
             raise ValueError(f"unknown x axis {key!r}; one of {', '.join(X_AXES)}")
         if key == self._x_axis:
             return
+        old_key, zoomed = self._x_axis, self.is_zoomed()
+        shown = self._x_view_range()
         self._x_axis = key
         self._x_buttons[key].setChecked(True)
         for name, plot in self._plots.items():
             plot.setLabel("bottom", x_axis_label(key) if self._shows_x_label(name) else None)
         self._all_dirty = True
-        self._redraw()
-        for plot in self._plots.values():
-            plot.enableAutoRange()
+        kept = map_range(self._visible_trials(), old_key, key, *shown) if zoomed and shown else None
+        if kept is None:
+            self.fit_view()
+        else:
+            self._set_x_view_range(kept, padding=0.0)
+            self._redraw()
         self.x_axis_changed.emit(key)
 
     def x_axis(self) -> str:
         return self._x_axis
+
+    def fit_view(self) -> None:
+        """Show all the data of every plot again (undo zooming and panning)."""
+        fitted = data_range(self._visible_trials() or self._all_trials(), self._x_axis, positive=self._log_x)
+        # The x range is set before the curves get their new x: pyqtgraph downsamples a curve for the range in
+        # view, and a curve placed far outside it (samples seen → seconds) would be reduced to nothing.
+        if fitted is not None:
+            self._set_x_view_range(fitted, padding=None)
+        self._redraw()
+        for plot in self._plots.values():
+            plot.enableAutoRange()
+
+    def is_zoomed(self) -> bool:
+        """Whether the user zoomed or panned the x axis (the plots then no longer follow the data)."""
+        return not self._master_view().autoRangeEnabled()[0]
+
+    def x_range(self) -> tuple[float, float]:
+        """The x range in view, in the x axis' units (also on a log axis)."""
+        return self._x_view_range()
+
+    def _master_view(self) -> pg.ViewBox:
+        return self._plots[PLOT_NAMES[0]].getViewBox()
+
+    def _x_view_range(self) -> tuple[float, float]:
+        low, high = self._master_view().viewRange()[0]
+        return (10 ** low, 10 ** high) if self._log_x else (low, high)
+
+    def _set_x_view_range(self, x_range: tuple[float, float], padding: float | None) -> None:
+        low, high = x_range
+        if self._log_x:
+            low, high = np.log10(max(low, 1e-300)), np.log10(max(high, 1e-300))
+        self._master_view().setXRange(low, high, padding=padding)
+
+    def _all_trials(self) -> list[TrialData]:
+        return [trial for run in self._runs for trial in run.trials]
+
+    def _visible_trials(self) -> list[TrialData]:
+        return [trial for run in self._runs for trial in run.trials
+                if trial.batch_size not in self._hidden_batch_sizes and trial.seed not in self._hidden_seeds]
 
     def set_smoothing(self, weight: float) -> None:
         """EMA weight for per-step loss and gradient norm, 0 (raw) to 0.99."""
@@ -269,10 +312,17 @@ class LivePlots(CurrentPlotExport, QWidget):
         return self._smoothing
 
     def set_log_x(self, on: bool) -> None:
+        if bool(on) == self._log_x:
+            return
+        zoomed, shown = self.is_zoomed(), self._x_view_range()
         self._log_x = bool(on)
         self._log_x_action.setChecked(self._log_x)
         for name, plot in self._plots.items():
             plot.setLogMode(x=self._log_x, y=self._log_y[name])
+        if zoomed and shown[1] > 0:
+            self._set_x_view_range(shown, padding=0.0)
+        else:
+            self.fit_view()
         self._hide_crosshair()
 
     def set_log_y(self, plot_name: str, on: bool) -> None:
@@ -376,6 +426,11 @@ class LivePlots(CurrentPlotExport, QWidget):
         row = QHBoxLayout(self._options_group)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(6)
+        self._fit_button = QToolButton()
+        self._fit_button.setText("Fit")
+        self._fit_button.setToolTip("Show all the data again after zooming or panning")
+        self._fit_button.clicked.connect(self.fit_view)
+        row.addWidget(self._fit_button)
         self._log_button = QToolButton()
         self._log_button.setText("Log scale")
         self._log_button.setToolTip("Logarithmic axes: useful when values span several orders of magnitude")
@@ -461,8 +516,8 @@ class LivePlots(CurrentPlotExport, QWidget):
         first: pg.PlotItem | None = None
         for index, spec in enumerate(PLOTS):
             row, col = 1 + index // GRID_COLUMNS, index % GRID_COLUMNS
-            plot = self._graphics.addPlot(row=row, col=col, axisItems={"left": CompactAxis("left"),
-                                                                        "bottom": CompactAxis("bottom")})
+            plot = self._graphics.addPlot(row=row, col=col, viewBox=PaddedViewBox(),
+                                          axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setMenuEnabled(True)
@@ -587,6 +642,10 @@ class LivePlots(CurrentPlotExport, QWidget):
                     item.opts["autoDownsampleFactor"] = STEP_SAMPLES_PER_PIXEL
                 item.setZValue({MAIN: 10, TRAIN: 5, STEP: 3, FAINT: -10}[series.role])
                 self._plots[spec.name].addItem(item)
+                if series.group == EPOCH:
+                    # A few hundred points at most: never downsampled, since pyqtgraph's automatic downsampling
+                    # drops every point of a short curve when the view is much wider than the curve.
+                    item.setDownsampling(auto=False)
                 curve = _Curve(item, spec.name, series, run_index, trial)
                 self._style_curve(curve)
                 curves.append(curve)
@@ -628,15 +687,6 @@ class LivePlots(CurrentPlotExport, QWidget):
                 self._apply_visibility(curve)
         self._rebuild_legend()
 
-    def _x_values(self, trial: TrialData, series: Series, columns: dict[str, np.ndarray]) -> np.ndarray:
-        key = self._x_axis
-        if key == "epoch" and series.group == STEP_GROUP:
-            steps_per_epoch = trial.steps_per_epoch
-            if steps_per_epoch <= 0 and len(trial.epoch["epoch"]):
-                steps_per_epoch = max(1, int(trial.epoch["step"][0] / max(trial.epoch["epoch"][0], 1)))
-            return columns["step"] / max(steps_per_epoch, 1)
-        return columns[key]
-
     def _update_curve(self, curve: _Curve) -> None:
         series = curve.series
         columns = curve.trial.epoch if series.group == EPOCH else curve.trial.step
@@ -646,7 +696,7 @@ class LivePlots(CurrentPlotExport, QWidget):
             y = y * presentation.scale
         if series.smooth and self._smoothing > 0:
             y = self._smoothed(curve, y)
-        x = self._x_values(curve.trial, series, columns)
+        x = x_values(curve.trial, series.group, self._x_axis)
         curve.item.setData(x, y)
         curve.drawn_points = len(y)
 

@@ -71,6 +71,94 @@ def test_x_axis_buttons_are_one_click_away(plots, run, qtbot):
         plots.set_x_axis("minutes")
 
 
+def _shown_x(plots, plot_name: str) -> tuple[float, float] | None:
+    """The x extent of what the curves of a plot put on screen (after pyqtgraph's clipping and downsampling)."""
+    lows, highs = [], []
+    for item in plots.curves(plot_name):
+        x, _ = item.getData()
+        if item.isVisible() and x is not None and len(x):
+            lows.append(np.nanmin(x))
+            highs.append(np.nanmax(x))
+    return (min(lows), max(highs)) if lows else None
+
+
+def _all_data_in_view(plots) -> bool:
+    """Every plot draws its curves, and the x range the plots share spans all their data without being mostly
+    empty (the plots of per-epoch values start at epoch 1, those of per-step values near 0)."""
+    shown = [_shown_x(plots, name) for name in plots.plot_names()]
+    if None in shown:
+        return False
+    first, last = min(low for low, _ in shown), max(high for _, high in shown)
+    for name in plots.plot_names():
+        low, high = plots.plot_item(name).getViewBox().viewRange()[0]
+        if not (low <= first and last <= high and last - first >= 0.8 * (high - low)):
+            return False
+    return True
+
+
+SWITCHES = [("samples", "wall_time_s"), ("samples", "epoch"), ("wall_time_s", "samples", "step"),
+            ("step", "wall_time_s", "epoch", "samples")]
+
+
+@pytest.mark.parametrize("switches", SWITCHES, ids=["-".join(keys) for keys in SWITCHES])
+def test_every_x_axis_switch_shows_all_the_data_of_a_reopened_run(plots, run, qtbot, switches):
+    plots.set_runs([run])
+    qtbot.waitUntil(lambda: _all_data_in_view(plots), timeout=2000)
+    for key in switches:
+        plots.set_x_axis(key)
+        qtbot.waitUntil(lambda: _all_data_in_view(plots), timeout=2000)
+
+
+def test_every_x_axis_switch_shows_all_the_data_of_a_live_run(plots, qtbot):
+    live, events = live_run(batch_sizes=(32, 256), epochs=3, train_size=2048, chunk_steps=8)
+    plots.set_runs([live.run])
+    for event in events[:len(events) * 2 // 3]:          # mid-sweep: one trial done, the next one growing
+        plots.mark_dirty(live.apply(event))
+    for key in ("samples", "wall_time_s", "epoch", "samples", "step"):
+        qtbot.mouseClick(plots._x_buttons[key], Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: _all_data_in_view(plots), timeout=2000)
+    for event in events[len(events) * 2 // 3:]:          # the view keeps following the data as it grows
+        plots.mark_dirty(live.apply(event))
+    last_step = max(trial.step["step"][-1] for trial in live.run.trials)
+    qtbot.waitUntil(lambda: plots.x_range()[1] >= last_step and _all_data_in_view(plots), timeout=2000)
+
+
+def test_a_zoom_is_kept_in_the_new_units_and_fit_shows_everything_again(plots, run, qtbot):
+    plots.set_runs([run])
+    plots.plot_item("accuracy").getViewBox().setXRange(1.0, 2.0, padding=0)   # as a mouse zoom does
+    assert plots.is_zoomed()
+    plots.set_x_axis("samples")
+    # What epochs 1 to 2 were, in samples seen: from the smallest batch's epoch 1 to the largest's epoch 2.
+    expected = (min(t.epoch["samples"][0] for t in run.trials), max(t.epoch["samples"][1] for t in run.trials))
+    assert plots.is_zoomed()
+    np.testing.assert_allclose(plots.x_range(), expected, rtol=0.02)
+    for name in plots.plot_names():
+        np.testing.assert_allclose(plots.plot_item(name).getViewBox().viewRange()[0], expected, rtol=0.02)
+    plots.set_x_axis("epoch")
+    np.testing.assert_allclose(plots.x_range(), (1.0, 2.0), rtol=0.02)
+
+    plots.plot_item("loss").getViewBox().setXRange(50.0, 60.0, padding=0)    # past the end of every trial
+    plots.set_x_axis("step")                                                  # nothing to keep: fitted
+    assert not plots.is_zoomed()
+    qtbot.waitUntil(lambda: _all_data_in_view(plots), timeout=2000)
+
+    plots.plot_item("loss").getViewBox().setXRange(10.0, 20.0, padding=0)
+    qtbot.mouseClick(plots._fit_button, Qt.MouseButton.LeftButton)
+    assert not plots.is_zoomed()
+    qtbot.waitUntil(lambda: _all_data_in_view(plots), timeout=2000)
+
+
+def test_a_constant_series_gets_a_narrow_axis_around_its_value(plots, tmp_path, qtbot):
+    run = read_run(write_run(tmp_path / "flat.h5", batch_sizes=(32,), epochs=2, train_size=1024))
+    trial = run.trials[0]
+    trial.step["lr"][:] = 0.05                                  # no warm-up: one learning rate throughout
+    plots.set_runs([run])
+    view = plots.plot_item("lr").getViewBox()
+    qtbot.waitUntil(lambda: view.viewRange()[1][0] > 0, timeout=2000)
+    low, high = view.viewRange()[1]
+    assert 0.04 <= low < 0.05 < high <= 0.06
+
+
 def _length(curve) -> int:
     if curve is None:
         return -1
@@ -187,8 +275,9 @@ def test_mouse_over_a_plot_moves_the_crosshair(plots, run, qtbot):
     plots.set_runs([run])
     trial = run.trials[0]
     view = plots.plot_item("throughput").getViewBox()
-    qtbot.waitUntil(lambda: view.width() > 100 and view.viewRange()[0][1] > 1, timeout=2000)   # laid out
     x, y = float(trial.epoch["epoch"][-1]), float(trial.epoch["samples_per_s"][-1])
+    qtbot.waitUntil(lambda: view.width() > 100 and view.viewRange()[1][0] < y < view.viewRange()[1][1],
+                    timeout=2000)                                   # laid out, and the point in view
     plots.graphics().scene().sigMouseMoved.emit(view.mapViewToScene(QPointF(x, y)))
     qtbot.waitUntil(lambda: "Throughput" in plots.readout(), timeout=2000)
     assert f"batch size {trial.batch_size}" in plots.readout()
