@@ -25,9 +25,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gzip
+import io
+import itertools
 import math
 import os
 import pickle
+import pickletools
 import re
 import struct
 import tempfile
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import psutil
 import torch
 from PIL import Image, ImageOps
 
@@ -96,10 +100,11 @@ def load_dataset(config: DataConfig) -> Dataset:
         return _finish(config.dataset, _BUILTINS[config.dataset](config), config)
     path = Path(config.dataset).expanduser()
     try:
-        arrays = _load_path(path, config)
+        return _finish(path.name, _load_path(path, config), config)
     except OSError as error:   # e.g. a folder without read permission: the user's to fix, not a bug
         raise DataError(f"{path}: cannot be read ({error})") from None
-    return _finish(path.name, arrays, config)
+    except MemoryError:
+        raise DataError(f"{path}: too large to load into this computer's memory") from None
 
 
 def describe(config: DataConfig) -> str:
@@ -137,11 +142,10 @@ def _finish(name: str, arrays: _Arrays, config: DataConfig) -> Dataset:
                             "one label")
         if x.dtype.kind not in "biuf":
             raise DataError(f"{source}: the {part} inputs are not numbers (their type is {x.dtype})")
+        if math.prod(x.shape[1:]) == 0:
+            raise DataError(f"{source}: each {part} example has shape {x.shape[1:]}, which holds no values")
         if x.dtype.kind == "f":
-            bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-            if bad.any():
-                raise DataError(f"{source}: {part} example {int(np.argmax(bad))} (counting from 0) contains a "
-                                "missing (NaN) or infinite value; remove or fill it")
+            _check_finite_float32(x, source, part)
         if part == "test" and x.shape[1:] != arrays.x.shape[1:]:
             raise DataError(f"{source}: test examples have shape {x.shape[1:]} but training examples have shape "
                             f"{arrays.x.shape[1:]}; both splits must have the same shape")
@@ -173,9 +177,14 @@ def _finish(name: str, arrays: _Arrays, config: DataConfig) -> Dataset:
     # astype copies, so standardizing in place never writes into a loader's (possibly read-only) arrays.
     x_train, x_val = x_train.astype(np.float32), x_val.astype(np.float32)
     mean, std = _statistics(x_train, _CHANNEL_AXIS[arrays.kind])
-    for x in (x_train, x_val):
-        x -= mean
-        x /= std
+    with np.errstate(over="ignore", invalid="ignore"):
+        for x in (x_train, x_val):
+            x -= mean
+            x /= std
+    # Values each within float32's range can still be too far apart (3e38 and -3e38) for their differences.
+    if not (np.isfinite(std).all() and np.isfinite(x_train).all() and np.isfinite(x_val).all()):
+        raise DataError(f"{source}: the values span too wide a range to standardize in 32-bit floats; rescale "
+                        "the data")
 
     return Dataset(name=name, x_train=torch.from_numpy(np.ascontiguousarray(x_train)),
                    y_train=torch.from_numpy(y_train), x_val=torch.from_numpy(np.ascontiguousarray(x_val)),
@@ -254,6 +263,33 @@ def _arrange(x: np.ndarray, source: str) -> tuple[np.ndarray, str]:
 def _pixels(x: np.ndarray) -> np.ndarray:
     """8-bit pixel values scaled to [0, 1]."""
     return x.astype(np.float32) * np.float32(1 / 255)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_RANGE = "the range of 32-bit floats (±3.4e38) that training uses"
+
+
+def _check_finite_float32(x: np.ndarray, source: str, part: str) -> None:
+    """Every value finite and within float32's range; otherwise a DataError naming the first bad example.
+
+    A float64 value beyond float32's range would become infinite on the way to the model, and every trial
+    would then "diverge" for a reason that lies in the file."""
+    rows = x.reshape(len(x), -1)
+    not_finite = ~np.isfinite(rows).all(axis=1)
+    too_large = np.zeros(len(x), bool) if x.dtype.itemsize <= 4 else (np.abs(rows) > _FLOAT32_MAX).any(axis=1)
+    for bad, problem in ((not_finite, "a missing (NaN) or infinite value; remove or fill it"),
+                         (too_large, f"a value beyond {_FLOAT32_RANGE}; rescale the data")):
+        if bad.any():
+            raise DataError(f"{source}: {part} example {int(np.argmax(bad))} (counting from 0) contains {problem}")
+
+
+def _check_fits_in_memory(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
+    """Refuse before allocating: a header can declare any shape, and a few bytes must not claim terabytes."""
+    size = math.prod(shape) * dtype.itemsize
+    memory = psutil.virtual_memory().total
+    if size > memory:
+        raise DataError(f"{where} declares {' × '.join(map(str, shape))} values of {dtype} ({size / 2**30:,.1f} "
+                        f"GiB), more than this computer's memory ({memory / 2**30:,.1f} GiB)")
 
 
 # ----- built-in datasets ------------------------------------------------------------------------------------
@@ -352,11 +388,13 @@ _BUILTINS: dict[str, Callable[[DataConfig], _Arrays]] = {
 
 # ----- the user's files ---------------------------------------------------------------------------------------
 
-def _load_csv(path: Path, config: DataConfig) -> _Arrays:
-    """A header row, one example per row: the label_column holds labels, every other column a number."""
+def _load_csv(path: Path, config: DataConfig, max_rows: int | None = None) -> _Arrays:
+    """A header row, one example per row: the label_column holds labels, every other column a number.
+    max_rows: read only the header and that many rows below it (see check_head)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
-            rows = [(line, row) for line, row in enumerate(csv.reader(file), start=1) if any(c.strip() for c in row)]
+            rows = list(itertools.islice(((line, row) for line, row in enumerate(csv.reader(file), start=1)
+                                          if any(c.strip() for c in row)), None if max_rows is None else 1 + max_rows))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"{path}: cannot be read as CSV text ({error})") from None
     if not rows:
@@ -389,10 +427,14 @@ def _load_csv(path: Path, config: DataConfig) -> _Arrays:
     except ValueError:
         # numpy does not say which cell failed: convert cell by cell to point the user at the first bad one.
         x = np.array([[number(line, i, row[i]) for i in feature_index] for line, row in body])
-    not_finite = ~np.isfinite(x).all(axis=1)
-    if not_finite.any():
-        raise DataError(f"{path}: line {body[int(np.argmax(not_finite))][0]} holds a missing (NaN) or infinite "
-                        "value; remove or fill it")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(x) | (np.abs(x) > _FLOAT32_MAX)
+    if bad.any():
+        row, column = (int(index) for index in np.argwhere(bad)[0])
+        line, text = body[row][0], body[row][1][feature_index[column]].strip()
+        problem = ("a missing (NaN) or infinite value; remove or fill it" if not np.isfinite(x[row, column])
+                   else f"{text}, beyond {_FLOAT32_RANGE}; rescale that column")
+        raise DataError(f"{path}: line {line}, column {header[feature_index[column]]!r} holds {problem}")
     labels = np.char.strip(cells[:, label_index])
     if (labels == "").any():
         line = body[int(np.argmax(labels == ""))][0]
@@ -428,9 +470,27 @@ def _check_start(path: Path, magic: bytes, what: str) -> None:
         raise DataError(f"{path}: not {what}")
 
 
+def _check_npy_header(file: io.BufferedIOBase, stored_bytes: int, where: str) -> None:
+    """Read an .npy header and refuse, before numpy allocates anything, an array of Python objects or one whose
+    declared size the stored bytes cannot hold or memory cannot take."""
+    version = np.lib.format.read_magic(file)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(file)
+    if dtype.hasobject:
+        raise DataError(f"{where} holds Python objects, not numbers; they are never loaded, because loading "
+                        "them could run code from the file")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > stored_bytes - file.tell():
+        raise DataError(f"{where}: its header announces {' × '.join(map(str, shape))} values of {dtype} but the "
+                        "file is shorter; it is cut short or damaged")
+    _check_fits_in_memory(shape, dtype, where)
+
+
 def _read_npy(path: Path) -> np.ndarray:
     _check_start(path, b"\x93NUMPY", "an .npy array file (as written by numpy.save)")
     try:
+        with open(path, "rb") as file:
+            _check_npy_header(file, os.fstat(file.fileno()).st_size, str(path))
         return np.load(path, allow_pickle=False)   # no pickles: an array of plain numbers never needs them
     except (OSError, ValueError, EOFError) as error:
         raise DataError(f"{path}: not a readable .npy array of numbers ({error})") from None
@@ -438,10 +498,19 @@ def _read_npy(path: Path) -> np.ndarray:
 
 def _load_npz(path: Path, config: DataConfig) -> _Arrays:
     _check_start(path, b"PK", "an .npz archive (as written by numpy.savez)")
+
+    def read(archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+        member = f"{key}.npy" if f"{key}.npy" in archive.zip.namelist() else key
+        with archive.zip.open(member) as stream:
+            if stream.read(6) == b"\x93NUMPY":   # other members are raw bytes, refused later as "not numbers"
+                stream.seek(0)
+                _check_npy_header(stream, archive.zip.getinfo(member).file_size, f"{path}: the array {key!r}")
+        return archive[key]
+
     try:
         with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:   # see _read_cache
-            return _named_arrays(str(path), list(archive.files), lambda key: archive[key], config)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            return _named_arrays(str(path), list(archive.files), lambda key: read(archive, key), config)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DataError(f"{path}: not a readable .npz archive of numbers ({error})") from None
 
 
@@ -454,9 +523,22 @@ def _load_hdf5(path: Path, config: DataConfig) -> _Arrays:
                                 "dataset; open it with report, or choose the data file it was trained on")
             names: list[str] = []
             file.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
-            return _named_arrays(str(path), names, lambda key: file[key][()], config)
-    except OSError as error:
+            return _named_arrays(str(path), names, lambda key: _read_hdf5_dataset(file[key], f"{path}: the "
+                                                                                  f"array {key!r}"), config)
+    # h5py turns damage deep in a file into any of these
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"{path}: not a readable HDF5 file ({error})") from None
+
+
+def _read_hdf5_dataset(dataset: h5py.Dataset, where: str) -> np.ndarray:
+    """Check type and declared size before reading: a few bytes of file can declare terabytes of fill value."""
+    if dataset.shape is None:
+        raise DataError(f"{where} is empty (it has no shape)")
+    if dataset.dtype.kind not in "biuf":
+        what = {"S": "text", "U": "text", "O": "text or other objects", "V": "records (a compound type)"}
+        raise DataError(f"{where} holds {what.get(dataset.dtype.kind, str(dataset.dtype))}, not numbers")
+    _check_fits_in_memory(dataset.shape, dataset.dtype, where)
+    return dataset[()]
 
 
 def _named_arrays(source: str, present: list[str], read: Callable[[str], np.ndarray],
@@ -501,22 +583,26 @@ def _read_idx(path: Path) -> np.ndarray:
     32-bit count, then the values."""
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
-            data = file.read()
+            start = file.read(4)
+            if len(start) < 4 or start[0] != 0 or start[1] != 0 or start[2] not in _IDX_DTYPES or start[3] == 0:
+                raise DataError(f"{path}: not an IDX file (the MNIST format): its header is wrong")
+            dims = start[3]
+            sizes = file.read(4 * dims)
+            if len(sizes) < 4 * dims:
+                raise DataError(f"{path}: the file is cut short inside its header")
+            shape = struct.unpack(f">{dims}I", sizes)
+            dtype = np.dtype(_IDX_DTYPES[start[2]])
+            _check_fits_in_memory(shape, dtype, str(path))
+            expected = math.prod(shape) * dtype.itemsize
+            # One byte more than announced tells "too long" apart, and a gzip bomb is never unpacked further.
+            data = file.read(expected + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot be read ({error})") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES or data[3] == 0:
-        raise DataError(f"{path}: not an IDX file (the MNIST format): its header is wrong")
-    dims = data[3]
-    if len(data) < 4 + 4 * dims:
-        raise DataError(f"{path}: the file is cut short inside its header")
-    shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = math.prod(shape) * dtype.itemsize
-    found = len(data) - 4 - 4 * dims
-    if found != expected:
+    if len(data) != expected:
+        found = "more" if len(data) > expected else str(len(data))
         raise DataError(f"{path}: the header announces {expected} bytes of values ({' × '.join(map(str, shape))}) "
-                        f"but the file holds {found}; it is {'cut short' if found < expected else 'too long'}")
-    return np.frombuffer(data, dtype, offset=4 + 4 * dims).reshape(shape)
+                        f"but the file holds {found}; it is {'cut short' if len(data) < expected else 'too long'}")
+    return np.frombuffer(data, dtype).reshape(shape)
 
 
 def _load_idx(folder: Path, config: DataConfig) -> _Arrays:
@@ -534,7 +620,7 @@ def _load_idx(folder: Path, config: DataConfig) -> _Arrays:
         if len(images) != len(labels):
             raise DataError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
                             "labels; they must match")
-        pixels = _pixels(images) if images.dtype == np.uint8 else images.astype(np.float32)
+        pixels = _pixels(images) if images.dtype == np.uint8 else images   # others are checked as numbers
         splits.append((pixels[:, None], _class_numbers(labels, str(labels_path))))
     arrays = _Arrays(x=splits[0][0], y=splits[0][1], kind="image", source=str(folder))
     if len(splits) > 1:
@@ -554,30 +640,184 @@ def _is_cifar_folder(folder: Path) -> bool:
     return bool(_cifar_batches(folder))
 
 
+class _RefusedPickle(Exception):
+    """Something in a pickle that a CIFAR-10 batch never holds; the message says what."""
+
+
+class _DtypeRecord:
+    """Stands in for numpy.dtype while unpickling: only plain numbers, never Python objects. numpy's own
+    dtype.__setstate__ would take flags from the file (one of them makes raw bytes count as object pointers)."""
+
+    def __init__(self, spec: object, align: object = False, copy: object = True):
+        if not isinstance(spec, (str, bytes)):
+            raise _RefusedPickle(f"an array type given as {type(spec).__name__}")
+        text = spec.decode("latin-1") if isinstance(spec, bytes) else spec
+        try:
+            self.dtype = np.dtype(text)
+        except TypeError:
+            raise _RefusedPickle(f"an unknown array type {text!r}") from None
+        if self.dtype.kind not in "biuf":
+            raise _RefusedPickle(f"an array of {self.dtype} values")
+
+    def __setstate__(self, state: object) -> None:
+        byte_order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
+        byte_order = byte_order.decode("latin-1") if isinstance(byte_order, bytes) else byte_order
+        if byte_order not in ("<", ">", "|", "="):
+            raise _RefusedPickle(f"an array type whose byte order is {byte_order!r}")
+        if any(part is not None for part in state[2:5]):   # sub-arrays, field names, fields: records, not pixels
+            raise _RefusedPickle("an array of records")
+        self.dtype = self.dtype.newbyteorder(byte_order) if byte_order != "|" else self.dtype
+
+
+class _ArrayRecord:
+    """Stands in for numpy.ndarray while unpickling: the array is made from its bytes with np.frombuffer, so
+    no state from the file reaches numpy's own __setstate__."""
+    array: np.ndarray
+
+    def __setstate__(self, state: object) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise _RefusedPickle("an array in an unknown layout")
+        _, shape, dtype, fortran_order, data = state
+        self.array = _array_from_bytes(data, dtype, shape, "F" if fortran_order else "C")
+
+
+_ARRAY_TYPE = object()   # what the pickle's numpy.ndarray becomes: usable only as the first argument of _reconstruct
+
+
+def _array_from_bytes(data: object, dtype: object, shape: object, order: object) -> np.ndarray:
+    if not isinstance(dtype, _DtypeRecord):
+        raise _RefusedPickle("an array without a number type")
+    if not isinstance(data, (bytes, bytearray)):
+        raise _RefusedPickle(f"array values given as {type(data).__name__}")
+    if not (isinstance(shape, tuple) and all(isinstance(size, int) and size >= 0 for size in shape)):
+        raise _RefusedPickle("an array with a malformed shape")
+    order = order.decode("latin-1") if isinstance(order, bytes) else order
+    if math.prod(shape) * dtype.dtype.itemsize != len(data) or order not in ("C", "F"):
+        raise _RefusedPickle(f"an array of shape {shape} whose values do not fill it")
+    return np.frombuffer(data, dtype.dtype).reshape(shape, order=order)
+
+
+def _reconstruct(array_type: object, shape: object, typecode: object) -> _ArrayRecord:
+    if array_type is not _ARRAY_TYPE:
+        raise _RefusedPickle("numpy's array constructor applied to something else than an array")
+    return _ArrayRecord()
+
+
+def _scalar(dtype: object, data: object) -> np.generic:
+    return _array_from_bytes(data, dtype, (), "C")[()]
+
+
+def _frombuffer(data: object, dtype: object, shape: object, order: object) -> _ArrayRecord:
+    record = _ArrayRecord()
+    record.array = _array_from_bytes(bytes(data) if isinstance(data, bytearray) else data, dtype, shape, order)
+    return record
+
+
+def _latin1(text: object, encoding: object = "utf-8") -> bytes:
+    """How Python 3 writes bytes into a protocol-2 pickle: _codecs.encode(text, 'latin1')."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise _RefusedPickle("a call of _codecs.encode other than the one that spells bytes")
+    return text.encode("latin-1")
+
+
+def _empty_bytes(*args: object) -> bytes:
+    if args:   # bytes(n) would allocate n bytes of nothing
+        raise _RefusedPickle("bytes() called with arguments")
+    return b""
+
+
+# Every name a CIFAR-10 python batch can refer to: written by Python 2 and numpy 1 (numpy.core) as the
+# official batches are, or re-saved by Python 3 and numpy 2 (numpy._core, protocol 5's _frombuffer).
+_PICKLE_NAMES: dict[tuple[str, str], object] = {
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _reconstruct for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "scalar"): _scalar for core in ("core", "_core")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): _frombuffer for core in ("core", "_core")},
+    ("numpy", "ndarray"): _ARRAY_TYPE, ("numpy", "dtype"): _DtypeRecord,
+    ("_codecs", "encode"): _latin1, ("builtins", "bytes"): _empty_bytes}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads only dicts, lists, text, bytes, numbers and numeric arrays; every other name in the pickle (a
+    function to call, a class to build) is refused before it is looked up, so nothing in the file runs."""
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return _PICKLE_NAMES[module, name]
+        except KeyError:
+            raise _RefusedPickle(f"a reference to {module}.{name}") from None
+
+    def persistent_load(self, pid: object) -> object:
+        raise _RefusedPickle("a persistent reference")
+
+
+def _arrays_in(value: object) -> object:
+    """The unpickled value with each array stand-in replaced by its array, in the dict and list of a batch."""
+    if isinstance(value, _ArrayRecord):
+        if not hasattr(value, "array"):
+            raise _RefusedPickle("an array without its values")
+        return value.array
+    if isinstance(value, dict):
+        return {key: _arrays_in(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [item.array if isinstance(item, _ArrayRecord) else item for item in value]
+    return value
+
+
 def _unpickle(path: Path) -> dict:
-    # Unpickling can run code hidden in the file. Acceptable here: the user chose this file as their own data,
-    # and CIFAR-10's python batches exist only as pickles.
+    """A CIFAR-10 python batch as a dict, read without running any code from the file."""
     try:
-        with open(path, "rb") as file:
-            content = pickle.load(file, encoding="bytes")
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    try:
+        # Walking the opcodes first checks every length the file declares against its real size, so a few
+        # bytes cannot make the unpickler allocate gigabytes; it builds nothing and looks nothing up.
+        for _ in pickletools.genops(content):
+            pass
+        loaded = _arrays_in(_CifarUnpickler(io.BytesIO(content), encoding="bytes").load())
+    except _RefusedPickle as refused:
+        raise DataError(f"{path}: refused: the pickle holds {refused}, which a CIFAR-10 python batch never does "
+                        "(data files are read without running any code from them)") from None
     except Exception as error:   # a damaged pickle can fail in many ways; each means "not a CIFAR batch"
         raise DataError(f"{path}: not a readable CIFAR-10 python batch ({type(error).__name__}: {error})") from None
-    if not isinstance(content, dict):
-        raise DataError(f"{path}: not a CIFAR-10 python batch (it holds a {type(content).__name__}, not a dict)")
-    return content
+    if not isinstance(loaded, dict):
+        raise DataError(f"{path}: not a CIFAR-10 python batch (it holds a {type(loaded).__name__}, not a dict)")
+    return loaded
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     batch = _unpickle(path)
     if b"data" not in batch or b"labels" not in batch:
         raise DataError(f"{path}: not a CIFAR-10 python batch (no 'data' and 'labels' entries)")
-    data = np.asarray(batch[b"data"])
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:
-        raise DataError(f"{path}: CIFAR-10 data should be rows of 3072 bytes, found {data.dtype} of shape {data.shape}")
-    labels = _class_numbers(np.asarray(batch[b"labels"]), str(path))
+    data, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:
+        found = f"{data.dtype} of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{path}: CIFAR-10 data should be rows of 3072 bytes, found {found}")
+    if isinstance(labels, list) and all(isinstance(label, (int, np.integer)) for label in labels):
+        huge = next((label for label in labels if not -2**63 <= label < 2**63), None)
+        if huge is not None:
+            raise DataError(f"{path}: label {huge} is too large; labels must be class numbers 0, 1, 2, ...")
+        labels = np.array(labels, dtype=np.int64)
+    if not isinstance(labels, np.ndarray):
+        raise DataError(f"{path}: CIFAR-10 labels should be a list of class numbers, found {type(labels).__name__}")
+    labels = _class_numbers(labels, str(path))
     if len(labels) != len(data):
         raise DataError(f"{path}: holds {len(data)} images but {len(labels)} labels; they must match")
     return _pixels(data).reshape(-1, 3, 32, 32), labels
+
+
+def _cifar_class_names(path: Path) -> list[str] | None:
+    """label_names from batches.meta: a list of texts (bytes in the official file), or None when absent."""
+    names = _unpickle(path).get(b"label_names")
+    if names is None:
+        return None
+    if not (isinstance(names, list) and names and all(isinstance(name, (bytes, str)) for name in names)):
+        raise DataError(f"{path}: label_names should be a list of class names, found "
+                        f"{type(names).__name__} {str(names)[:60]}")
+    try:
+        return [name.decode() if isinstance(name, bytes) else name for name in names]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: a class name in label_names is not UTF-8 text") from None
 
 
 def _load_cifar(folder: Path, config: DataConfig) -> _Arrays:
@@ -588,9 +828,7 @@ def _load_cifar(folder: Path, config: DataConfig) -> _Arrays:
     if (folder / "test_batch").is_file():
         arrays.x_test, arrays.y_test = _read_cifar_batch(folder / "test_batch")
     if (folder / "batches.meta").is_file():
-        names = _unpickle(folder / "batches.meta").get(b"label_names")
-        if names:
-            arrays.class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        arrays.class_names = _cifar_class_names(folder / "batches.meta")
     return arrays
 
 
@@ -660,12 +898,15 @@ def _read_image(path: Path, config: DataConfig) -> np.ndarray:
             image = ImageOps.exif_transpose(image).convert("L" if config.grayscale else "RGB")
             size = (config.image_size, config.image_size)
             return np.asarray(image.resize(size, Image.Resampling.BILINEAR))
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{path}: cannot be read as an image ({error})") from None
+    except Exception as error:   # Pillow reports damage as OSError, SyntaxError, struct.error, IndexError, ...
+        raise DataError(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
 
 
 _FILE_LOADERS: dict[str, Callable[[Path, DataConfig], _Arrays]] = {
     ".csv": _load_csv, ".npy": _load_npy, ".npz": _load_npz, ".h5": _load_hdf5, ".hdf5": _load_hdf5}
+
+# The file types a data file can have (lower case); folders are recognised by what they hold instead.
+DATA_FILE_SUFFIXES: tuple[str, ...] = tuple(_FILE_LOADERS)
 
 # Checked in this order: the first layout a folder matches decides how it is read.
 _FOLDER_LOADERS: tuple[tuple[Callable[[Path], bool], Callable[[Path, DataConfig], _Arrays]], ...] = (
@@ -690,3 +931,22 @@ def _load_path(path: Path, config: DataConfig) -> _Arrays:
             return loader(folder, config)
     raise DataError(f"{folder}: this folder matches none of the layouts Batch Size Lab can read. Supported: "
                     f"{_SUPPORTED}")
+
+
+_FORMAT_NAMES = {_load_csv: "CSV", _load_npy: "NumPy array", _load_npz: "NumPy archive", _load_hdf5: "HDF5"}
+
+# What a file dialog offers: each file loader's name for the user and the suffixes it is chosen by.
+FILE_FORMATS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (_FORMAT_NAMES[loader], tuple(suffix for suffix, chosen in _FILE_LOADERS.items() if chosen is loader))
+    for loader in dict.fromkeys(_FILE_LOADERS.values()))
+
+HEAD_ROWS = 200
+
+
+def check_head(config: DataConfig) -> None:
+    """A quick look at the start of a CSV dataset, as soon as it is chosen, for what would otherwise fail only
+    after Run: its label column, and numbers in its first HEAD_ROWS rows. Raises DataError. Anything else,
+    and the rest of the file, is checked by load_dataset."""
+    path = Path(config.dataset).expanduser()
+    if config.dataset not in BUILTIN_DATASETS and path.suffix.lower() == ".csv" and path.is_file():
+        _load_csv(path, config, max_rows=HEAD_ROWS)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import pickle
 import random
 import struct
+import zipfile
 
 import h5py
 import numpy as np
@@ -36,6 +39,7 @@ def load_error(cfg: DataConfig, *fragments: str) -> str:
     with pytest.raises(DataError) as caught:
         load_dataset(cfg)
     message = str(caught.value)
+    assert "\n" not in message, f"one line, not {message!r}"
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
     return message
@@ -223,6 +227,18 @@ def test_csv_names_the_first_cell_that_is_not_a_number(tmp_path):
 def test_csv_ragged_row_and_missing_value(tmp_path):
     load_error(config(write_csv(tmp_path / "ragged.csv", "a,label\n1,0\n2\n")), "ragged.csv", "line 3")
     load_error(config(write_csv(tmp_path / "nan.csv", "a,label\n1,0\nnan,1\n")), "nan.csv", "line 3", "NaN")
+    load_error(config(write_csv(tmp_path / "inf.csv", "a,b,label\n1,2,0\n3,-inf,1\n")), "inf.csv", "line 3",
+               "'b'", "infinite")
+
+
+def test_csv_value_beyond_float32_names_file_line_and_column(tmp_path):
+    path = write_csv(tmp_path / "huge.csv", "a,b,label\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(9))
+                     + "1,1e300,0\n")
+    load_error(config(path), "huge.csv", "line 11", "'b'", "1e300", "32-bit")
+
+
+def test_csv_with_only_a_label_column(tmp_path):
+    load_error(config(write_csv(tmp_path / "labels.csv", "label\n0\n1\n")), "labels.csv", "no columns of inputs")
 
 
 # ----- NPY ------------------------------------------------------------------------------------------------------
@@ -278,6 +294,47 @@ def test_npy_errors_name_the_file(tmp_path):
     not_npy = tmp_path / "text.npy"
     not_npy.write_text("hello")
     load_error(config(not_npy, labels=str(not_npy)), "text.npy", "not an .npy")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "longdouble"])
+def test_values_beyond_float32_are_an_error_not_infinity(tmp_path, dtype):
+    inputs = np.random.default_rng(0).random((10, 3)).astype(dtype)
+    inputs[6, 2] = 1e300
+    load_error(write_npy(tmp_path, inputs, np.arange(10) % 2, "huge"), "huge.npy", "example 6", "32-bit")
+
+
+def test_infinite_inputs_are_named(tmp_path):
+    inputs = np.ones((10, 3), np.float32) * np.arange(10)[:, None]
+    inputs[2, 0] = -np.inf
+    load_error(write_npy(tmp_path, inputs, np.arange(10) % 2, "inf"), "inf.npy", "example 2", "infinite")
+
+
+def test_values_too_far_apart_to_standardize(tmp_path):
+    inputs = np.zeros((10, 1), np.float32)
+    inputs[::2], inputs[1::2] = 3e38, -3e38   # each within float32, but their difference is not
+    load_error(write_npy(tmp_path, inputs, np.arange(10) % 2, "wide"), "wide.npy", "too wide a range")
+
+
+@pytest.mark.parametrize("shape", [(60, 0), (60, 0, 0), (60, 3, 0, 4)])
+def test_examples_without_values_are_an_error(tmp_path, shape):
+    load_error(write_npy(tmp_path, np.zeros(shape), np.arange(60) % 2, "empty"), "empty.npy", "holds no values")
+
+
+def test_npy_of_python_objects_is_never_unpickled(tmp_path):
+    x_path, y_path = tmp_path / "objects.npy", tmp_path / "labels.npy"
+    np.save(x_path, np.array([[1, "a"]] * 10, dtype=object), allow_pickle=True)
+    np.save(y_path, np.arange(10) % 2)
+    load_error(config(x_path, labels=str(y_path)), "objects.npy", "Python objects")
+
+
+def test_npy_header_declaring_more_than_the_file_holds(tmp_path):
+    x_path, y_path = tmp_path / "liar.npy", tmp_path / "labels.npy"
+    np.save(y_path, np.arange(10) % 2)
+    with open(x_path, "wb") as file:   # declares 8 TB of float64, holds 80 bytes
+        np.lib.format.write_array_header_1_0(file, {"descr": "<f8", "fortran_order": False,
+                                                    "shape": (10, 10**11)})
+        file.write(np.zeros(10).tobytes())
+    load_error(config(x_path, labels=str(y_path)), "liar.npy", "cut short")
 
 
 def test_too_few_examples_to_split(tmp_path):
@@ -366,6 +423,58 @@ def test_hdf5_run_file_and_non_hdf5_are_clear_errors(tmp_path):
     load_error(config(text), "text.h5", "HDF5")
 
 
+def test_npz_and_hdf5_values_beyond_float32(tmp_path):
+    arrays = splits(np.random.default_rng(0))
+    arrays["x_test"][5, 1] = -1e200
+    np.savez(tmp_path / "huge.npz", **arrays)
+    load_error(config(tmp_path / "huge.npz"), "huge.npz", "test example 5", "32-bit")
+    with h5py.File(tmp_path / "huge.h5", "w") as file:
+        for key, value in arrays.items():
+            file[key] = value
+    load_error(config(tmp_path / "huge.h5"), "huge.h5", "test example 5", "32-bit")
+
+
+def test_npz_member_of_objects_or_with_a_lying_header(tmp_path):
+    arrays = splits(np.random.default_rng(0))
+    np.savez(tmp_path / "objects.npz", **{**arrays, "x": np.array([[1, "a"]] * 40, dtype=object)})
+    load_error(config(tmp_path / "objects.npz"), "objects.npz", "'x'", "Python objects")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (40, 10**12)})
+    with zipfile.ZipFile(tmp_path / "liar.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + np.zeros(160).tobytes())
+        archive.writestr("y.npy", npy_bytes(arrays["y"]))
+    load_error(config(tmp_path / "liar.npz"), "liar.npz", "'x'", "cut short")
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_hdf5_datasets_that_are_not_numbers(tmp_path):
+    labels = np.arange(40) % 4
+    cases = {"text.h5": np.array([b"abc"] * 40), "records.h5": np.zeros(40, dtype=[("a", "f4"), ("b", "i4")])}
+    for name, inputs in cases.items():
+        with h5py.File(tmp_path / name, "w") as file:
+            file["x"], file["y"] = inputs, labels
+    load_error(config(tmp_path / "text.h5"), "text.h5", "'x'", "text")
+    load_error(config(tmp_path / "records.h5"), "records.h5", "'x'", "records")
+    with h5py.File(tmp_path / "empty.h5", "w") as file:
+        file["x"], file["y"] = h5py.Empty("f8"), labels
+    load_error(config(tmp_path / "empty.h5"), "empty.h5", "'x'", "empty")
+    with h5py.File(tmp_path / "strings.h5", "w") as file:
+        file["x"], file["y"] = np.ones((40, 2)), np.array(["cat"] * 40, dtype=h5py.string_dtype())
+    load_error(config(tmp_path / "strings.h5"), "strings.h5", "'y'", "not numbers")
+
+
+def test_hdf5_declaring_more_than_memory_is_refused_before_reading(tmp_path):
+    with h5py.File(tmp_path / "vast.h5", "w") as file:   # a few KiB on disk: no chunk is ever written
+        file.create_dataset("x", shape=(10**8, 10**8), dtype="f8", chunks=(1, 1024))
+        file["y"] = np.arange(10) % 2
+    load_error(config(tmp_path / "vast.h5"), "vast.h5", "'x'", "more than this computer's memory")
+
+
 # ----- MNIST / Fashion-MNIST IDX --------------------------------------------------------------------------------
 
 def write_idx(path, array: np.ndarray, compress=False):
@@ -416,12 +525,55 @@ def test_idx_damage_is_reported_with_the_file_name(tmp_path):
     load_error(config(folder), "t10k-labels-idx1-ubyte.gz")
 
 
+def test_idx_headers_that_declare_too_much_or_too_little(tmp_path):
+    folder = idx_folder(tmp_path / "mnist", test=0)
+    images = folder / "train-images-idx3-ubyte"
+    images.write_bytes(struct.pack(">BBBB3I", 0, 0, 0x08, 3, 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(100))
+    load_error(config(folder), "train-images-idx3-ubyte", "more than this computer's memory")
+    # A gzip that unpacks to far more than its header announces is read no further than announced.
+    images.unlink()
+    with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb") as file:
+        file.write(struct.pack(">BBBB3I", 0, 0, 0x08, 3, 30, 28, 28) + bytes(30 * 28 * 28 + 10**7))
+    load_error(config(folder), "train-images-idx3-ubyte.gz", "too long")
+    write_idx(folder / "train-images-idx3-ubyte.gz", np.zeros((30, 0, 0)), compress=True)
+    load_error(config(folder), str(folder), "holds no values")
+
+
+def test_idx_float_images_beyond_float32(tmp_path):
+    folder = idx_folder(tmp_path / "mnist", test=0)
+    values = np.random.default_rng(0).random((30, 4, 4))
+    values[3, 1, 1] = 1e300
+    header = struct.pack(">BBBB3I", 0, 0, 0x0E, 3, 30, 4, 4)
+    (folder / "train-images-idx3-ubyte").write_bytes(header + values.astype(">f8").tobytes())
+    load_error(config(folder), str(folder), "example 3", "32-bit")
+
+
 # ----- CIFAR-10 python batches ----------------------------------------------------------------------------------
 
-def write_batch(path, count, rng, **extra):
+def write_batch(path, count, rng, protocol=pickle.DEFAULT_PROTOCOL, **extra):
     content = {b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8), b"labels": list(np.arange(count) % 10)}
     with open(path, "wb") as file:
-        pickle.dump({**content, **extra}, file)
+        pickle.dump({**content, **extra}, file, protocol=protocol)
+
+
+def python2_batch(images: np.ndarray, labels: list[int]) -> bytes:
+    """A batch pickled as the official CIFAR-10 files are: protocol 2 by Python 2's cPickle with numpy 1, byte
+    strings throughout, the array rebuilt by numpy.core.multiarray._reconstruct and its dtype's __setstate__."""
+    def text(value: bytes) -> bytes:   # SHORT_BINSTRING or BINSTRING: Python 2's str
+        return b"U" + bytes([len(value)]) + value if len(value) < 256 else b"T" + struct.pack("<I", len(value)) + value
+
+    def number(value: int) -> bytes:   # BININT1 or BININT
+        return b"K" + bytes([value]) if 0 <= value < 256 else b"J" + struct.pack("<i", value)
+
+    dtype = (b"cnumpy\ndtype\n" + text(b"u1") + number(0) + number(1) + b"\x87R"            # dtype('u1', 0, 1)
+             + b"(" + number(3) + text(b"|") + b"NNN" + number(-1) + number(-1) + number(0) + b"tb")
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + number(0) + b"\x85" + text(b"b") + b"\x87R"
+             + b"(" + number(1) + number(len(images)) + number(3072) + b"\x86" + dtype + b"\x89"
+             + text(images.tobytes()) + b"tb")
+    return (b"\x80\x02}(" + text(b"batch_label") + text(b"training batch 1 of 5") + text(b"data") + array
+            + text(b"labels") + b"](" + b"".join(number(label) for label in labels) + b"e"
+            + text(b"filenames") + b"](" + b"".join(text(b"image_%d.png" % i) for i in range(len(labels))) + b"e"
+            + b"u.")
 
 
 def test_cifar_batches_with_test_batch_and_names(tmp_path):
@@ -440,6 +592,120 @@ def test_cifar_batches_with_test_batch_and_names(tmp_path):
     assert (dataset.train_size, dataset.val_size, dataset.val_source) == (35, 10, "test split")
     assert dataset.class_names[:2] == ["airplane", "automobile"] and dataset.num_classes == 10
     assert_same(dataset, load_dataset(config(folder / "data_batch_2")))
+
+
+def test_cifar_batch_as_python_2_pickled_it(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    # Every image is its label's multiple of one picture, so each must correlate perfectly with that picture.
+    picture = rng.integers(0, 24, 3072)
+    labels = [i % 10 for i in range(25)]
+    images = np.stack([picture * (1 + label) for label in labels]).astype(np.uint8)
+    content = python2_batch(images, labels)
+    # The helper writes what numpy itself reads as a CIFAR batch (the standard unpickler is safe on our own bytes).
+    reference = pickle.loads(content, encoding="bytes")
+    assert np.array_equal(reference[b"data"], images) and reference[b"labels"] == labels
+    (folder / "data_batch_1").write_bytes(content)
+    dataset = load_dataset(config(folder))
+    assert_well_formed(dataset)
+    assert (dataset.train_size, dataset.val_size, dataset.input_shape) == (20, 5, (3, 32, 32))
+    for example in dataset.x_train[:3]:
+        for channel in range(3):   # channel-first rows of 1024 pixels, as CIFAR-10 stores them
+            correlation = np.corrcoef(example[channel].flatten().numpy(), picture.reshape(3, 1024)[channel])[0, 1]
+            assert correlation == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_batches_saved_again_by_python_3(tmp_path, protocol):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    write_batch(folder / "data_batch_1", 20, rng, protocol=protocol, filenames=[b"a.png"] * 20)
+    with open(folder / "batches.meta", "wb") as file:
+        pickle.dump({b"label_names": [f"class {i}" for i in range(10)], b"num_vis": 3072}, file, protocol=protocol)
+    dataset = load_dataset(config(folder))
+    assert_well_formed(dataset)
+    assert dataset.class_names[3] == "class 3" and dataset.train_size == 16
+
+
+class RunsCommand:
+    """A pickle payload: unpickling it calls `function(argument)`, as a hostile data file would."""
+
+    def __init__(self, function, argument):
+        self.function, self.argument = function, argument
+
+    def __reduce__(self):
+        return self.function, (self.argument,)
+
+
+@pytest.mark.parametrize("payload", ["os.system", "builtins.eval", "inside an array", "in batches.meta"])
+def test_cifar_pickle_that_runs_code_is_refused_and_runs_nothing(tmp_path, payload):
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    marker = tmp_path / "marker"
+    command = f"touch {marker}"
+    attack = {"os.system": RunsCommand(os.system, command),
+              "builtins.eval": RunsCommand(eval, f"__import__('os').system({command!r})"),
+              "inside an array": np.array([RunsCommand(os.system, command)], dtype=object),
+              "in batches.meta": RunsCommand(os.system, command)}[payload]
+    write_batch(folder / "data_batch_1", 20, np.random.default_rng(0))
+    target = folder / ("batches.meta" if payload == "in batches.meta" else "data_batch_1")
+    content = {b"label_names": attack} if payload == "in batches.meta" else {
+        b"data": attack, b"labels": list(range(10)) * 2}
+    target.write_bytes(pickle.dumps(content, protocol=2))
+
+    load_error(config(folder), target.name, "refused", "running any code")
+    assert not marker.exists(), "the pickle's command ran"
+    pickle.loads(target.read_bytes())   # the same bytes through the standard unpickler: the command does run
+    assert marker.exists(), "the payload is not a real attack, so the test above proves nothing"
+
+
+def test_cifar_pickles_abusing_numpy_are_refused(tmp_path):
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    batch = folder / "data_batch_1"
+    # numpy.dtype('O8') would make raw bytes into object pointers; _reconstruct applied to a function.
+    batch.write_bytes(pickle.dumps({b"data": np.array([None, 1], dtype=object), b"labels": [0, 1]}, protocol=2))
+    load_error(config(folder), "data_batch_1", "refused", "object")
+    batch.write_bytes(b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncposix\nsystem\nK\x00\x85U\x01b\x87R.")
+    load_error(config(folder), "data_batch_1", "refused", "posix.system")
+    batch.write_bytes(b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\ndtype\nK\x00\x85U\x01b\x87R.")
+    load_error(config(folder), "data_batch_1", "refused", "array constructor")
+
+
+def test_cifar_pickle_declaring_more_bytes_than_it_holds(tmp_path):
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    # BINBYTES8 announcing 1 TiB: refused from the declared length, nothing allocated.
+    (folder / "data_batch_1").write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"tiny.")
+    load_error(config(folder), "data_batch_1", "not a readable")
+
+
+@pytest.mark.parametrize("label_names", [5, b"airplane", [b"cat", 3], [], {b"a": 1}])
+def test_cifar_meta_with_label_names_of_the_wrong_type(tmp_path, label_names):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    write_batch(folder / "data_batch_1", 20, rng)
+    with open(folder / "batches.meta", "wb") as file:
+        pickle.dump({b"label_names": label_names}, file)
+    load_error(config(folder), "batches.meta", "label_names")
+
+
+@pytest.mark.parametrize("data, labels, fragment", [
+    ([1, 2, 3], list(range(3)), "rows of 3072 bytes"),
+    (np.zeros((4, 3072), np.uint8), {b"a": 1}, "list of class numbers"),
+    (np.zeros((4, 3072), np.uint8), [[0], [1], [0], [1]], "list of class numbers"),
+    (np.zeros((4, 3072), np.uint8), [0, 1, 2**70, 1], "too large"),
+    (np.zeros((4, 3072), np.uint8), [0, 1, 1], "4 images but 3 labels"),
+    (np.zeros((4, 3072), np.float64), [0, 1, 0, 1], "rows of 3072 bytes")])
+def test_cifar_batch_contents_of_the_wrong_kind(tmp_path, data, labels, fragment):
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    with open(folder / "data_batch_1", "wb") as file:
+        pickle.dump({b"data": data, b"labels": labels}, file)
+    load_error(config(folder), "data_batch_1", fragment)
 
 
 def test_cifar_damaged_batches_are_named(tmp_path):
