@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from engine import schema
 from engine.runfile import RunData, TrialData
 
 NAN = float("nan")
@@ -30,7 +31,7 @@ class TrialSummary:
     final_val_loss: float
     loss_gap: float                 # final val loss minus final train loss
     generalization_gap: float       # final train accuracy minus final val accuracy
-    samples_per_s: float            # over the whole trial, evaluation excluded
+    samples_per_s: float            # training_throughput: over the whole trial, evaluation excluded
     peak_memory_bytes: float
     wall_time_s: float              # training time, evaluation excluded
     steps_to_target: float          # NaN when the target was never reached
@@ -59,6 +60,39 @@ def _last(values: np.ndarray) -> float:
     return float(values[-1]) if len(values) else NAN
 
 
+def training_throughput(trial: TrialData) -> float:
+    """Training examples per second over the whole trial, evaluation excluded: every example trained on,
+    divided by the training clock. The one definition of a trial's throughput, for the trial table, the
+    Summary and `report`; the per-epoch `samples_per_s` in the file is one epoch's share of it, which moves
+    with warm-up and with the machine's load.
+
+    The last epoch row is preferred when it is also the last step, because on CUDA its clock includes the
+    final synchronization; a trial stopped inside an epoch is measured to its last logged step."""
+    epoch, step = trial.epoch, trial.step
+    if len(epoch["samples"]) and (not len(step["samples"]) or epoch["samples"][-1] >= step["samples"][-1]):
+        samples, seconds = float(epoch["samples"][-1]), float(epoch["wall_time_s"][-1])
+    elif len(step["samples"]):
+        samples, seconds = float(step["samples"][-1]), float(step["wall_time_s"][-1])
+    else:
+        return NAN
+    return samples / seconds if samples > 0 and seconds > 0 else NAN
+
+
+# How peak memory was measured, by the device a run trained on (engine.devices.PeakMemory).
+MEMORY_PER_TRIAL = "per_trial"          # CUDA: the allocator's peak of tensor memory within the trial
+MEMORY_PROCESS = "process"              # CPU: the process's peak resident memory, which includes earlier trials
+
+
+def memory_measure(run: RunData) -> str:
+    """MEMORY_PER_TRIAL on CUDA, MEMORY_PROCESS elsewhere (then only the largest value means anything: the
+    process never gives memory back, so later trials show at least what earlier ones used)."""
+    return MEMORY_PER_TRIAL if str(run.environment.get("device", "")).startswith("cuda") else MEMORY_PROCESS
+
+
+MEMORY_LABELS = {MEMORY_PER_TRIAL: "peak tensor memory of the trial",
+                 MEMORY_PROCESS: "process peak RSS, includes earlier trials"}
+
+
 def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> TrialSummary:
     epoch, step = trial.epoch, trial.step
     steps = int(step["step"][-1]) if len(step["step"]) else int(_last(epoch["step"]) if len(epoch["step"]) else 0)
@@ -75,7 +109,7 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
         final_train_loss=_last(epoch["train_loss"]), final_val_loss=_last(epoch["val_loss"]),
         loss_gap=_last(epoch["val_loss"]) - _last(epoch["train_loss"]),
         generalization_gap=_last(epoch["train_accuracy"]) - _last(val_acc),
-        samples_per_s=samples / wall if samples and wall > 0 else NAN,
+        samples_per_s=training_throughput(trial),
         peak_memory_bytes=float(np.max(epoch["peak_memory_bytes"])) if len(epoch["peak_memory_bytes"]) else NAN,
         wall_time_s=wall,
         steps_to_target=float(epoch["step"][first]) if first is not None else NAN,
@@ -106,7 +140,14 @@ class BatchSizeStats:
     completed: int
     mean: dict[str, float]
     std: dict[str, float]
+    spread: dict[str, float]        # highest minus lowest over seeds; NaN with fewer than two values
     reached_target: int             # how many seeds reached the target accuracy
+    statuses: dict[str, int]        # trials by status (schema.STATUSES), for "2 · 1 out of memory"
+
+    def failed(self) -> dict[str, int]:
+        """Trials that ended without a result of their own: diverged, out of memory, failed."""
+        return {status: count for status, count in self.statuses.items()
+                if status in (schema.DIVERGED, schema.OUT_OF_MEMORY, schema.FAILED)}
 
 
 NUMERIC_FIELDS = tuple(f.name for f in fields(TrialSummary)
@@ -122,56 +163,18 @@ def by_batch_size(summaries: list[TrialSummary]) -> list[BatchSizeStats]:
         groups[(summary.batch_size, summary.base_lr)].append(summary)
     stats = []
     for (batch_size, base_lr), members in sorted(groups.items()):
-        mean, std = {}, {}
+        mean, std, spread = {}, {}, {}
         for key in NUMERIC_FIELDS:
             values = np.array([getattr(m, key) for m in members], dtype=float)
             finite = values[np.isfinite(values)]
             mean[key] = float(finite.mean()) if len(finite) else NAN
             std[key] = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0 if len(finite) else NAN
+            spread[key] = float(finite.max() - finite.min()) if len(finite) > 1 else NAN
+        statuses: dict[str, int] = {}
+        for member in members:
+            statuses[member.status] = statuses.get(member.status, 0) + 1
         stats.append(BatchSizeStats(
             batch_size=batch_size, base_lr=base_lr, trials=len(members),
-            completed=sum(m.status == "completed" for m in members), mean=mean, std=std,
-            reached_target=sum(math.isfinite(m.steps_to_target) for m in members)))
+            completed=statuses.get(schema.COMPLETED, 0), mean=mean, std=std, spread=spread,
+            reached_target=sum(math.isfinite(m.steps_to_target) for m in members), statuses=statuses))
     return stats
-
-
-@dataclass
-class Recommendation:
-    batch_size: int
-    base_lr: float
-    target_accuracy: float          # the accuracy every seed of the pick reached
-    time_to_target_s: float
-    reasons: list[str]
-
-
-def recommend(run: RunData, tolerance: float = 0.01) -> Recommendation | None:
-    """The batch size that reaches (nearly) the best validation accuracy of this run in the least training
-    time, with the reasons in words. "Nearly" is `tolerance` below the best mean over seeds: a difference
-    smaller than that is rarely worth waiting for. None when no trial finished with an accuracy."""
-    stats = [s for s in by_batch_size(summarize_run(run)) if s.completed and math.isfinite(s.mean["best_val_accuracy"])]
-    if not stats:
-        return None
-    best = max(stats, key=lambda s: s.mean["best_val_accuracy"])
-    target = best.mean["best_val_accuracy"] - tolerance
-    timed = by_batch_size(summarize_run(run, target))
-    reaching = [s for s in timed if s.trials and s.reached_target == s.trials]
-    if not reaching:
-        return None
-    pick = min(reaching, key=lambda s: s.mean["time_to_target_s"])
-    lr_note = f" (base lr {pick.base_lr:g})" if len({s.base_lr for s in timed}) > 1 else ""
-    reasons = [f"Every seed reached {target:.1%} validation accuracy (within {tolerance * 100:g} "
-               f"percentage point of the best, "
-               f"{best.mean['best_val_accuracy']:.1%} at batch size {best.batch_size}) in "
-               f"{pick.mean['time_to_target_s']:.1f} s of training: the fastest of all batch sizes{lr_note}."]
-    others = sorted((s for s in reaching if s is not pick), key=lambda s: s.mean["time_to_target_s"])
-    if others:
-        reasons.append("Also reached it: " + ", ".join(
-            f"batch {s.batch_size} in {s.mean['time_to_target_s']:.1f} s" for s in others[:4]) + ".")
-    missed = sorted({s.batch_size for s in timed if s.reached_target < s.trials})
-    if missed:
-        reasons.append("Did not reach it in every seed: batch " + ", ".join(map(str, missed)) + ".")
-    reasons.append(f"It takes {pick.mean['steps_to_target']:,.0f} steps and {pick.mean['samples_to_target']:,.0f} "
-                   f"examples, at {pick.mean['samples_per_s']:,.0f} examples/s, peak memory "
-                   f"{pick.mean['peak_memory_bytes'] / 2**20:.0f} MiB.")
-    return Recommendation(batch_size=pick.batch_size, base_lr=pick.base_lr, target_accuracy=target,
-                          time_to_target_s=pick.mean["time_to_target_s"], reasons=reasons)

@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_file", help="a run file (.h5) written by 'run' or the app")
     report.add_argument("--csv", help="also write the table as CSV to this path")
     report.add_argument("--png", help="also write a summary figure (accuracy and throughput vs batch size)")
-    report.add_argument("--target", type=float, help="validation accuracy target for steps/time-to-target")
+    report.add_argument("--target", type=float, help="validation accuracy target (a fraction, e.g. 0.85) for "
+                        "steps/time-to-target and the recommendation; default: 90%% of the best trial's")
+    report.add_argument("--json", metavar="OUT.json", help="also write the recommendation, the per-batch-size "
+                        "verdicts and every trial's summary as JSON to this path ('-': standard output, and "
+                        "the text report goes to standard error)")
     return parser
 
 
@@ -126,27 +130,41 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from engine.analysis import REPORT_COLUMNS, format_cell, recommend, summarize_run
+    from engine.analysis import REPORT_COLUMNS, format_cell, summarize_run
     from engine.runfile import read_run
+    from engine.science.recommendation import AUTO_TARGET_FRACTION, judge
 
+    if args.target is not None and not 0 < args.target <= 1:
+        raise UserError(f"--target {args.target:g}: give the validation accuracy as a fraction between 0 and 1, "
+                        "e.g. 0.85")
     run = read_run(args.run_file)
-    summaries = summarize_run(run, args.target)
+    verdict = judge(run, args.target)
+    summaries = summarize_run(run, verdict.target_accuracy)
+    out = sys.stderr if args.json == "-" else sys.stdout
     headers = [title for _, title, _ in REPORT_COLUMNS]
     rows = [[format_cell(s, key, fmt) for key, _, fmt in REPORT_COLUMNS] for s in summaries]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     print(f"{run.header.name}: {run.header.dataset}, {run.header.model}, {run.header.status}, "
-          f"{len(run.trials)} trials on {run.environment.get('device_name', '?')}")
-    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+          f"{len(run.trials)} trials on {run.environment.get('device_name', '?')}", file=out)
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)), file=out)
     for row in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)), file=out)
     for s in summaries:
         if s.error:
-            print(f"{s.name}: {s.status}: {s.error}")
-    pick = recommend(run)
-    if pick is not None:
-        print(f"\nRecommended batch size: {pick.batch_size}")
-        for reason in pick.reasons:
-            print(f"  {reason}")
+            print(f"{s.name}: {s.status}: {s.error}", file=out)
+    if verdict.target_accuracy is not None:
+        source = "--target" if args.target is not None else f"automatic: {AUTO_TARGET_FRACTION:.0%} of the best trial's"
+        print(f"\nTarget: {verdict.target_accuracy:.1%} validation accuracy ({source})", file=out)
+    print(f"\n{verdict.headline}", file=out)
+    for reason in verdict.reasons:
+        print(f"  {reason}", file=out)
+    for suggestion in verdict.suggestions:
+        print(f"  Next: {suggestion}", file=out)
+    if args.json:
+        from engine.science.report import report_document, write_report_json
+        write_report_json(report_document(run, summaries, verdict, args.target is not None), args.json)
+        if args.json != "-":
+            print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:
         _write_csv(Path(args.csv), summaries)
         print(f"wrote {args.csv}", file=sys.stderr)

@@ -29,6 +29,8 @@ class SweepStarted:
     device_name: str
     train_size: int
     val_size: int
+    num_classes: int | None = None              # the validation set's class balance (schema.CLASS_BALANCE_ATTRS)
+    val_majority_fraction: float | None = None
 
 
 @dataclass(frozen=True)

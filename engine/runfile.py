@@ -145,6 +145,8 @@ class RunData:
     config_text: str
     environment: dict[str, Any]
     trials: list[TrialData] = field(default_factory=list)
+    num_classes: int | None = None                 # None in files written before it was recorded
+    val_majority_fraction: float | None = None     # the largest class's share of the validation set
 
     @property
     def config(self) -> dict[str, Any]:
@@ -222,10 +224,14 @@ def read_run(path: str | Path) -> RunData:
             trials = [_read_trial(name, handle[schema.TRIALS_GROUP][name])
                       for name in handle[schema.TRIALS_GROUP]]
             config_text = _text(handle.attrs.get("config", ""))
-        except (KeyError, OSError, ValueError) as error:
+            num_classes = int(handle.attrs["num_classes"]) if "num_classes" in handle.attrs else None
+            majority = (float(handle.attrs["val_majority_fraction"]) if "val_majority_fraction" in handle.attrs
+                        else None)
+        except (KeyError, OSError, ValueError, TypeError) as error:
             raise RunFileError(f"{path}: damaged run file ({error})") from None
     trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.seed))
-    return RunData(path=path, header=header, config_text=config_text, environment=environment, trials=trials)
+    return RunData(path=path, header=header, config_text=config_text, environment=environment, trials=trials,
+                   num_classes=num_classes, val_majority_fraction=majority)
 
 
 def _plain(value: Any) -> Any:

@@ -58,7 +58,10 @@ STATUSES = (RUNNING, COMPLETED, CANCELLED, DIVERGED, OUT_OF_MEMORY, FAILED)
 # Root attributes describing the environment the run was made in.
 ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device", "device_name", "cpu_count",
                      "platform")
-# Root attributes: format, format_version, config, created, status, plus ENVIRONMENT_ATTRS.
+# Root attributes describing the validation set, for the no-skill baseline a recommendation must beat. Files
+# written before they existed lack them; engine.science.recommendation.no_skill_baseline says what it assumes then.
+CLASS_BALANCE_ATTRS = ("num_classes", "val_majority_fraction")
+# Root attributes: format, format_version, config, created, status, plus ENVIRONMENT_ATTRS and CLASS_BALANCE_ATTRS.
 TRIAL_ATTRS = ("batch_size", "seed", "lr", "base_lr", "status", "error", "parameter_count", "steps_per_epoch")
 
 

@@ -56,6 +56,14 @@ def environment(device: torch.device) -> dict[str, object]:
             "cpu_count": os.cpu_count() or 0, "platform": platform.platform()}
 
 
+def class_balance(dataset: Dataset) -> dict[str, object]:
+    """The validation set's class count and largest class share (schema.CLASS_BALANCE_ATTRS): always
+    predicting that class scores the share, the no-skill baseline a recommendation must beat."""
+    counts = torch.bincount(dataset.y_val.cpu(), minlength=dataset.num_classes)
+    share = float(counts.max()) / max(int(counts.sum()), 1)
+    return {"num_classes": int(dataset.num_classes), "val_majority_fraction": share}
+
+
 def _run_path(out_dir: Path, name: str) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = out_dir / f"{name}-{stamp}.h5"
@@ -118,7 +126,7 @@ def run_sweep(config: ExperimentConfig, out_dir: str | Path, *, device: str | No
     _prepare_out_dir(out_dir)
     dataset, probe = prepare_sweep_data(config, torch_device, on_event)
     env = environment(torch_device)
-    writer = RunWriter(_run_path(out_dir, config.name), config.to_toml(), env)
+    writer = RunWriter(_run_path(out_dir, config.name), config.to_toml(), {**env, **class_balance(dataset)})
     return train_trials(writer, config, dataset, probe, torch_device, plan_trials(config), env, on_event=on_event,
                         stop=stop)
 
@@ -162,7 +170,7 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
                               created=writer.created, trials=tuple(planned),
                               total_samples=planned_samples, device=str(torch_device),
                               device_name=str(env["device_name"]), train_size=dataset.train_size,
-                              val_size=dataset.val_size))
+                              val_size=dataset.val_size, **class_balance(dataset)))
         for event in restored:
             on_event(event)
         context = TrialContext(config=config, dataset=dataset, device=torch_device, train_eval_index=probe,

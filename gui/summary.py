@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFr
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine import schema
-from engine.analysis import BatchSizeStats, by_batch_size, recommend, summarize_run
+from engine.analysis import BatchSizeStats, by_batch_size, summarize_run
+from engine.science.recommendation import RECOMMENDED, judge
 from engine.runfile import RunData
 from gui.colors import batch_size_color
 from gui.export import CurrentPlotExport, export_table_csv, export_widget_image
@@ -564,13 +565,12 @@ class SummaryView(CurrentPlotExport, QWidget):
     def _update_recommendation(self) -> None:
         lines = []
         for run in self._runs:
-            pick = recommend(run)
-            if pick is None:
+            verdict = judge(run, self._target)
+            if verdict.outcome != RECOMMENDED:
                 continue
             name = f"{html.escape(run.header.name)}: " if len(self._runs) > 1 else ""
             so_far = " (so far)" if run.header.status == schema.RUNNING else ""
-            lines.append(f"<b>{name}Recommended batch size{so_far}: {pick.batch_size}.</b> "
-                         + html.escape(" ".join(pick.reasons)))
+            lines.append(f"<b>{name}{verdict.headline}{so_far}.</b> " + html.escape(" ".join(verdict.reasons)))
         self._recommendation.setText("<br>".join(lines))
         self._recommendation.setVisible(bool(lines))
 

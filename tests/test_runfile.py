@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine import schema
-from engine.analysis import by_batch_size, recommend, summarize_run
+from engine.analysis import by_batch_size, summarize_run
 from engine.errors import RunFileError
 from engine.runfile import RunWriter, read_header, read_run
 
@@ -93,19 +93,3 @@ def test_damaged_file_is_a_clear_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(RunFileError, match="run.h5"):
         read_run(path)
-
-
-def test_recommendation_needs_every_seed_near_the_best(tmp_path):
-    # Batch 32 has the best mean (0.8) but its seed 0 peaks at 0.7; batch 64 gets within 1 point (0.79).
-    path = write_run(tmp_path / "run.h5", [(32, 0, "completed", [0.5, 0.7]), (32, 1, "completed", [0.6, 0.9]),
-                                           (64, 0, "completed", [0.75, 0.79]), (128, 0, "diverged", [0.1])])
-    pick = recommend(read_run(path))
-    assert pick.batch_size == 64 and pick.target_accuracy == pytest.approx(0.79)
-    assert pick.time_to_target_s == pytest.approx(0.2)
-    assert "79.0% validation accuracy" in pick.reasons[0]
-    assert any("Did not reach it in every seed: batch 32" in r for r in pick.reasons)
-
-
-def test_no_recommendation_without_a_finished_trial(tmp_path):
-    path = write_run(tmp_path / "run.h5", [(32, 0, "out_of_memory", [])])
-    assert recommend(read_run(path)) is None

@@ -77,12 +77,15 @@ def sweep_events(*, name: str = "mlp-on-mnist1d", dataset: str = "mnist1d", mode
                  batch_sizes: Sequence[int] = (16, 32, 64, 128), seeds: Sequence[int] = (0,), epochs: int = 4,
                  train_size: int = 4096, lr: float = 0.05, statuses: dict[int, str] | None = None,
                  run_path: str = "live.h5", chunk_steps: int = 64, log_every: int = 1,
-                 stop_after_trials: int | None = None) -> Iterator[Event]:
+                 stop_after_trials: int | None = None, num_classes: int | None = 10,
+                 val_majority_fraction: float | None = 0.104) -> Iterator[Event]:
     """The event stream of a whole sweep, as engine.sweep would emit it.
 
     `statuses` maps a batch size to how its trials end: `completed` (default), `cancelled` (stops half way),
     `diverged` (loss becomes NaN after one epoch) or `out_of_memory` (fails before the first step).
     `stop_after_trials` ends the sweep there as cancelled (the last trial is left running: a killed writer).
+    `num_classes` and `val_majority_fraction` describe the validation set (None: a file from before they were
+    recorded).
     """
     statuses = statuses or {}
     plan = []
@@ -94,7 +97,8 @@ def sweep_events(*, name: str = "mlp-on-mnist1d", dataset: str = "mnist1d", mode
     created = _dt.datetime(2025, 3, 14, 9, 26, 53).astimezone().isoformat(timespec="seconds")
     yield SweepStarted(run_path=run_path, config_text=text, created=created, trials=tuple(plan),
                        total_samples=len(plan) * epochs * train_size, device="cpu", device_name="Test CPU",
-                       train_size=train_size, val_size=train_size // 4)
+                       train_size=train_size, val_size=train_size // 4, num_classes=num_classes,
+                       val_majority_fraction=val_majority_fraction)
     ended: dict[str, str] = {}
     for index, spec in enumerate(plan):
         if stop_after_trials is not None and index >= stop_after_trials:
@@ -140,7 +144,9 @@ def write_events(path: Path, events: Iterator[Event], created: str | None = None
     final = schema.CANCELLED
     for event in events:
         if isinstance(event, SweepStarted):
-            writer = RunWriter(Path(path), event.config_text, ENVIRONMENT)
+            balance = {key: getattr(event, key) for key in schema.CLASS_BALANCE_ATTRS
+                       if getattr(event, key) is not None}
+            writer = RunWriter(Path(path), event.config_text, {**ENVIRONMENT, **balance})
         elif isinstance(event, TrialStarted):
             spec = event.trial
             writer.start_trial(spec.name, {"batch_size": spec.batch_size, "seed": spec.seed, "lr": spec.lr,

@@ -7,7 +7,8 @@ import pytest
 from PySide6.QtCore import QRectF
 
 from engine import schema
-from engine.analysis import by_batch_size, recommend, summarize_run
+from engine.analysis import by_batch_size, summarize_run
+from engine.science.recommendation import judge
 from engine.runfile import read_run
 from gui.colors import batch_size_color
 from gui.plotkit import CompactAxis
@@ -153,8 +154,6 @@ def test_log_axes_label_decades_not_every_tick(summary):
 def test_the_recommended_batch_size_is_shown_with_its_reasons(summary, two_seed_run):
     assert summary.recommendation_text() == ""
     summary.set_runs([two_seed_run])
-    pick = recommend(two_seed_run)
-    assert pick is not None
+    verdict = judge(two_seed_run, summary.target_accuracy())
     text = summary.recommendation_text()
-    assert f"Recommended batch size: {pick.batch_size}." in text
-    assert "validation accuracy" in text and "fastest" in text
+    assert f"{verdict.headline}." in text and "validation accuracy" in text

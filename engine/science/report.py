@@ -1,0 +1,93 @@
+"""`report --json`: a run's verdict and numbers as one JSON document, for scripts and notebooks.
+
+The structure (version 1; keys may be added, these keep their meaning; a number that was not measured or
+not reached is null, never 0):
+
+    {
+      "format": "batch-size-lab-report", "format_version": 1,
+      "run": {"path", "name", "dataset", "model", "status", "created", "device", "device_name"},
+      "target_accuracy": 0.855,            # fraction: the one target every *_to_target number uses
+      "target_source": "automatic" | "given",
+      "baseline": {"accuracy": 0.104, "kind": "majority_class" | "chance" | "assumed", "text": "..."},
+      "memory_measure": "per_trial" | "process",   # what peak_memory_bytes is (engine.analysis.MEMORY_LABELS)
+      "recommendation": {"outcome": "recommended" | "nothing_learned" | "none_reached" | "no_results",
+                         "headline": "...", "batch_size": 32 | null, "base_lr": 0.05 | null,
+                         "reasons": ["..."], "suggestions": ["..."]},
+      "candidates": [                      # one per (batch size, base learning rate), means over seeds
+        {"batch_size", "base_lr", "role", "learned", "seeds", "statuses": {"completed": 2, ...},
+         "reached_target", "best_val_accuracy": {"mean", "std", "spread"}, "time_to_target_s": {...},
+         "steps_to_target": {...}, "samples_to_target": {...}, "samples_per_s": {...},
+         "peak_memory_bytes": {...}}],
+      "trials": [{every field of engine.analysis.TrialSummary}]
+    }
+
+`role` is one of engine.science.recommendation's roles: recommended, as_accurate_slower, less_accurate,
+missed_target, did_not_learn, no_result. Units: accuracies are fractions, times seconds, throughput training
+examples per second over the whole trial with evaluation excluded, memory bytes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from engine.analysis import TrialSummary, memory_measure
+from engine.errors import UserError
+from engine.runfile import RunData
+from engine.science.recommendation import Verdict
+
+REPORT_FORMAT = "batch-size-lab-report"
+REPORT_FORMAT_VERSION = 1
+CANDIDATE_MEASURES = ("best_val_accuracy", "time_to_target_s", "steps_to_target", "samples_to_target",
+                      "samples_per_s", "peak_memory_bytes")
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def report_document(run: RunData, summaries: list[TrialSummary], verdict: Verdict, target_given: bool) -> dict:
+    candidates = []
+    for candidate in verdict.candidates:
+        stats = candidate.stats
+        entry = {"batch_size": stats.batch_size, "base_lr": stats.base_lr, "role": candidate.role,
+                 "learned": candidate.learned, "seeds": stats.trials, "statuses": dict(stats.statuses),
+                 "reached_target": stats.reached_target}
+        for key in CANDIDATE_MEASURES:
+            entry[key] = {"mean": _number(stats.mean[key]), "std": _number(stats.std[key]),
+                          "spread": _number(stats.spread[key])}
+        candidates.append(entry)
+    header = run.header
+    return {
+        "format": REPORT_FORMAT, "format_version": REPORT_FORMAT_VERSION,
+        "run": {"path": str(run.path), "name": header.name, "dataset": header.dataset, "model": header.model,
+                "status": header.status, "created": header.created, "device": run.environment.get("device"),
+                "device_name": run.environment.get("device_name")},
+        "target_accuracy": verdict.target_accuracy,
+        "target_source": "given" if target_given else "automatic",
+        "baseline": {"accuracy": verdict.baseline.accuracy, "kind": verdict.baseline.kind,
+                     "text": verdict.baseline.text},
+        "memory_measure": memory_measure(run),
+        "recommendation": {"outcome": verdict.outcome, "headline": verdict.headline,
+                           "batch_size": verdict.batch_size, "base_lr": verdict.base_lr,
+                           "reasons": list(verdict.reasons), "suggestions": list(verdict.suggestions)},
+        "candidates": candidates,
+        "trials": [{key: _number(value) for key, value in asdict(summary).items()} for summary in summaries],
+    }
+
+
+def write_report_json(document: dict, destination: str) -> None:
+    """To a file, or to standard output for "-". Raises UserError when the file cannot be written."""
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    if destination == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(destination).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"--json {destination}: cannot be written ({error.strerror or error})") from None
