@@ -1,7 +1,8 @@
 """The command line: `run`, `report`. A thin client of the same engine calls the GUI uses.
 
-Exit codes: 0 success; 2 invalid config, input file or run file (one line per problem, no traceback);
-130 interrupted with Ctrl-C (the run file keeps every finished epoch).
+Exit codes: 0 success (also `run --resume` of a run that is already complete: it says so); 2 invalid config,
+input file or run file (one line per problem, no traceback); 130 interrupted with Ctrl-C (the run file keeps
+every finished epoch, and `run --resume` goes on from there).
 """
 from __future__ import annotations
 
@@ -34,9 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = commands.add_parser("run", help="train every trial of an experiment config and write one run file")
-    run.add_argument("config", help="experiment config (TOML), or the name of a bundled preset such as 'demo'")
-    run.add_argument("--out", required=True, help="folder for the run file (created if missing)")
-    run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides sweep.device of the config")
+    run.add_argument("config", nargs="?",
+                     help="experiment config (TOML), or the name of a bundled preset such as 'demo'")
+    run.add_argument("--out", help="folder for the run file (created if missing)")
+    run.add_argument("--resume", metavar="RUN.h5", help="instead of a config and --out: go on with the interrupted "
+                     "or stopped sweep of this run file, in that file, with the config stored in it")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides sweep.device of the config "
+                     "(with --resume: the device the run was trained on)")
     report = commands.add_parser("report", help="one row per trial of a run file; optional CSV and figure")
     report.add_argument("run_file", help="a run file (.h5) written by 'run' or the app")
     report.add_argument("--csv", help="also write the table as CSV to this path")
@@ -50,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and (problem := _run_arguments_problem(args)):
+        parser.error(problem)
     try:
         if args.command == "run":
             return _run(args)
@@ -76,15 +84,46 @@ def resolve_config_path(name: str) -> Path:
     return path
 
 
+def _run_arguments_problem(args: argparse.Namespace) -> str:
+    if args.resume is not None:
+        if args.config is not None:
+            return "run: give a config or --resume RUN.h5, not both (a resumed sweep uses the config in its file)"
+        if args.out is not None:
+            return "run --resume: --out does not apply (the sweep goes on in its own run file)"
+        return ""
+    if args.config is None:
+        return "run: the following arguments are required: config (or --resume RUN.h5)"
+    if args.out is None:
+        return "run: the following arguments are required: --out"
+    return ""
+
+
 def _run(args: argparse.Namespace) -> int:
     # Heavy imports here, so that --help and argument errors answer at once.
     from tqdm import tqdm
 
     from engine.config import load_config
     from engine.events import Message, StepsLogged, SweepStarted, TrialEnded, TrialStarted
+    from engine.resume import plan_resume, resume_sweep
     from engine.sweep import run_sweep
 
-    config = load_config(resolve_config_path(args.config))
+    if args.resume is not None:
+        plan = plan_resume(args.resume)
+        if plan.already_complete:
+            # Not an error: resuming is safe to repeat until the run is complete.
+            print(plan.summary(), file=sys.stderr)
+            print(plan.path)
+            return EXIT_OK
+        config = plan.config
+
+        def sweep(on_event, stop):
+            return resume_sweep(plan, device=args.device, on_event=on_event, stop=stop)
+    else:
+        config = load_config(resolve_config_path(args.config))
+
+        def sweep(on_event, stop):
+            return run_sweep(config, args.out, device=args.device, on_event=on_event, stop=stop)
+
     stop = threading.Event()
     interrupted = threading.Event()
 
@@ -120,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
                 tqdm.write(f"trial {event.trial.name}: {event.status}{detail}", file=sys.stderr)
 
     try:
-        path = run_sweep(config, args.out, device=args.device, on_event=on_event, stop=stop)
+        path = sweep(on_event, stop)
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:

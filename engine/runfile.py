@@ -47,6 +47,37 @@ class RunWriter:
         self._pending_steps: dict[str, list[dict[str, np.ndarray]]] = {}
         self._file.flush()
 
+    @classmethod
+    def reopen(cls, path: Path) -> "RunWriter":
+        """Continue writing a run file that a resume goes on with: the header stays as written, the status is
+        `running` again and now is added to the `resumed` list. Raises OSError when HDF5 cannot open the file
+        for writing (read-only, or locked by a process that is still writing it)."""
+        writer = cls.__new__(cls)
+        writer.path = Path(path)
+        # locking=True whatever the environment says: two writers on one file would destroy it.
+        writer._file = h5py.File(writer.path, "r+", locking=True)
+        attrs = writer._file.attrs
+        writer.created = _text(attrs.get("created", ""))
+        earlier = attrs.get(schema.RESUMED_ATTR)
+        attrs[schema.RESUMED_ATTR] = [*([] if earlier is None else map(_text, np.atleast_1d(earlier))), _now_iso()]
+        attrs["status"] = schema.RUNNING
+        writer._trials = writer._file[schema.TRIALS_GROUP]
+        writer._pending_steps = {}
+        writer._file.flush()
+        return writer
+
+    def set_aside(self, name: str) -> int:
+        """Move a trial that is to be trained again out of /trials into /attempts/<name>/<n>, untouched but for
+        schema.ATTEMPT_ATTRS; returns n (1 for the first earlier attempt)."""
+        attempts = self._file.require_group(schema.ATTEMPTS_GROUP).require_group(name)
+        number = len(attempts) + 1
+        self._file.move(f"{schema.TRIALS_GROUP}/{name}", f"{schema.ATTEMPTS_GROUP}/{name}/{number}")
+        moved = attempts[str(number)].attrs
+        for key, value in zip(schema.ATTEMPT_ATTRS, (name, number, _now_iso())):
+            moved[key] = value
+        self._file.flush()
+        return number
+
     def start_trial(self, name: str, attrs: dict[str, Any]) -> None:
         group = self._trials.create_group(name)
         for key, value in attrs.items():
@@ -232,6 +263,19 @@ def read_run(path: str | Path) -> RunData:
     trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.seed))
     return RunData(path=path, header=header, config_text=config_text, environment=environment, trials=trials,
                    num_classes=num_classes, val_majority_fraction=majority)
+
+
+def read_attempts(path: str | Path) -> dict[str, list[TrialData]]:
+    """Earlier attempts of trials that a resume trained again, by trial name, oldest first. read_run leaves
+    them out: metrics and analyses use each trial's last attempt, the one in /trials."""
+    path = Path(path)
+    with _open(path) as handle:
+        try:
+            attempts = handle.get(schema.ATTEMPTS_GROUP, {})
+            return {name: [_read_trial(name, attempts[name][number])
+                           for number in sorted(attempts[name], key=int)] for name in attempts}
+        except (KeyError, OSError, ValueError, TypeError) as error:
+            raise RunFileError(f"{path}: damaged run file ({error})") from None
 
 
 def _plain(value: Any) -> Any:

@@ -64,6 +64,13 @@ CLASS_BALANCE_ATTRS = ("num_classes", "val_majority_fraction")
 # Root attributes: format, format_version, config, created, status, plus ENVIRONMENT_ATTRS and CLASS_BALANCE_ATTRS.
 TRIAL_ATTRS = ("batch_size", "seed", "lr", "base_lr", "status", "error", "parameter_count", "steps_per_epoch")
 
+# Resuming a sweep. A trial that was interrupted is trained again from its start; its partial attempt moves to
+# /ATTEMPTS_GROUP/<trial name>/<n> (n = 1, 2, ...), laid out like a trial group plus ATTEMPT_ATTRS. Readers of
+# /trials (metrics, analyses) see only the last attempt; a version-1 reader ignores the group.
+ATTEMPTS_GROUP = "attempts"
+ATTEMPT_ATTRS = ("attempt_of", "attempt", "set_aside")   # trial name, n, when it was set aside (ISO 8601)
+RESUMED_ATTR = "resumed"      # root attribute: when the sweep was resumed, ISO 8601 texts, oldest first
+
 
 def trial_name(batch_size: int, seed: int, base_lr: float | None = None) -> str:
     """A trial's group name; sorts by batch size when listed. base_lr only when learning rates are swept."""
