@@ -308,6 +308,7 @@ class MainWindow(QMainWindow):
         self.setup.validity_changed.connect(lambda _valid: self._update_run_state())
         self.setup.notice.connect(lambda text: self.log(text, "warning"))
         self.runs_browser.open_requested.connect(self.open_runs)
+        self.runs_browser.resume_requested.connect(self.resume_sweep)
         self.runs_browser.workspace_changed.connect(self._workspace_changed)
         self.runs_browser.files_deleted.connect(
             lambda paths: self.log(f"Deleted {', '.join(Path(p).name for p in paths)}"))
@@ -376,17 +377,28 @@ class MainWindow(QMainWindow):
         except ConfigError as error:
             self.log(f"Cannot run: {error}", "error")
             return
+        self._sweep_begins("Loading data…")
+        self.statusBar().showMessage(f"Preparing {config.name}…")
+        self.log(f"Starting “{config.name}”: {len(config.sweep.batch_sizes)} batch sizes × "
+                 f"{len(config.train.seeds)} seed(s); run file in {self.workspace()}")
+        self.worker.start_sweep(config, self.workspace())
+
+    def resume_sweep(self, run_file: Path) -> None:
+        """Go on with an interrupted or stopped run in its own file, with the config stored there."""
+        if self._running:
+            return
+        self._sweep_begins(f"Reading {Path(run_file).name}…")
+        self.log(f"Resuming {Path(run_file).name}: finished trials are kept, the interrupted one is trained again")
+        self.worker.resume_sweep(run_file)
+
+    def _sweep_begins(self, preparing: str) -> None:
         self._live = LiveRun()
         self._running, self._stopping = True, False
         self._reset_progress()
         self._progress.start()
-        self.trial_label.setText("Loading data…")
-        self.statusBar().showMessage(f"Preparing {config.name}…")
-        self.log(f"Starting “{config.name}”: {len(config.sweep.batch_sizes)} batch sizes × "
-                 f"{len(config.train.seeds)} seed(s); run file in {self.workspace()}")
+        self.trial_label.setText(preparing)
         self.tabs.setCurrentWidget(self.live_splitter)
         self._update_run_state()
-        self.worker.start_sweep(config, self.workspace())
 
     def stop_sweep(self) -> None:
         if not self._running or self._stopping:

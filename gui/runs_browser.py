@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QAction, QColor, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
                                QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -98,6 +98,7 @@ class RunsBrowser(QWidget):
     open_requested = Signal(list)        # list[Path]: run files the user opened
     workspace_changed = Signal(object)   # Path: the folder now listed (for the shell's settings)
     files_deleted = Signal(list)         # list[Path]: run files the user deleted
+    resume_requested = Signal(object)    # Path: an interrupted or stopped run to go on with, in its own file
 
     def __init__(self, workspace: Path | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -190,6 +191,20 @@ class RunsBrowser(QWidget):
         paths = self.selected_paths()
         if paths:
             self.open_requested.emit(paths)
+
+    def resumable_path(self) -> Path | None:
+        """The selected run when it is exactly one that did not complete (interrupted, stopped or failed)."""
+        paths = self.selected_paths()
+        if len(paths) != 1:
+            return None
+        entry = next(entry for entry in self._entries if entry.path == paths[0])
+        return entry.path if entry.header.status != schema.COMPLETED else None
+
+    def resume_selected(self) -> None:
+        """Ask to go on with the selected run (emits resume_requested)."""
+        path = self.resumable_path()
+        if path is not None:
+            self.resume_requested.emit(path)
 
     def delete_selected(self) -> list[Path]:
         """Delete the selected files after a confirmation; returns what was deleted."""
@@ -303,12 +318,28 @@ class RunsBrowser(QWidget):
         self._delete_button.setToolTip("Delete the selected run files (asks first)")
         self._delete_button.clicked.connect(self.delete_selected)
         bottom.addWidget(self._delete_button)
+        self._resume_button = QPushButton("Resume")
+        self._resume_button.setToolTip("Go on with the selected interrupted or stopped run in its own file: "
+                                       "finished trials are kept, the interrupted one is trained again from its "
+                                       "start (its partial epochs are kept as an earlier attempt), then the rest")
+        self._resume_button.clicked.connect(self.resume_selected)
+        bottom.addWidget(self._resume_button)
         self._open_button = QPushButton("Open")
         self._open_button.setDefault(True)
         self._open_button.setToolTip("Show the selected runs; several are overlaid for comparison")
         self._open_button.clicked.connect(self.open_selected)
         bottom.addWidget(self._open_button)
         layout.addLayout(bottom)
+        self._table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self._row_actions = []
+        for text, slot, button in (("Open", self.open_selected, self._open_button),
+                                   ("Resume", self.resume_selected, self._resume_button),
+                                   ("Delete…", self.delete_selected, self._delete_button)):
+            row_action = QAction(text, self._table)
+            row_action.setToolTip(button.toolTip())
+            row_action.triggered.connect(slot)
+            self._table.addAction(row_action)
+            self._row_actions.append((row_action, button))
         self._update_buttons()
 
     # ---------------------------------------------------------------- listing
@@ -429,7 +460,10 @@ class RunsBrowser(QWidget):
 
     def _update_buttons(self) -> None:
         self._open_button.setEnabled(bool(self.selected_paths()))
+        self._resume_button.setEnabled(self.resumable_path() is not None)
         self._delete_button.setEnabled(bool(self.selected_paths(include_errors=True)))
+        for row_action, button in self._row_actions:
+            row_action.setEnabled(button.isEnabled())
 
     def _double_clicked(self, row: int, _column: int) -> None:
         path = self._row_path(row)

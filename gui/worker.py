@@ -23,23 +23,17 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 from engine.config import ExperimentConfig
 from engine.errors import UserError
 from engine.events import Event, StepsLogged
+from engine.hardware.threads import ThreadPolicy, set_thread_policy
+from engine.resume import plan_resume, resume_sweep
 from engine.sweep import run_sweep
 
 STEP_INTERVAL_S = 0.05   # at most one batch of step records per 50 ms reaches the GUI
 
 
-def leave_a_core_for_the_window() -> int:
-    """Cap PyTorch's CPU threads at one less than the cores, so the GUI thread always has one; returns the cap.
-
-    With every core busy in PyTorch's thread pool, the GUI thread preempts a pool thread, the others spin at
-    the pool's barrier, and small-batch training slowed 25-250 times in the window (11-92 against
-    2,400-2,800 steps/s at batch size 8 on 2 cores; benchmarks/gui_latency.py). Never raises the count."""
-    import torch
-
-    cap = max(1, (os.cpu_count() or 2) - 1)
-    if torch.get_num_threads() > cap:
-        torch.set_num_threads(cap)
-    return torch.get_num_threads()
+# With every core busy in PyTorch's thread pool, the GUI thread preempts a pool thread, the others spin at the
+# pool's barrier, and small-batch training slowed 25-250 times in the window (11-92 against 2,400-2,800 steps/s
+# at batch size 8 on 2 cores; benchmarks/gui_latency.py). The engine's thread policy keeps that core free.
+WINDOW_THREAD_POLICY = ThreadPolicy(reserve=1)
 
 
 class StepCoalescer:
@@ -73,7 +67,7 @@ class StepCoalescer:
 
 
 class SweepWorker(QObject):
-    """Runs sweeps on the thread it was moved to. Use `start_sweep` and `stop` from the GUI thread.
+    """Runs sweeps on the thread it was moved to. Use `start_sweep`, `resume_sweep` and `stop` from the GUI thread.
 
     Signals, all emitted on the worker thread and delivered queued to receivers on the GUI thread:
     - steps_logged(list[StepsLogged]): coalesced step records, at most ~20 per second.
@@ -88,6 +82,7 @@ class SweepWorker(QObject):
     failed = Signal(str)
     finished = Signal(str)
     _start_requested = Signal(object, str)
+    _resume_requested = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
@@ -95,17 +90,27 @@ class SweepWorker(QObject):
         self._busy = threading.Event()
         # Queued because the worker lives on another thread: the sweep runs there, not in the caller.
         self._start_requested.connect(self._run)
+        self._resume_requested.connect(self._resume)
 
     def is_busy(self) -> bool:
         return self._busy.is_set()
 
     def start_sweep(self, config: ExperimentConfig, out_dir: str | Path) -> None:
         """Ask the worker thread to run a sweep. Callable from any thread; returns at once."""
+        self._claim()
+        self._start_requested.emit(config, str(out_dir))
+
+    def resume_sweep(self, run_file: str | Path) -> None:
+        """Ask the worker thread to go on with an interrupted or stopped run in its own file (engine/resume.py).
+        Callable from any thread; returns at once."""
+        self._claim()
+        self._resume_requested.emit(str(run_file))
+
+    def _claim(self) -> None:
         if self._busy.is_set():
             raise RuntimeError("a sweep is already running")
         self._stop.clear()
         self._busy.set()
-        self._start_requested.emit(config, str(out_dir))
 
     def stop(self) -> None:
         """Ask the running sweep to stop; the engine ends the running trial as cancelled within one step."""
@@ -113,11 +118,18 @@ class SweepWorker(QObject):
 
     @Slot(object, str)
     def _run(self, config: ExperimentConfig, out_dir: str) -> None:
+        self._sweep(lambda on_event: run_sweep(config, out_dir, on_event=on_event, stop=self._stop))
+
+    @Slot(str)
+    def _resume(self, run_file: str) -> None:
+        self._sweep(lambda on_event: resume_sweep(plan_resume(run_file), on_event=on_event, stop=self._stop))
+
+    def _sweep(self, train: Callable[[Callable[[Event], None]], Path]) -> None:
         coalescer = StepCoalescer(self.steps_logged.emit, self.event_received.emit)
         path = ""
         try:
-            leave_a_core_for_the_window()
-            path = str(run_sweep(config, out_dir, on_event=coalescer, stop=self._stop))
+            set_thread_policy(WINDOW_THREAD_POLICY)
+            path = str(train(coalescer))
         except UserError as error:
             self.failed.emit(str(error))
         except Exception as error:  # noqa: BLE001 — a bug must not kill the thread or freeze the window
