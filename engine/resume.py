@@ -63,6 +63,15 @@ class ResumePlan:
         return f"resuming {self.path.name}: " + "; ".join(words)
 
 
+# HDF5 takes an exclusive lock on a file it writes; this is how it says that the lock is taken.
+_LOCKED = "unable to lock file"
+
+
+def _being_written(path: Path) -> RunFileError:
+    return RunFileError(f"{path}: cannot be resumed while another process has it open for writing (is its sweep "
+                        "still running?)")
+
+
 def _identity(batch_size: int, base_lr: float, seed: int) -> tuple[int, float, int]:
     return batch_size, float(base_lr), seed
 
@@ -71,7 +80,12 @@ def plan_resume(path: str | Path) -> ResumePlan:
     """Read a run file and work out what resuming it does. Raises RunFileError for anything that is not a
     readable run file, ConfigError when its stored config cannot be used here (e.g. its data file moved)."""
     path = Path(path)
-    run = read_run(path)
+    try:
+        run = read_run(path)
+    except RunFileError as error:
+        if _LOCKED in str(error):   # readers that honour HDF5's lock cannot read a file being written
+            raise _being_written(path) from None
+        raise
     try:
         config = loads_config(run.config_text, source=f"{path}: stored config")
     except ConfigError as error:
@@ -153,10 +167,9 @@ def resume_sweep(plan: ResumePlan, *, device: str | None = None, on_event: Calla
     try:
         writer = RunWriter.reopen(plan.path)
     except OSError as error:
-        reason = str(error)
-        if "lock" in reason.lower():
-            reason = "another process has it open for writing (is its sweep still running?)"
-        raise RunFileError(f"{plan.path}: cannot be opened for writing ({reason})") from None
+        if _LOCKED in str(error):
+            raise _being_written(plan.path) from None
+        raise RunFileError(f"{plan.path}: cannot be opened for writing ({error})") from None
     stored_names = {trial.name for trial in plan.run.trials}
     for spec in plan.to_train:
         # The interrupted trials, and any stored trial of the same name that the plan does not recognise.

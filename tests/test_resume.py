@@ -297,7 +297,7 @@ def test_a_run_still_being_written_is_not_resumed(tmp_path, capsys):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(RunFileError, match="another process has it open for writing"):
+        with pytest.raises(RunFileError, match="cannot be resumed while another process has it open for writing"):
             resume_sweep(plan_resume(path))
     finally:
         holder.communicate("", timeout=30)
