@@ -7,7 +7,8 @@ the epoch-level plots 20 curves of 100 points. Measured, each over several repea
   one frame        the plots painted once with unchanged data (what a resize or a scroll costs)
   full redraw      setData for every curve, the event loop runs (it paints), and a grab (paints again)
   zoomed frame     one frame with the x axis zoomed to a tenth of the run (clip to view at work)
-  x-axis switch    epoch <-> samples seen: new x data for every curve, then one frame
+  x-axis switch    epoch → step → samples seen → training time → epoch (every switch in turn): new x for every
+                   curve and the view refitted to it, alone and with the frame that follows
   live update      one trial grows by 250 steps and an epoch (one engine flush), is redrawn as the 50 ms
                    timer tick does it (only that trial's curves get setData), then one frame
 
@@ -44,12 +45,12 @@ def _stats(samples: list[float]) -> str:
     return f"mean {values.mean():7.1f} ms   p95 {np.percentile(values, 95):7.1f} ms   (n={len(values)})"
 
 
-def _time(action, repeats: int) -> list[float]:
+def _time(action, repeats: int, clock=time.perf_counter) -> list[float]:
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         action()
-        samples.append(time.perf_counter() - start)
+        samples.append(clock() - start)
     return samples
 
 
@@ -100,13 +101,28 @@ def main() -> None:
     loss.setXRange(low + 0.45 * (high - low), low + 0.55 * (high - low), padding=0)
     app.processEvents()
     zoomed = _time(one_frame, args.repeats)
-    loss.enableAutoRange()
+    plots.fit_view()
 
-    def switch_axis():
-        plots.set_x_axis("samples" if plots.x_axis() == "epoch" else "epoch")
+    axes = ("epoch", "step", "samples", "wall_time_s")
+
+    def next_axis() -> str:
+        return axes[(axes.index(plots.x_axis()) + 1) % len(axes)]
+
+    def switch_only():
+        plots.set_x_axis(next_axis())
+
+    def switch_and_frame():
+        plots.set_x_axis(next_axis())
         view.grab()
 
-    switch = _time(switch_axis, args.repeats)
+    switch_repeats = 4 * max(1, args.repeats // 2)          # every switch equally often
+    switch, switch_cpu = [], []
+    for _ in range(switch_repeats):
+        # Timed alone (the GUI thread's time, so another process on the machine does not count), then painted.
+        switch_cpu += _time(switch_only, 1, time.thread_time)
+        view.grab()
+    switch_frame = _time(switch_and_frame, switch_repeats)
+    switch = _time(switch_only, switch_repeats)
     plots.set_x_axis("epoch")
 
     # A live run overlaid on the big one: its one trial grows while the 20 finished ones stay as they are.
@@ -145,7 +161,9 @@ def main() -> None:
     print(f"  one frame (paint all 6 plots):      {_stats(paint)}")
     print(f"  full redraw (setData + events + grab): {_stats(full)}")
     print(f"  one frame, zoomed to 1/10 of x:     {_stats(zoomed)}")
-    print(f"  x-axis switch (setData all + frame): {_stats(switch)}")
+    print(f"  x-axis switch (new x for all, refit): {_stats(switch)}")
+    print(f"    the same, GUI thread CPU time:    {_stats(switch_cpu)}")
+    print(f"  x-axis switch + the frame after it: {_stats(switch_frame)}")
     print(f"  live update (1 trial +250 steps, setData + frame): {_stats(update)}")
     print(f"  timer budget per redraw:            {50:7.1f} ms (redraws are at most 20 a second)")
     plots.deleteLater()

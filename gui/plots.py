@@ -24,8 +24,8 @@ from engine import schema
 from engine.runfile import RunData, TrialData
 from gui.colors import batch_size_color
 from gui.export import CurrentPlotExport, export_widget_image
-from gui.plotkit import (CompactAxis, Display, FlowLegend, LegendEntry, PaddedViewBox, Theme, display, make_pen,
-                         run_line_style, seed_symbol, style_plot_item, with_alpha)
+from gui.plotkit import (FLAT_RANGE_PADDING, CompactAxis, Display, FlowLegend, LegendEntry, PaddedViewBox, Theme,
+                         display, make_pen, run_line_style, seed_symbol, style_plot_item, with_alpha)
 from gui.x_axis import X_AXES, data_range, map_range, x_values
 REDRAW_INTERVAL_MS = 50           # the shortest interval: at most 20 redraws a second
 MAX_REDRAW_INTERVAL_MS = 250      # the longest: live curves still move at least 4 times a second
@@ -36,9 +36,13 @@ EMA_BLOCK = 64                    # points per block of the smoothing's matrix p
 # Epoch curves are antialiased (smooth thick lines) while a plot holds at most this many epoch points; beyond
 # it, thick antialiased lines are the most expensive thing to paint and are drawn plain instead.
 ANTIALIAS_MAX_EPOCH_POINTS = 1500
+# Epoch points get a marker (its shape tells seeds apart) while the plot's main curves hold at most this many
+# points: beyond it the markers overlap into a band, and re-placing them is a third of an x-axis switch.
+MARKERS_MAX_EPOCH_POINTS = 1500
 # Peak downsampling keeps the minimum and maximum of each bin; one bin per pixel column already draws the
 # exact envelope of a long curve, so more samples per pixel (pyqtgraph's default is 5) only cost time.
 STEP_SAMPLES_PER_PIXEL = 1.0
+X_PADDING = 0.02                  # of the data's x extent, left and right of it (pyqtgraph's default padding)
 
 # How a series is drawn. MAIN: the epoch measurement a plot is about (thick, with a symbol per seed);
 # TRAIN: its training-set twin (thin, faded); STEP: a per-step metric; FAINT: per-step loss behind the rest.
@@ -175,6 +179,8 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._log_x = False
         self._log_y = {name: False for name in PLOT_NAMES}
         self._curves: dict[tuple[int, str], list[_Curve]] = {}     # (run index, trial name) -> its curves
+        self._step_epochs: dict[tuple[int, str], np.ndarray] = {}  # see _x_of
+        self._markers: dict[str, bool] = {}                        # plot name -> epoch points get markers
         self._hidden_batch_sizes: set[int] = set()                 # switched off in the legend
         self._hidden_seeds: set[int] = set()
         self._color_batch_sizes: tuple[int, ...] = ()
@@ -184,6 +190,8 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._current_plot: str | None = None
         self._readout = ""
         self._theme = Theme.from_palette(self.palette())
+        self._following = True                       # the x range follows the data (False once the user zooms)
+        self._fitted_x: list[float] | None = None    # the x range last set to fit the data, in view coordinates
 
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_INTERVAL_MS)
@@ -214,6 +222,7 @@ class LivePlots(CurrentPlotExport, QWidget):
             for curve in curves:
                 self._plots[curve.plot].removeItem(curve.item)
         self._curves.clear()
+        self._step_epochs.clear()
         self._runs = list(runs)
         self._legend_signature = ()
         self._color_batch_sizes = ()
@@ -248,35 +257,54 @@ class LivePlots(CurrentPlotExport, QWidget):
         for name, plot in self._plots.items():
             plot.setLabel("bottom", x_axis_label(key) if self._shows_x_label(name) else None)
         self._all_dirty = True
-        kept = map_range(self._visible_trials(), old_key, key, *shown) if zoomed and shown else None
+        kept = map_range(self._visible_trials(), old_key, key, *shown) if zoomed else None
         if kept is None:
             self.fit_view()
         else:
-            self._set_x_view_range(kept, padding=0.0)
             self._redraw()
+            self._keep_x_view_range(kept)
         self.x_axis_changed.emit(key)
 
     def x_axis(self) -> str:
         return self._x_axis
 
     def fit_view(self) -> None:
-        """Show all the data of every plot again (undo zooming and panning)."""
-        fitted = data_range(self._visible_trials() or self._all_trials(), self._x_axis, positive=self._log_x)
-        # The x range is set before the curves get their new x: pyqtgraph downsamples a curve for the range in
-        # view, and a curve placed far outside it (samples seen → seconds) would be reduced to nothing.
-        if fitted is not None:
-            self._set_x_view_range(fitted, padding=None)
+        """Show all the data of every plot again (undo zooming and panning), and follow it as it grows."""
         self._redraw()
+        self._following = True
+        self._fitted_x = None
+        self._follow_data()
         for plot in self._plots.values():
-            plot.enableAutoRange()
+            plot.getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis)
 
     def is_zoomed(self) -> bool:
-        """Whether the user zoomed or panned the x axis (the plots then no longer follow the data)."""
-        return not self._master_view().autoRangeEnabled()[0]
+        """Whether the user zoomed or panned the x axis (the plots then stay there instead of following the
+        data)."""
+        return not self._following or (self._fitted_x is not None
+                                       and self._master_view().viewRange()[0] != self._fitted_x)
 
     def x_range(self) -> tuple[float, float]:
         """The x range in view, in the x axis' units (also on a log axis)."""
         return self._x_view_range()
+
+    def _follow_data(self) -> None:
+        """Fit the x range to the data unless the user has zoomed. The plots' x range is set here rather than
+        by pyqtgraph's auto-range, which recomputes it (and re-clips every long curve) several times per switch
+        and, after a switch, from curves that pyqtgraph had downsampled for the old range, sometimes to nothing."""
+        if self.is_zoomed():
+            self._following = False
+            return
+        fitted = data_range(self._visible_trials() or self._all_trials(), self._x_axis, positive=self._log_x)
+        if fitted is None:
+            return
+        low, high = fitted
+        if self._log_x:
+            low, high = np.log10(low), np.log10(high)
+        pad = (high - low) * X_PADDING if high > low else (abs(low) * FLAT_RANGE_PADDING or 1.0)
+        target = [low - pad, high + pad]
+        if target != self._fitted_x:
+            self._master_view().setXRange(*target, padding=0.0)
+            self._fitted_x = self._master_view().viewRange()[0]
 
     def _master_view(self) -> pg.ViewBox:
         return self._plots[PLOT_NAMES[0]].getViewBox()
@@ -285,11 +313,13 @@ class LivePlots(CurrentPlotExport, QWidget):
         low, high = self._master_view().viewRange()[0]
         return (10 ** low, 10 ** high) if self._log_x else (low, high)
 
-    def _set_x_view_range(self, x_range: tuple[float, float], padding: float | None) -> None:
+    def _keep_x_view_range(self, x_range: tuple[float, float]) -> None:
+        """Show this x range (in the x axis' units) and stay there: a zoom the user made, carried over."""
         low, high = x_range
         if self._log_x:
             low, high = np.log10(max(low, 1e-300)), np.log10(max(high, 1e-300))
-        self._master_view().setXRange(low, high, padding=padding)
+        self._following = False
+        self._master_view().setXRange(low, high, padding=0.0)
 
     def _all_trials(self) -> list[TrialData]:
         return [trial for run in self._runs for trial in run.trials]
@@ -320,7 +350,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         for name, plot in self._plots.items():
             plot.setLogMode(x=self._log_x, y=self._log_y[name])
         if zoomed and shown[1] > 0:
-            self._set_x_view_range(shown, padding=0.0)
+            self._keep_x_view_range(shown)
         else:
             self.fit_view()
         self._hide_crosshair()
@@ -523,6 +553,8 @@ class LivePlots(CurrentPlotExport, QWidget):
             plot.setMenuEnabled(True)
             plot.hideButtons()
             plot.getViewBox().setDefaultPadding(0.02)
+            plot.getViewBox().enableAutoRange(axis=pg.ViewBox.XAxis, enable=False)     # see _follow_data
+            plot.getViewBox().menu.viewAll.triggered.connect(self.fit_view)
             plot.getAxis("left").setWidth(48)
             plot.setLabel("bottom", x_axis_label(self._x_axis) if self._shows_x_label(spec.name) else None)
             plot.titleLabel.setToolTip(spec.help)
@@ -646,6 +678,7 @@ class LivePlots(CurrentPlotExport, QWidget):
                     # A few hundred points at most: never downsampled, since pyqtgraph's automatic downsampling
                     # drops every point of a short curve when the view is much wider than the curve.
                     item.setDownsampling(auto=False)
+                    item.setClipToView(False)
                 curve = _Curve(item, spec.name, series, run_index, trial)
                 self._style_curve(curve)
                 curves.append(curve)
@@ -659,7 +692,10 @@ class LivePlots(CurrentPlotExport, QWidget):
         if role == MAIN:
             item.setPen(make_pen(color, 2.0, style))
             seeds = self._seeds()
-            item.setSymbol(seed_symbol(seeds.index(trial.seed)) if trial.seed in seeds else "o")
+            if not self._markers.get(curve.plot, True):
+                item.setSymbol(None)
+            else:
+                item.setSymbol(seed_symbol(seeds.index(trial.seed)) if trial.seed in seeds else "o")
             item.setSymbolSize(6)
             item.setSymbolBrush(pg.mkBrush(color))
             item.setSymbolPen(pg.mkPen(self._theme.background, width=0.8))
@@ -696,13 +732,26 @@ class LivePlots(CurrentPlotExport, QWidget):
             y = y * presentation.scale
         if series.smooth and self._smoothing > 0:
             y = self._smoothed(curve, y)
-        x = x_values(curve.trial, series.group, self._x_axis)
-        curve.item.setData(x, y)
+        curve.item.setData(self._x_of(curve), y)
         curve.drawn_points = len(y)
+
+    def _x_of(self, curve: _Curve) -> np.ndarray:
+        """The curve's x on the current axis. Per-step epochs are computed (a division of every step), so they are
+        kept for the trial's other per-step curves and the next switch back, until the trial grows."""
+        trial, group = curve.trial, curve.series.group
+        if not (self._x_axis == "epoch" and group == STEP_GROUP):
+            return x_values(trial, group, self._x_axis)
+        key = (curve.run_index, trial.name)
+        cached = self._step_epochs.get(key)
+        if cached is None or len(cached) != len(trial.step["step"]):
+            cached = self._step_epochs[key] = x_values(trial, group, self._x_axis)
+        return cached
 
     def _smoothed(self, curve: _Curve, y: np.ndarray) -> np.ndarray:
         """ema(y), computing only the points added since the last redraw (live arrays only grow)."""
         done = curve.smoothed
+        if done is not None and curve.smoothed_weight == self._smoothing and len(done) == len(y):
+            return done
         if done is None or curve.smoothed_weight != self._smoothing or not 0 < len(done) <= len(y):
             smoothed = ema(y, self._smoothing)
         else:
@@ -710,16 +759,26 @@ class LivePlots(CurrentPlotExport, QWidget):
         curve.smoothed, curve.smoothed_weight = smoothed, self._smoothing
         return smoothed
 
-    def _update_antialiasing(self) -> None:
+    def _update_detail(self) -> None:
+        """Antialiasing and markers of epoch curves while a plot has few enough points for them to show."""
         points: dict[str, int] = {}
+        marked: dict[str, int] = {}
         for curves in self._curves.values():
             for curve in curves:
                 if curve.series.group == EPOCH:
-                    points[curve.plot] = points.get(curve.plot, 0) + len(curve.trial.epoch["epoch"])
+                    count = len(curve.trial.epoch["epoch"])
+                    points[curve.plot] = points.get(curve.plot, 0) + count
+                    if curve.series.role == MAIN:
+                        marked[curve.plot] = marked.get(curve.plot, 0) + count
+        markers = {name: count <= MARKERS_MAX_EPOCH_POINTS for name, count in marked.items()}
+        restyle = markers != self._markers
+        self._markers = markers
         for curves in self._curves.values():
             for curve in curves:
                 if curve.series.group != EPOCH:
                     continue
+                if restyle and curve.series.role == MAIN:
+                    self._style_curve(curve)
                 smooth = points.get(curve.plot, 0) <= ANTIALIAS_MAX_EPOCH_POINTS
                 if curve.item.opts["antialias"] != smooth:
                     curve.item.opts["antialias"] = smooth
@@ -739,6 +798,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         started = self._clock()
         dirty, all_dirty = self._dirty, self._all_dirty
         self._dirty, self._all_dirty = set(), False
+        self._update_detail()
         for (_, trial_name), curves in self._curves.items():
             if all_dirty or trial_name in dirty:
                 for curve in curves:
@@ -746,7 +806,7 @@ class LivePlots(CurrentPlotExport, QWidget):
                     # only what grew, so plots whose data did not change are neither re-autoranged nor repainted.
                     if all_dirty or self._points(curve) != curve.drawn_points:
                         self._update_curve(curve)
-        self._update_antialiasing()
+        self._follow_data()
         self._adapt_interval(self._clock() - started)
         if not self._dirty and not self._all_dirty:
             self._timer.stop()

@@ -43,16 +43,35 @@ def _trace(trial: TrialData, key: str) -> np.ndarray:
     return np.asarray(x_values(trial, group, key), dtype=np.float64)
 
 
+def _extent(xs: np.ndarray, positive: bool) -> tuple[float, float] | None:
+    """First and last x of a trial's points, which grow along the trial (so this costs nothing on 100,000 steps);
+    the finite minimum and maximum where an end is not finite."""
+    if positive:
+        xs = xs[np.searchsorted(xs, 0.0, side="right"):]
+    if not len(xs):
+        return None
+    low, high = float(xs[0]), float(xs[-1])
+    if np.isfinite(low) and np.isfinite(high):
+        return low, high
+    finite = xs[np.isfinite(xs)]
+    return (float(finite.min()), float(finite.max())) if len(finite) else None
+
+
 def data_range(trials: Iterable[TrialData], key: str, positive: bool = False) -> tuple[float, float] | None:
     """The smallest and largest x of every point of these trials on `key` (only x > 0 with `positive`, as a log
     axis needs); None when there is no such point."""
     low, high = np.inf, -np.inf
     for trial in trials:
         for group in (schema.EPOCH_GROUP, schema.STEP_GROUP):
-            xs = np.asarray(x_values(trial, group, key), dtype=np.float64)
-            xs = xs[np.isfinite(xs) & (xs > 0)] if positive else xs[np.isfinite(xs)]
-            if len(xs):
-                low, high = min(low, float(xs.min())), max(high, float(xs.max()))
+            if key == "epoch" and group == schema.STEP_GROUP:     # no division of every step for two numbers
+                per_epoch = steps_per_epoch(trial)
+                extent = _extent(trial.step["step"] / per_epoch if positive else trial.step["step"], positive)
+                if extent is not None and not positive:
+                    extent = (extent[0] / per_epoch, extent[1] / per_epoch)
+            else:
+                extent = _extent(np.asarray(x_values(trial, group, key)), positive)
+            if extent is not None:
+                low, high = min(low, extent[0]), max(high, extent[1])
     return (low, high) if low <= high else None
 
 

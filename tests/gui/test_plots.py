@@ -380,3 +380,14 @@ def test_a_growing_curve_is_smoothed_as_a_whole(plots, qtbot):
     _, smoothed = plots.curve("loss", trial.name, "loss").getOriginalDataset()
     np.testing.assert_allclose(smoothed, ema(trial.step["loss"], plots.smoothing()))
     assert ema(np.array([2.0, 4.0]), 0.5, previous=0.0).tolist() == [1.0, 2.5]
+
+
+def test_epoch_markers_are_left_out_once_they_would_overlap(plots, run, monkeypatch):
+    plots.set_runs([run])
+    trial = run.trials[0]
+    assert plots.curve("accuracy", trial.name, "val_accuracy").opts["symbol"] is not None
+    monkeypatch.setattr("gui.plots.MARKERS_MAX_EPOCH_POINTS", len(run.trials) * 3 - 1)   # 3 epochs a trial
+    plots.mark_dirty()
+    plots.redraw_now()
+    assert plots.curve("accuracy", trial.name, "val_accuracy").opts["symbol"] is None
+    assert plots.curve("accuracy", trial.name, "train_accuracy").opts["symbol"] is None
