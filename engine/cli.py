@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "or stopped sweep of this run file, in that file, with the config stored in it")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides sweep.device of the config "
                      "(with --resume: the device the run was trained on)")
+    run.add_argument("--threads", type=_thread_count, metavar="N", help="train with exactly N CPU threads (default: "
+                     "before each trial, as many as there are cores free of other processes)")
     report = commands.add_parser("report", help="one row per trial of a run file; optional CSV and figure")
     report.add_argument("run_file", help="a run file (.h5) written by 'run' or the app")
     report.add_argument("--csv", help="also write the table as CSV to this path")
@@ -98,15 +100,28 @@ def _run_arguments_problem(args: argparse.Namespace) -> str:
     return ""
 
 
+def _thread_count(text: str) -> int:
+    """argparse type of --threads: a whole number of at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count (a whole number from 1)")
+    return count
+
+
 def _run(args: argparse.Namespace) -> int:
     # Heavy imports here, so that --help and argument errors answer at once.
     from tqdm import tqdm
 
     from engine.config import load_config
     from engine.events import Message, StepsLogged, SweepStarted, TrialEnded, TrialStarted
+    from engine.hardware.threads import ThreadPolicy, set_thread_policy
     from engine.resume import plan_resume, resume_sweep
     from engine.sweep import run_sweep
 
+    set_thread_policy(ThreadPolicy(requested=args.threads))
     if args.resume is not None:
         plan = plan_resume(args.resume)
         if plan.already_complete:

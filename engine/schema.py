@@ -57,7 +57,9 @@ STATUSES = (RUNNING, COMPLETED, CANCELLED, DIVERGED, OUT_OF_MEMORY, FAILED)
 
 # Root attributes describing the environment the run was made in.
 ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device", "device_name", "cpu_count",
-                     "platform")
+                     "platform", "cpu_cores_available", "thread_policy")
+# Trial attributes: the CPU threads it trained with and why (engine.hardware.threads decides per trial).
+TRIAL_THREAD_ATTRS = ("torch_threads", "threads_reason")
 # Root attributes describing the validation set, for the no-skill baseline a recommendation must beat. Files
 # written before they existed lack them; engine.science.recommendation.no_skill_baseline says what it assumes then.
 CLASS_BALANCE_ATTRS = ("num_classes", "val_majority_fraction")

@@ -17,6 +17,7 @@ from engine.devices import device_name, resolve_device
 from engine.errors import ConfigError
 from engine.events import (EpochEnded, Event, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
                            TrialStarted)
+from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
 from engine.runfile import RunWriter
 from engine.train import TrialContext, run_trial, scaled_lr, total_steps
 
@@ -53,7 +54,8 @@ class GridStrategy:
 def environment(device: torch.device) -> dict[str, object]:
     return {"python_version": platform.python_version(), "torch_version": torch.__version__,
             "app_version": __version__, "device": str(device), "device_name": device_name(device),
-            "cpu_count": os.cpu_count() or 0, "platform": platform.platform()}
+            "cpu_count": os.cpu_count() or 0, "platform": platform.platform(),
+            "cpu_cores_available": available_cores(), "thread_policy": thread_policy().describe()}
 
 
 def class_balance(dataset: Dataset) -> dict[str, object]:
@@ -89,13 +91,22 @@ class _Recorder:
     def __init__(self, writer: RunWriter, on_event: Callable[[Event], None]):
         self.writer, self.on_event = writer, on_event
         self.statuses: dict[str, str] = {}
+        self.threads: ThreadChoice | None = None
+
+    def use_threads(self, spec: TrialSpec, choice: ThreadChoice) -> None:
+        """The next trial trains with `choice`: written with its attributes, told when the count changes."""
+        if self.threads is None or choice.threads != self.threads.threads:
+            plural = "s" if choice.threads != 1 else ""
+            self.on_event(Message(f"{spec.name}: {choice.threads} CPU thread{plural} ({choice.reason})"))
+        self.threads = choice
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TrialStarted):
             spec = event.trial
             self.writer.start_trial(spec.name, {
                 "batch_size": spec.batch_size, "seed": spec.seed, "lr": spec.lr, "base_lr": spec.base_lr,
-                "parameter_count": event.parameter_count, "steps_per_epoch": event.steps_per_epoch})
+                "parameter_count": event.parameter_count, "steps_per_epoch": event.steps_per_epoch,
+                **dict(zip(schema.TRIAL_THREAD_ATTRS, (self.threads.threads, self.threads.reason)))})
         elif isinstance(event, StepsLogged):
             self.writer.add_steps(event.trial.name, {m.name: getattr(event, m.name) for m in schema.STEP_METRICS})
         elif isinstance(event, EpochEnded):
@@ -175,10 +186,12 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
             on_event(event)
         context = TrialContext(config=config, dataset=dataset, device=torch_device, train_eval_index=probe,
                                emit=recorder, stop=stop)
-        while (spec := strategy.propose(recorder.statuses)) is not None:
-            if run_trial(spec, context) == schema.CANCELLED or stop.is_set():
-                status = schema.CANCELLED
-                break
+        with sweep_threads() as threads:
+            while (spec := strategy.propose(recorder.statuses)) is not None:
+                recorder.use_threads(spec, threads.choose())
+                if run_trial(spec, context) == schema.CANCELLED or stop.is_set():
+                    status = schema.CANCELLED
+                    break
     except BaseException as error:
         # Whatever escapes (Ctrl-C without a handler, a bug in an observer) still leaves a readable file.
         writer.close(schema.CANCELLED if isinstance(error, KeyboardInterrupt) else schema.FAILED)

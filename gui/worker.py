@@ -9,7 +9,6 @@ before it, so nothing the table or the run file depends on is ever dropped or re
 from __future__ import annotations
 
 import atexit
-import os
 import sys
 import threading
 import time
@@ -23,24 +22,17 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 from engine.config import ExperimentConfig
 from engine.errors import UserError
 from engine.events import Event, StepsLogged
+from engine.hardware.threads import ThreadPolicy, set_thread_policy
 from engine.resume import plan_resume, resume_sweep
 from engine.sweep import run_sweep
 
 STEP_INTERVAL_S = 0.05   # at most one batch of step records per 50 ms reaches the GUI
 
 
-def leave_a_core_for_the_window() -> int:
-    """Cap PyTorch's CPU threads at one less than the cores, so the GUI thread always has one; returns the cap.
-
-    With every core busy in PyTorch's thread pool, the GUI thread preempts a pool thread, the others spin at
-    the pool's barrier, and small-batch training slowed 25-250 times in the window (11-92 against
-    2,400-2,800 steps/s at batch size 8 on 2 cores; benchmarks/gui_latency.py). Never raises the count."""
-    import torch
-
-    cap = max(1, (os.cpu_count() or 2) - 1)
-    if torch.get_num_threads() > cap:
-        torch.set_num_threads(cap)
-    return torch.get_num_threads()
+# With every core busy in PyTorch's thread pool, the GUI thread preempts a pool thread, the others spin at the
+# pool's barrier, and small-batch training slowed 25-250 times in the window (11-92 against 2,400-2,800 steps/s
+# at batch size 8 on 2 cores; benchmarks/gui_latency.py). The engine's thread policy keeps that core free.
+WINDOW_THREAD_POLICY = ThreadPolicy(reserve=1)
 
 
 class StepCoalescer:
@@ -135,7 +127,7 @@ class SweepWorker(QObject):
         coalescer = StepCoalescer(self.steps_logged.emit, self.event_received.emit)
         path = ""
         try:
-            leave_a_core_for_the_window()
+            set_thread_policy(WINDOW_THREAD_POLICY)
             path = str(train(coalescer))
         except UserError as error:
             self.failed.emit(str(error))

@@ -1,0 +1,1 @@
+"""What the engine knows about the machine it trains on: today, how many CPU threads PyTorch may use."""

@@ -1,0 +1,184 @@
+"""How many CPU threads PyTorch trains with: one policy for the command line and the app, decided per trial.
+
+PyTorch's CPU kernels split each operation over a pool of threads that wait for one another at its end. When
+another process holds one of the cores, one pool thread waits for the scheduler while the others spin, and
+training slows many times over (the README's performance section has the figures). So before each trial the
+pool gets only the cores that are free: those this process may run on (its CPU affinity and container quota),
+less the cores other processes kept busy since the last decision, less any the client keeps for itself (the
+app leaves one to its window). It never grows beyond the thread count PyTorch had when the sweep started
+(torch's default, OMP_NUM_THREADS, or the embedding program's torch.set_num_threads), which it restores at the
+end. `--threads N` sets exactly N instead.
+
+The thread count changes the order of floating-point sums, so only runs with the same count give the same
+numbers to the last bit; each trial records the count it trained with.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psutil
+
+# Another process counts as holding a core once it keeps a quarter of it busy: the scheduler gives three
+# runnable threads on two cores two thirds of a core each, so a competitor squeezed by our own threads still
+# shows as at least that much.
+BUSY_CORE_SHARE = 0.25
+# The shortest measurement of load worth deciding on; /proc/stat counts in 10 ms ticks.
+MIN_WINDOW_S = 0.05
+
+
+@dataclass(frozen=True)
+class ThreadPolicy:
+    """What the client asks for: exactly `requested` threads, or automatic with `reserve` cores kept free."""
+    requested: int | None = None   # --threads N
+    reserve: int = 0               # the app keeps one core for its window
+
+    def describe(self) -> str:
+        if self.requested is not None:
+            return f"fixed: {self.requested} thread{'s' if self.requested != 1 else ''} (--threads)"
+        kept = f", {self.reserve} core{'s' if self.reserve != 1 else ''} kept for the app's window" \
+            if self.reserve else ""
+        return f"automatic: before each trial, the cores free of other processes{kept}"
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    threads: int
+    reason: str
+
+
+def decide_threads(cores: int, busy_elsewhere: float | None, ceiling: int, policy: ThreadPolicy) -> ThreadChoice:
+    """The thread count for one trial, from the cores this process may use, the cores other processes kept
+    busy (None when unmeasured) and the count PyTorch had at the start of the sweep. Pure: tests inject all."""
+    if policy.requested is not None:
+        return ThreadChoice(policy.requested, "set with --threads")
+    usable = max(1, min(ceiling, cores - policy.reserve))
+    kept = f", {policy.reserve} kept for the window" if policy.reserve else ""
+    if busy_elsewhere is None:
+        return ThreadChoice(usable, f"{cores} cores{kept}; load not measured")
+    taken = math.floor(busy_elsewhere + 1 - BUSY_CORE_SHARE)
+    threads = max(1, min(usable, cores - taken))
+    reason = f"{cores} core{'s' if cores != 1 else ''}, {busy_elsewhere:.1f} busy with other processes{kept}"
+    if threads == ceiling < cores - taken - policy.reserve:
+        reason += f"; at most {ceiling}, PyTorch's setting when the sweep started"
+    return ThreadChoice(threads, reason)
+
+
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a container's CPU quota (cgroup v2)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cores, math.ceil(quota)) if quota else cores)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as file:
+            group = next((line.strip()[3:] for line in file if line.startswith("0::")), None)
+        if group is None:
+            return None
+        with open(f"/sys/fs/cgroup{group.rstrip('/')}/cpu.max", encoding="utf-8") as file:
+            limit, period = file.read().split()[:2]
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        return None   # no cgroup v2 (another OS, an older container): affinity alone says it
+
+
+@dataclass(frozen=True)
+class CpuCounters:
+    """Cumulative CPU seconds: busy time of the cores this process may use, and this process's own."""
+    cores_busy: float
+    own: float
+
+
+def read_counters() -> CpuCounters:
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    busy = 0.0
+    for index, times in enumerate(psutil.cpu_times(percpu=True)):
+        if allowed is None or index in allowed:
+            # Waiting for disk is idle time; guest time is already counted in user time.
+            busy += sum(times) - times.idle - sum(getattr(times, name, 0.0) for name in ("iowait", "guest",
+                                                                                         "guest_nice"))
+    return CpuCounters(cores_busy=busy, own=time.process_time())
+
+
+@dataclass
+class LoadMeter:
+    """How many cores other processes kept busy since the previous reading: the cores' busy time less this
+    process's own CPU time, over the wall time between readings. A trial is a long, free window; only the
+    first reading of a sweep waits MIN_WINDOW_S for one."""
+    read: Callable[[], CpuCounters] = read_counters
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _last: tuple[float, CpuCounters] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        self._last = (self.clock(), self.read())
+
+    def busy_elsewhere(self) -> float | None:
+        if self._last is None:
+            self.start()
+        started, before = self._last
+        if (waited := self.clock() - started) < MIN_WINDOW_S:
+            self.sleep(MIN_WINDOW_S - waited)
+        now, after = self.clock(), self.read()
+        self._last = (now, after)
+        if now <= started:
+            return None
+        return max(0.0, (after.cores_busy - before.cores_busy - (after.own - before.own)) / (now - started))
+
+
+class SweepThreads:
+    """The thread decisions of one sweep. `choose()` before each trial sets PyTorch's thread count and returns
+    the choice; `restore()` puts back the count the sweep started with."""
+
+    def __init__(self, policy: ThreadPolicy, *, meter: LoadMeter | None = None,
+                 cores: Callable[[], int] | None = None, get_threads: Callable[[], int] | None = None,
+                 set_threads: Callable[[int], None] | None = None):
+        import torch   # here, so that `--help` and the policy's description need no torch
+
+        self.policy, self._cores = policy, cores or available_cores
+        self._get, self._set = get_threads or torch.get_num_threads, set_threads or torch.set_num_threads
+        self.ceiling = self._get()
+        self.meter = meter or LoadMeter()
+        if policy.requested is None:
+            self.meter.start()
+        self.choices: list[ThreadChoice] = []
+
+    def choose(self) -> ThreadChoice:
+        busy = self.meter.busy_elsewhere() if self.policy.requested is None else None
+        choice = decide_threads(self._cores(), busy, self.ceiling, self.policy)
+        self._set(choice.threads)
+        self.choices.append(choice)
+        return choice
+
+    def restore(self) -> None:
+        self._set(self.ceiling)
+
+
+_policy = ThreadPolicy()
+
+
+def set_thread_policy(policy: ThreadPolicy) -> None:
+    """Set by the client once (the command line from --threads, the app with one core kept): PyTorch's thread
+    pool belongs to the whole process, so the policy does too."""
+    global _policy
+    _policy = policy
+
+
+def thread_policy() -> ThreadPolicy:
+    return _policy
+
+
+@contextmanager
+def sweep_threads() -> Iterator[SweepThreads]:
+    """Thread decisions for one sweep under the process's policy; the caller's thread count comes back after."""
+    threads = SweepThreads(_policy)
+    try:
+        yield threads
+    finally:
+        threads.restore()

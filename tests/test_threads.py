@@ -1,0 +1,189 @@
+"""engine.hardware.threads: the CPU thread policy shared by the command line and the app.
+
+The decision is a pure function of injected facts (cores, load, PyTorch's count at the sweep's start), and the
+load meter reads injected counters on an injected clock, so nothing here depends on this machine or times it.
+"""
+from __future__ import annotations
+
+import h5py
+import pytest
+import torch
+
+from engine import schema
+from engine.cli import main
+from engine.config import parse_config
+from engine.events import Message
+from engine.hardware import threads as threads_module
+from engine.hardware.threads import (MIN_WINDOW_S, CpuCounters, LoadMeter, SweepThreads, ThreadPolicy,
+                                     decide_threads, set_thread_policy)
+from engine.sweep import run_sweep
+from tests.conftest import tiny_table
+
+AUTO, APP = ThreadPolicy(), ThreadPolicy(reserve=1)
+
+
+@pytest.fixture(autouse=True)
+def default_policy_and_two_threads():
+    """Each test starts from the command line's default policy and two PyTorch threads, and leaves them so."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    set_thread_policy(AUTO)
+    yield
+    set_thread_policy(AUTO)
+    torch.set_num_threads(before)
+
+
+# ----- the decision ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cores, busy, ceiling, policy, threads", [
+    (2, 0.0, 2, AUTO, 2),     # an idle machine: every core
+    (2, 0.1, 2, AUTO, 2),     # a little background noise takes no core
+    (2, 1.0, 2, AUTO, 1),     # one process spinning: the other core only
+    (2, 0.67, 2, AUTO, 1),    # the same competitor squeezed to 2/3 of a core by our own two threads
+    (2, 2.0, 2, AUTO, 1),     # every core busy: one thread, never none
+    (8, 3.0, 8, AUTO, 5),
+    (8, 0.0, 4, AUTO, 4),     # never more than PyTorch had when the sweep started (OMP_NUM_THREADS, the caller)
+    (2, 0.0, 1, AUTO, 1),
+    (2, 0.0, 2, APP, 1),      # the app keeps a core for its window
+    (8, 3.0, 8, APP, 5),      # ... which other processes' load may already be
+    (8, 0.0, 8, APP, 7),
+    (1, 0.0, 1, APP, 1),
+    (2, None, 2, AUTO, 2),    # load not measured: the usable cores
+    (2, 2.0, 2, ThreadPolicy(requested=3), 3),   # --threads: exactly that, whatever the load
+])
+def test_threads_follow_the_free_cores(cores, busy, ceiling, policy, threads):
+    choice = decide_threads(cores, busy, ceiling, policy)
+    assert choice.threads == threads
+    assert choice.reason and "\n" not in choice.reason
+
+
+def test_reasons_say_why():
+    assert "1.0 busy with other processes" in decide_threads(2, 1.0, 2, AUTO).reason
+    assert "kept for the window" in decide_threads(2, 0.0, 2, APP).reason
+    assert "--threads" in decide_threads(2, 0.0, 2, ThreadPolicy(requested=3)).reason
+    assert "PyTorch's setting" in decide_threads(8, 0.0, 4, AUTO).reason
+    assert "--threads" in ThreadPolicy(requested=3).describe() and "window" in APP.describe()
+
+
+# ----- the load meter -------------------------------------------------------------------------------------------
+
+class FakeMachine:
+    """Counters and a clock that advance only when told: `run(seconds, busy_elsewhere, own)`, or by a sleep,
+    during which other processes keep `background` cores busy."""
+
+    def __init__(self):
+        self.now, self.cores_busy, self.own = 100.0, 5000.0, 7.0
+        self.background = 0.0
+        self.sleeps: list[float] = []
+
+    def run(self, seconds: float, busy_elsewhere: float, own: float = 0.0) -> None:
+        self.now += seconds
+        self.cores_busy += seconds * (busy_elsewhere + own)
+        self.own += seconds * own
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.run(seconds, busy_elsewhere=self.background)
+
+    def meter(self) -> LoadMeter:
+        return LoadMeter(read=lambda: CpuCounters(self.cores_busy, self.own), clock=lambda: self.now,
+                         sleep=self.sleep)
+
+
+def test_meter_counts_other_processes_not_its_own_training():
+    machine = FakeMachine()
+    meter = machine.meter()
+    meter.start()
+    machine.run(3.0, busy_elsewhere=1.0, own=1.0)   # a trial: we used a core, someone else another
+    assert meter.busy_elsewhere() == pytest.approx(1.0)
+    machine.run(2.0, busy_elsewhere=0.0, own=2.0)   # we alone, on both cores
+    assert meter.busy_elsewhere() == pytest.approx(0.0)
+    assert machine.sleeps == []   # trials are windows long enough: no waiting
+
+
+def test_meter_waits_for_a_short_window_only_when_it_has_none():
+    machine = FakeMachine()
+    machine.background = 1.5
+    meter = machine.meter()
+    assert meter.busy_elsewhere() == pytest.approx(1.5)   # the first reading of a sweep: a short probe
+    assert machine.sleeps == [pytest.approx(MIN_WINDOW_S)]
+    machine.run(MIN_WINDOW_S / 5, busy_elsewhere=1.5)
+    assert meter.busy_elsewhere() == pytest.approx(1.5)
+    assert machine.sleeps[1] == pytest.approx(MIN_WINDOW_S * 4 / 5)   # topped up to the shortest window
+
+
+def test_sweep_threads_decide_before_each_trial_and_restore_the_count():
+    machine, counts = FakeMachine(), [2]
+    sweep = SweepThreads(AUTO, meter=machine.meter(), cores=lambda: 2, get_threads=lambda: counts[-1],
+                         set_threads=counts.append)
+    machine.run(0.2, busy_elsewhere=0.0)
+    assert sweep.choose().threads == 2
+    machine.run(4.0, busy_elsewhere=1.0, own=1.0)   # a competitor started during the first trial
+    assert sweep.choose().threads == 1
+    machine.run(4.0, busy_elsewhere=0.0, own=1.0)   # and ended during the second
+    assert sweep.choose().threads == 2
+    sweep.restore()
+    assert counts == [2, 2, 1, 2, 2]
+
+
+def test_fixed_threads_never_measure():
+    machine, counts = FakeMachine(), [2]
+    sweep = SweepThreads(ThreadPolicy(requested=5), meter=machine.meter(), cores=lambda: 2,
+                         get_threads=lambda: counts[-1], set_threads=counts.append)
+    assert [sweep.choose().threads for _ in range(3)] == [5, 5, 5]
+    assert machine.sleeps == []
+
+
+# ----- in a real sweep ------------------------------------------------------------------------------------------
+
+def test_sweep_records_each_trials_threads_and_gives_back_the_callers_count(tmp_path, monkeypatch):
+    busy = iter([0.0, 1.0, 1.0])
+
+    class ScriptedMeter:
+        def start(self):
+            pass
+
+        def busy_elsewhere(self):
+            return next(busy)
+
+    monkeypatch.setattr(threads_module, "LoadMeter", ScriptedMeter)
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 2)
+    messages = []
+    path = run_sweep(parse_config(tiny_table()), tmp_path,
+                     on_event=lambda e: messages.append(e.text) if isinstance(e, Message) else None)
+    assert torch.get_num_threads() == 2
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["thread_policy"] == AUTO.describe()
+        assert handle.attrs["cpu_cores_available"] == 2
+        trials = [handle[f"trials/{name}"].attrs for name in ("bs00016_seed0", "bs00032_seed0", "bs00064_seed0")]
+        assert [int(t["torch_threads"]) for t in trials] == [2, 1, 1]
+        assert "1.0 busy with other processes" in trials[1]["threads_reason"]
+    # Said when the count changes, not before every trial.
+    thread_messages = [m for m in messages if "CPU thread" in m]
+    assert thread_messages == [m for m in thread_messages if m.startswith(("bs00016", "bs00032"))]
+    assert len(thread_messages) == 2
+
+
+def test_caller_thread_count_is_the_ceiling(tmp_path):
+    torch.set_num_threads(1)   # as an embedding program, or a test that needs bit-identical sums, would
+    path = run_sweep(parse_config(tiny_table(sweep={"batch_sizes": [32, 64]})), tmp_path)
+    with h5py.File(path, "r") as handle:
+        assert {int(handle[f"trials/{n}"].attrs["torch_threads"]) for n in handle["trials"]} == {1}
+    assert torch.get_num_threads() == 1
+
+
+def test_command_line_threads_flag(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(parse_config(tiny_table(sweep={"batch_sizes": [32]})).to_toml(), encoding="utf-8")
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--threads", "3"]) == 0
+    path = capsys.readouterr().out.strip().splitlines()[-1]
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["thread_policy"] == ThreadPolicy(requested=3).describe()
+        trial = handle["trials/bs00032_seed0"].attrs
+        assert (int(trial["torch_threads"]), trial["threads_reason"]) == (3, "set with --threads")
+        assert set(schema.TRIAL_THREAD_ATTRS) <= set(trial)
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as exit_code:
+            main(["run", str(config), "--out", str(tmp_path / "out"), "--threads", bad])
+        assert exit_code.value.code == 2
+        assert "thread count" in capsys.readouterr().err
