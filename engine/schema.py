@@ -54,6 +54,12 @@ DIVERGED = "diverged"
 OUT_OF_MEMORY = "out_of_memory"
 FAILED = "failed"
 STATUSES = (RUNNING, COMPLETED, CANCELLED, DIVERGED, OUT_OF_MEMORY, FAILED)
+# Trials of a plan that have no group in the file: waiting to start, or left unstarted when the sweep ended.
+QUEUED = "queued"
+NOT_RUN = "not_run"
+# What a person reads for each status, in tables, messages and exports.
+STATUS_LABELS = {QUEUED: "queued", NOT_RUN: "not run", RUNNING: "running", COMPLETED: "completed",
+                 CANCELLED: "cancelled", DIVERGED: "diverged", OUT_OF_MEMORY: "out of memory", FAILED: "failed"}
 
 # Root attributes describing the environment the run was made in.
 ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device", "device_name", "cpu_count",
