@@ -224,7 +224,7 @@ def _report(args: argparse.Namespace) -> int:
         print(f"wrote {args.csv}", file=sys.stderr)
     if args.png:
         from engine.figures import summary_figure
-        summary_figure(run, summaries, Path(args.png))
+        summary_figure(run, summaries, Path(args.png), verdict)
         print(f"wrote {args.png}", file=sys.stderr)
     return EXIT_OK
 

@@ -11,10 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from engine.analysis import TrialSummary, by_batch_size  # noqa: E402
 from engine.errors import UserError  # noqa: E402
 from engine.runfile import RunData  # noqa: E402
+from engine.science.recommendation import Verdict  # noqa: E402
 
 
-def summary_figure(run: RunData, summaries: list[TrialSummary], path: Path) -> None:
-    """Validation accuracy and throughput against batch size (log2 axis), mean ± std over seeds."""
+def summary_figure(run: RunData, summaries: list[TrialSummary], path: Path, verdict: Verdict) -> None:
+    """Validation accuracy and throughput against batch size (log2 axis), mean ± std over seeds, with the
+    no-skill baseline and the target on the accuracy axis and the recommended batch size ringed."""
     stats = by_batch_size(summaries)
     figure, (accuracy_axis, speed_axis) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for base_lr in sorted({s.base_lr for s in stats}):
@@ -24,17 +26,28 @@ def summary_figure(run: RunData, summaries: list[TrialSummary], path: Path) -> N
         for axis, key in ((accuracy_axis, "best_val_accuracy"), (speed_axis, "samples_per_s")):
             axis.errorbar(sizes, [s.mean[key] for s in points], yerr=[s.std[key] for s in points],
                           marker="o", capsize=3, label=label)
+    accuracy_axis.axhline(verdict.baseline.accuracy, color="0.5", linestyle=":", linewidth=1,
+                          label=f"no-skill baseline ({verdict.baseline.accuracy:.1%})")
+    if verdict.target_accuracy is not None:
+        accuracy_axis.axhline(verdict.target_accuracy, color="0.3", linestyle="--", linewidth=1,
+                              label=f"target ({verdict.target_accuracy:.1%})")
+    if verdict.pick is not None:
+        for axis, key in ((accuracy_axis, "best_val_accuracy"), (speed_axis, "samples_per_s")):
+            axis.scatter([verdict.pick.batch_size], [verdict.pick.stats.mean[key]], s=260, facecolors="none",
+                         edgecolors="black", linewidths=1.5, zorder=5, label="recommended")
+    all_sizes = sorted({s.batch_size for s in stats})
     for axis, title, unit in ((accuracy_axis, "Best validation accuracy", "fraction"),
-                              (speed_axis, "Training throughput", "samples/s")):
+                              (speed_axis, "Training throughput, whole trial", "samples/s (evaluation excluded)")):
         axis.set_xscale("log", base=2)
+        axis.set_xticks(all_sizes, [str(size) for size in all_sizes])
+        axis.minorticks_off()
         axis.set_xlabel("batch size")
         axis.set_ylabel(unit)
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
-        if len({s.base_lr for s in stats}) > 1:
-            axis.legend()
+        axis.legend(fontsize=8)
     figure.suptitle(f"{run.header.name} · {run.header.dataset} · {run.header.model} · "
-                    f"{run.environment.get('device_name', '')}", fontsize=10)
+                    f"{run.environment.get('device_name', '')} — {verdict.headline}", fontsize=10)
     try:
         figure.savefig(path, dpi=120)
     except OSError as error:

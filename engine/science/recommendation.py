@@ -179,6 +179,11 @@ def _noise_words(noise: float, several_seeds: bool) -> str:
     return f"{NOISE_TOLERANCE * 100:g} percentage point (the seeds agree more closely than that)"
 
 
+def _several(candidate: Candidate) -> bool:
+    """Whether the pair's noise was measured over seeds (two or more with an accuracy)."""
+    return math.isfinite(candidate.stats.spread["best_val_accuracy"])
+
+
 def _missed_detail(candidate: Candidate) -> str:
     stats = candidate.stats
     failed = stats.failed()
@@ -230,13 +235,15 @@ def judge(run: RunData, target_accuracy: float | None = None) -> Verdict:
 
 def _nothing_learned(verdict: Verdict, run: RunData, measured: list[Candidate]) -> None:
     best = max(measured, key=lambda c: c.accuracy)
-    several = any(c.seeds > 1 for c in measured)
     verdict.outcome = NOTHING_LEARNED
     verdict.headline = "No batch size learned"
-    verdict.reasons.append(
-        f"The best validation accuracy, {best.accuracy:.1%} (batch size {_pair(best, verdict.lr_grid)}), is not "
-        f"above the no-skill baseline, {verdict.baseline.text}, by more than "
-        f"{_noise_words(best.noise, several)}: there is no batch size to recommend from this run.")
+    margin = best.accuracy - verdict.baseline.accuracy
+    how = (f"is {margin * 100:.1f} points above the no-skill baseline, {verdict.baseline.text}: less than "
+           f"{_noise_words(best.noise, _several(best))}" if margin > 0 else
+           f"is not above the no-skill baseline, {verdict.baseline.text}")
+    verdict.reasons.append(f"The best validation accuracy, {best.accuracy:.1%} (batch size "
+                           f"{_pair(best, verdict.lr_grid)}), {how}; there is no batch size to recommend from "
+                           "this run.")
     _other_lines(verdict)
     rates = sorted({c.base_lr for c in verdict.candidates})
     tried = f"this run used {rates[0]:g}" if len(rates) == 1 else f"this run tried {rates[0]:g} to {rates[-1]:g}"
@@ -300,18 +307,19 @@ def _recommend(verdict: Verdict, run: RunData, reaching: list[Candidate]) -> Non
     verdict.reasons.append(f"{accuracy}; the no-skill baseline is {verdict.baseline.text}.")
     others = [c for c in contenders if c is not pick]
     if others:
-        noise = max(c.noise for c in contenders)
+        noisiest = max(contenders, key=lambda c: c.noise)
         verdict.reasons.append(
             "Indistinguishable on accuracy, so decided on time: "
             + _listing(others, lr_grid, lambda c: f"{c.accuracy:.1%}, {c.time_to_target_s:.1f} s")
-            + f" {'differs' if len(others) == 1 else 'differ'} from it by less than {_noise_words(noise, several)}, "
-            "and took longer.")
+            + f" {'differs' if len(others) == 1 else 'differ'} from it by less than "
+            f"{_noise_words(noisiest.noise, any(_several(c) for c in contenders))}, and took longer.")
     _other_lines(verdict)
     memory = pick.stats.mean["peak_memory_bytes"]
     memory_text = (f"; peak memory {memory / 2**20:,.0f} MiB ({MEMORY_LABELS[memory_measure(run)]})"
                    if math.isfinite(memory) else "")
     verdict.reasons.append(
-        f"At batch size {_pair(pick, lr_grid)} it takes {pick.stats.mean['steps_to_target']:,.0f} steps and "
+        f"At batch size {pick.batch_size}{f' and base learning rate {pick.base_lr:g}' if lr_grid else ''} it takes "
+        f"{pick.stats.mean['steps_to_target']:,.0f} steps and "
         f"{pick.stats.mean['samples_to_target']:,.0f} examples to reach the target, training at "
         f"{pick.stats.mean['samples_per_s']:,.0f} examples/s (whole trial, evaluation excluded){memory_text}.")
     if not several:
