@@ -150,7 +150,7 @@ def compose_widget_svg(container: QWidget, background: QColor) -> str:
         origin = child.mapTo(container, QPoint(0, 0))
         x, y, w, h = origin.x(), origin.y(), child.width(), child.height()
         if isinstance(child, pg.GraphicsView):
-            parts.append(_nested_plot_svg(child, x, y, w, h, f"p{index}_"))
+            parts.append(_plot_group_svg(child, x, y, w, h, f"p{index}_"))
         elif isinstance(child, QLabel):
             parts.extend(_label_svg(child, x, y))
         elif isinstance(child, QFrame) and child.frameShape() != QFrame.Shape.NoFrame:
@@ -177,18 +177,32 @@ def _visible_descendants(widget: QWidget) -> list[QWidget]:
     return found
 
 
-def _nested_plot_svg(view: pg.GraphicsView, x: int, y: int, w: int, h: int, prefix: str) -> str:
+def _plot_group_svg(view: pg.GraphicsView, x: int, y: int, w: int, h: int, prefix: str) -> str:
+    """A plot view as a group placed at (x, y) and clipped to its w × h box. A group, not a nested <svg>
+    element: Qt's SVG renderer (SVG Tiny 1.2) draws nothing inside nested <svg>, and browsers and Inkscape read
+    groups alike."""
     item = view.getPlotItem() if isinstance(view, pg.PlotWidget) else view.scene()
     exporter = pg_exporters.SVGExporter(item)
     exporter.parameters()["background"] = _background(view)
     with _closed_paths_spelled_out():
         text = exporter.export(toBytes=True).decode("utf-8")
-    text = re.sub(r"<\?xml[^>]*\?>", "", text, count=1)
+    opening = re.search(r"<svg\b[^>]*>", text)
+    body = text[opening.end():text.rindex("</svg>")]
+    box = re.search(r'viewBox\s*=\s*"([-\d.eE]+)[ ,]+([-\d.eE]+)[ ,]+([-\d.eE]+)[ ,]+([-\d.eE]+)"', opening.group(0))
+    left, top, box_w, box_h = (float(value) for value in box.groups()) if box else (0.0, 0.0, w, h)
+    # The document's title, description and image style belong to a whole file, not to one plot in it.
+    body = re.sub(r"<(title|desc|style)\b[^>]*>.*?</\1>", "", body, flags=re.DOTALL)
+    # The background said "100%" of its own viewport; in a group that would be the whole page.
+    body = re.sub(r'<rect width="100%" height="100%"', f'<rect x="{left:g}" y="{top:g}" width="{box_w:g}" '
+                  f'height="{box_h:g}"', body)
     # Ids are numbered per export; prefix them so several plots in one file keep their own clip paths.
-    text = re.sub(r'id="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', text)
-    text = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}{m.group(1)})", text)
-    text = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}{m.group(1)}"', text)
-    return re.sub(r"<svg ", f'<svg x="{x}" y="{y}" width="{w}" height="{h}" ', text, count=1)
+    body = re.sub(r'id="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', body)
+    body = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}{m.group(1)})", body)
+    body = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}{m.group(1)}"', body)
+    scale = (f" scale({w / box_w:.6g} {h / box_h:.6g})" if box_w and box_h and (box_w, box_h) != (w, h) else "")
+    shift = f" translate({-left:g} {-top:g})" if (left, top) != (0.0, 0.0) else ""
+    return (f'<clipPath id="{prefix}box"><rect x="{x}" y="{y}" width="{w}" height="{h}"/></clipPath>\n'
+            f'<g clip-path="url(#{prefix}box)">\n<g transform="translate({x} {y}){scale}{shift}">\n{body}\n</g>\n</g>')
 
 
 def _label_svg(label: QLabel, x: int, y: int) -> list[str]:

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import csv
 import math
+from xml.etree import ElementTree
 
+import numpy as np
 import pytest
-from PySide6.QtGui import QImage
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtSvg import QSvgRenderer
 
 from engine.runfile import read_run
 from gui.export import ExportError, export_table_csv, export_widget_image
@@ -96,3 +100,51 @@ def test_export_helpers_directly(qtbot, run, tmp_path):
                      tmp_path / "table.csv")
     with (tmp_path / "table.csv").open(newline="", encoding="utf-8") as handle:
         assert list(csv.reader(handle)) == [["name", "value", "missing"], ["a, quoted", "1.5", ""], ["b", "2", ""]]
+
+
+def _rendered_by_qt(path) -> QImage:
+    renderer = QSvgRenderer(str(path))
+    assert renderer.isValid()
+    image = QImage(renderer.defaultSize(), QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    renderer.render(painter)
+    painter.end()
+    return image
+
+
+def _pixels(image: QImage, rect: QRect) -> np.ndarray:
+    part = image.copy(rect).convertToFormat(QImage.Format.Format_RGB32)
+    data = np.frombuffer(part.constBits(), np.uint8, count=part.sizeInBytes())
+    return data.reshape(part.height(), part.bytesPerLine() // 4, 4)[:, :part.width(), :3].copy()
+
+
+def test_summary_svg_is_flat_and_qt_draws_every_plot(qtbot, run, tmp_path):
+    summary = SummaryView()
+    qtbot.addWidget(summary)
+    summary.resize(1200, 800)
+    summary.show()
+    summary.set_runs([run])
+    path = tmp_path / "summary.svg"
+    summary.export_all(path)
+    root = ElementTree.parse(path).getroot()                        # well-formed XML
+    namespace = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{namespace}svg" and len(list(root.iter(f"{namespace}svg"))) == 1   # nothing nested
+    ids = [element.get("id") for element in root.iter() if element.get("id")]
+    assert len(ids) == len(set(ids))
+    image = _rendered_by_qt(path)
+    container = summary.card(summary.plot_names()[0]).parentWidget()
+    assert (image.width(), image.height()) == (container.width(), container.height())
+    for name in summary.plot_names():
+        view = summary.plot_widget(name)
+        origin = view.mapTo(container, QPoint(0, 0))
+        pixels = _pixels(image, QRect(origin.x(), origin.y(), view.width(), view.height()))
+        # A blank card is one flat colour; a drawn plot has axes, tick labels, points and error bars.
+        colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
+        assert pixels.std() > 10 and colours > 20, (name, pixels.std(), colours)
+    # Nothing of a plot is drawn outside its own box: the space between two cards stays the page colour.
+    first, second = (summary.card(name) for name in summary.plot_names()[:2])
+    gap_left = first.mapTo(container, QPoint(first.width(), 0)).x()
+    gap = _pixels(image, QRect(gap_left + 1, first.mapTo(container, QPoint(0, 0)).y() + 10,
+                               max(1, second.mapTo(container, QPoint(0, 0)).x() - gap_left - 2), 40))
+    assert len(np.unique(gap.reshape(-1, 3), axis=0)) == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import h5py
 import pytest
 from PySide6.QtCore import QRectF
 
@@ -13,7 +14,9 @@ from engine.runfile import read_run
 from gui.colors import batch_size_color
 from gui.plotkit import CompactAxis
 from gui.plots import LivePlots
-from gui.summary import AUTO_TARGET_FRACTION, MEASURES, MIN_CARD_WIDTH, SummaryView, auto_target
+from engine.science.recommendation import AUTO_TARGET_FRACTION, default_target
+from gui.summary import SummaryView
+from gui.summary_cards import MEASURES, MIN_CARD_WIDTH
 from tests.gui.runfactory import write_run
 
 BATCH_SIZES = (16, 32, 64, 128)
@@ -67,7 +70,7 @@ def test_batch_sizes_that_miss_the_target_are_shown_as_not_reached(summary, two_
     assert not summary.is_auto_target()
     reached = {point.batch_size for point in summary.points("steps_to_target")}
     assert reached <= {16, 32} and 16 in reached
-    missing = summary.missing("steps_to_target")
+    missing = {point.batch_size: point.reason for point in summary.missing("steps_to_target")}
     assert missing[64] == "not reached" and missing[128] == "not reached"
     assert all(point.mean > 0 for point in summary.points("samples_to_target"))   # never drawn as zero
     table = summary.table_widget()
@@ -75,7 +78,7 @@ def test_batch_sizes_that_miss_the_target_are_shown_as_not_reached(summary, two_
     column = headers.index("Steps to target (steps)")
     texts = {table.item(row, 0).text(): table.item(row, column).text() for row in range(table.rowCount())}
     assert texts["128"] == "not reached" and texts["16"] != "not reached"
-    assert "not reached: batch size 64, 128" in summary._cards["steps_to_target"].note.text()
+    assert "not reached: batch size 64, 128" in summary.card("steps_to_target").note.text()
 
 
 def test_automatic_target_is_a_fraction_of_the_best_accuracy(summary, two_seed_run):
@@ -83,11 +86,12 @@ def test_automatic_target_is_a_fraction_of_the_best_accuracy(summary, two_seed_r
     best = max(float(trial.epoch["val_accuracy"].max()) for trial in two_seed_run.trials)
     assert summary.is_auto_target()
     assert summary.target_accuracy() == pytest.approx(math.floor(best * AUTO_TARGET_FRACTION * 200) / 200)
-    assert summary.target_accuracy() == auto_target([two_seed_run])
-    summary._spin.setValue(50.0)                 # the user types a value: automatic is switched off
-    assert summary.target_accuracy() == pytest.approx(0.5) and not summary._auto_check.isChecked()
-    summary.set_target_accuracy(None)
-    assert summary.is_auto_target() and summary.target_accuracy() == auto_target([two_seed_run])
+    assert summary.target_accuracy() == default_target([two_seed_run])
+    summary.target_bar.spin.setValue(50.0)       # the user types a value: automatic is switched off
+    assert summary.target_accuracy() == pytest.approx(0.5) and not summary.target_bar.automatic.isChecked()
+    summary.target_bar.automatic.setChecked(True)
+    assert summary.is_auto_target() and summary.target_accuracy() == default_target([two_seed_run])
+    assert summary.target_bar.spin.value() == pytest.approx(default_target([two_seed_run]) * 100)
 
 
 def test_colours_match_the_live_plots(summary, two_seed_run, qtbot):
@@ -105,7 +109,7 @@ def test_failed_batch_sizes_are_marked_with_the_reason(summary, tmp_path):
     run = read_run(write_run(tmp_path / "oom.h5", batch_sizes=(16, 32, 64), seeds=(0,), epochs=2, train_size=1024,
                              statuses={64: schema.OUT_OF_MEMORY}))
     summary.set_runs([run])
-    assert summary.missing("memory") == {64: "out of memory"}
+    assert [(point.batch_size, point.reason) for point in summary.missing("memory")] == [(64, "out of memory")]
     assert {point.batch_size for point in summary.points("memory")} == {16, 32}
 
 
@@ -120,7 +124,7 @@ def test_two_runs_are_two_series(summary, two_seed_run, tmp_path):
 
 def test_empty_state(summary):
     summary.set_runs([])
-    assert summary._stack.currentWidget() is summary._placeholder
+    assert summary.shows_placeholder()
     assert summary.table_rows() == []
 
 
@@ -129,10 +133,12 @@ def test_cards_reflow_to_the_width_and_keep_their_captions(summary, two_seed_run
     assert summary.minimumSizeHint().width() <= 2 * MIN_CARD_WIDTH
     for width, columns in ((1400, 4), (1100, 4), (850, 3), (600, 2)):
         summary.resize(width, 700)
-        qtbot.waitUntil(lambda columns=columns: summary._columns == columns, timeout=1000)
-        area = summary._cards_area
-        qtbot.waitUntil(lambda: summary._cards_widget.width() <= area.viewport().width(), timeout=1000)
-        for card in summary._cards.values():
+        qtbot.waitUntil(lambda columns=columns: summary.card_columns() == columns, timeout=1000)
+        cards = [summary.card(name) for name in summary.plot_names()]
+        # No card reaches past the view's right edge (no sideways scrolling while columns fit).
+        qtbot.waitUntil(lambda: all(card.mapTo(summary, card.rect().topRight()).x() <= summary.width()
+                                    for card in cards), timeout=1000)
+        for card in cards:
             # Every caption line fits under its plot: the card is at least as tall as its text needs.
             qtbot.waitUntil(lambda card=card: card.height() >= card.minimum_height_for_width(card.width()),
                             timeout=1000)
@@ -157,3 +163,88 @@ def test_the_recommended_batch_size_is_shown_with_its_reasons(summary, two_seed_
     verdict = judge(two_seed_run, summary.target_accuracy())
     text = summary.recommendation_text()
     assert f"{verdict.headline}." in text and "validation accuracy" in text
+
+
+def test_one_target_drives_the_headline_and_every_card(summary, two_seed_run):
+    summary.set_runs([two_seed_run])
+    summary.target_bar.spin.setValue(60.0)                 # typed by the user, in one place
+    assert summary.target_accuracy() == pytest.approx(0.6)
+    (verdict,) = summary.verdicts()
+    assert verdict.target_accuracy == pytest.approx(0.6)
+    assert verdict.reasons[0] in summary.recommendation_text()
+    assert "60.0% validation accuracy" in summary.recommendation_text()
+    for name in ("time_to_target", "steps_to_target", "samples_to_target"):
+        assert "the target, 60.0%" in summary.card(name).caption.text()
+    assert "until 60.0% was first reached" in summary.target_bar.note.text()
+    # The card shows the same numbers the verdict stands on, and rings its pick.
+    times = {p.batch_size: p.mean for p in summary.points("time_to_target")}
+    assert times[verdict.batch_size] == pytest.approx(verdict.pick.time_to_target_s)
+    expected = {e.batch_size: e for e in by_batch_size(summarize_run(two_seed_run, 0.6))}
+    assert times == pytest.approx({size: e.mean["time_to_target_s"] for size, e in expected.items()
+                                   if math.isfinite(e.mean["time_to_target_s"])})
+    assert "ring" in summary.key_text()
+
+
+def test_a_run_that_learned_nothing_is_said_plainly(summary, tmp_path):
+    # A validation set where one class is 95%: accuracies of 60-90% are below always answering it.
+    run = read_run(write_run(tmp_path / "skewed.h5", batch_sizes=(16, 32), seeds=(0, 1), epochs=2, train_size=1024,
+                             num_classes=2, val_majority_fraction=0.95))
+    summary.set_runs([run])
+    text = summary.recommendation_text()
+    assert text.startswith("No batch size learned.") and "Recommended" not in text
+    assert "Next: Try a lower learning rate" in text
+    assert summary.verdicts()[0].pick is None
+
+
+def test_one_seed_is_worded_for_one_seed(summary, tmp_path):
+    run = read_run(write_run(tmp_path / "one.h5", batch_sizes=BATCH_SIZES, seeds=(0,), epochs=3, train_size=1024))
+    summary.set_runs([run])
+    text = summary.recommendation_text()
+    assert "Every seed" not in text and "single seed" in text and "no error bar" in text
+    view = summary.recommendation
+    assert not view.is_expanded() and view.label.text().count("•") == 0
+    view.set_expanded(True)
+    assert view.label.text().count("•") == len(summary.verdicts()[0].reasons)
+
+
+def test_cpu_memory_is_labelled_as_the_process_peak_and_cuda_memory_per_trial(summary, two_seed_run, tmp_path):
+    summary.set_runs([two_seed_run])                           # recorded on the CPU
+    card = summary.card("memory")
+    assert "Peak memory, whole process" in card.title.text()
+    assert "process peak RSS, includes earlier trials" in card.caption.text()
+    assert "grows with the batch size" not in card.caption.text()
+    assert "Peak memory, whole process (MiB) mean" in summary.table_headers()
+    path = write_run(tmp_path / "gpu.h5", batch_sizes=BATCH_SIZES, seeds=(0,), epochs=2, train_size=1024)
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["device"] = "cuda:0"
+    summary.set_runs([read_run(path)])
+    assert "grows with the batch size" in card.caption.text() and "whole process" not in card.title.text()
+
+
+def test_overlaid_runs_share_one_target_and_are_named_everywhere(summary, two_seed_run, tmp_path):
+    other = read_run(write_run(tmp_path / "other.h5", batch_sizes=(16, 512), seeds=(0,), epochs=1,
+                               train_size=1024))
+    summary.set_runs([two_seed_run, other])
+    target = summary.target_accuracy()
+    assert target == default_target([two_seed_run, other])
+    assert [verdict.target_accuracy for verdict in summary.verdicts()] == [target, target]
+    assert "all 2 runs shown (run, other)" in summary.target_bar.note.text()
+    assert "(the same for run, other)" in summary.card("time_to_target").caption.text()
+    assert "run: " in summary.recommendation_text() and "other: " in summary.recommendation_text()
+    key = summary.key_text()
+    assert "run" in key and "other" in key
+    missing = summary.missing("time_to_target")
+    assert any(point.series == "other" for point in missing)
+    assert f"other batch size {', '.join(str(p.batch_size) for p in missing if p.series == 'other')}" in \
+        summary.card("time_to_target").note.text()
+
+
+def test_seed_counts_come_from_the_engine_statistics(summary, tmp_path):
+    run = read_run(write_run(tmp_path / "oom.h5", batch_sizes=(16, 64), seeds=(0, 1), epochs=2, train_size=1024,
+                             statuses={64: schema.OUT_OF_MEMORY}))
+    summary.set_runs([run])
+    table = summary.table_widget()
+    seeds = {table.item(row, 0).text(): table.item(row, 1).text() for row in range(table.rowCount())}
+    assert seeds == {"16": "2", "64": "2 · 2 out of memory"}
+    (stats,) = [entry for _, _, entries in summary.stats() for entry in entries if entry.batch_size == 64]
+    assert stats.statuses == {schema.OUT_OF_MEMORY: 2}
