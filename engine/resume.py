@@ -2,7 +2,8 @@
 
 The run file is the single truth: the config stored in it says what the sweep was, the trials in it what
 was done. Trials that ended (completed, diverged, out of memory, failed) are kept untouched. A trial that was
-interrupted (`running` after kill -9 or a power cut, `cancelled` after Stop) is trained again from its start,
+interrupted (`running` after kill -9 or a power cut, `cancelled` after Stop, `failed` as the last trial of a
+run that a write error such as a full disk stopped) is trained again from its start,
 since its optimizer state was never saved; its partial epochs move to /attempts/<trial name>/<n> (see
 engine/schema.py), kept and readable with runfile.read_attempts, ignored by read_run. The trials never
 started follow. Every trial seeds its own model, batch order and data from the config, so a resumed sweep
@@ -93,15 +94,19 @@ def plan_resume(path: str | Path) -> ResumePlan:
                            for problem in error.problems]) from None
     # Trials are matched on what they are, not on their names, so files named by an older naming rule resume.
     stored = {_identity(t.batch_size, t.base_lr, t.seed): t for t in run.trials}
+    matched = [(spec, stored.get(_identity(spec.batch_size, spec.base_lr, spec.seed))) for spec in plan_trials(config)]
+    started = [trial for _, trial in matched if trial is not None]
+    # A write error (a full disk, a file size limit) ends the run `failed` and marks the trial it was writing
+    # `failed` too: that trial, the last one started, was interrupted rather than failed by its own training.
+    stopped_by_writer = started[-1].name if started and run.header.status == schema.FAILED else None
     planned, finished, interrupted, to_train = [], {}, [], []
-    for spec in plan_trials(config):
-        trial = stored.get(_identity(spec.batch_size, spec.base_lr, spec.seed))
+    for spec, trial in matched:
         if trial is not None:
             spec = dataclasses.replace(spec, name=trial.name)
         planned.append(spec)
         if trial is None:
             to_train.append(spec)
-        elif trial.status in INTERRUPTED:
+        elif trial.status in INTERRUPTED or (trial.name == stopped_by_writer and trial.status == schema.FAILED):
             interrupted.append(spec)
             to_train.append(spec)
         else:

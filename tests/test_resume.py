@@ -226,6 +226,31 @@ def test_trials_are_matched_by_what_they_are_not_by_their_names(tmp_path, one_th
     assert sorted(t.name for t in read_run(path).trials) == sorted(["first", SECOND, THIRD])
 
 
+def test_the_trial_a_write_error_stopped_is_trained_again_and_a_trial_that_failed_is_kept(tmp_path, reference,
+                                                                                        one_thread):
+    stop = threading.Event()
+    path = run_sweep(parse_config(TABLE), tmp_path, stop=stop, on_event=_stop_after(stop, 1, 1))
+    # What the writer leaves after a full disk: the trial it was writing and the run marked failed with the
+    # reason. The first trial failed by itself, as a trial whose training raised does.
+    with h5py.File(path, "r+") as handle:
+        trials = handle[schema.TRIALS_GROUP]
+        trials[SECOND].attrs["status"] = schema.FAILED
+        trials[SECOND].attrs["error"] = f"disk full writing {path}; the run stopped"
+        trials[FIRST].attrs["status"] = schema.FAILED
+        trials[FIRST].attrs["error"] = "RuntimeError: a failure of the trial's own"
+        handle.attrs["status"] = schema.FAILED
+    plan = plan_resume(path)
+    assert plan.finished == {FIRST: schema.FAILED} and [s.name for s in plan.interrupted] == [SECOND]
+    resume_sweep(plan)
+    run = read_run(path)
+    assert run.header.status == schema.COMPLETED
+    assert [t.status for t in run.trials] == [schema.FAILED, schema.COMPLETED, schema.COMPLETED]
+    for trial in run.trials[1:]:
+        assert_same_numbers(trial, reference[trial.name])
+    [attempt] = read_attempts(path)[SECOND]
+    assert attempt.status == schema.FAILED and attempt.error.startswith("disk full")
+
+
 # ---------------------------------------------------------------- what cannot be resumed
 
 def test_a_completed_run_says_so_and_is_left_as_it_was(tmp_path, capsys):
