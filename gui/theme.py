@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
+from engine import schema
 from engine.resources import resources_dir
 
 THEMES = ("light", "dark")
@@ -41,13 +42,14 @@ DARK = Theme(name="dark", window="#1f2228", base="#16181d", alternate="#1b1e24",
              plot_background="#16181d", plot_foreground="#c9d1d9")
 _THEMES = {"light": LIGHT, "dark": DARK}
 
-# Trial statuses as the user sees them in the table and the message area (queued is the GUI's own word for a
-# planned trial that has not started).
+# Trial statuses (engine.schema) as the user sees them in the table and the message area.
 STATUS_COLORS = {
-    "light": {"queued": "#8c959f", "running": "#2f6fdb", "completed": "#1a7f37", "cancelled": "#9a6700",
-              "diverged": "#bc4c00", "out_of_memory": "#cf222e", "failed": "#cf222e"},
-    "dark": {"queued": "#8b949e", "running": "#58a6ff", "completed": "#3fb950", "cancelled": "#d29922",
-             "diverged": "#f0883e", "out_of_memory": "#ff7b72", "failed": "#ff7b72"},
+    "light": {schema.QUEUED: "#8c959f", schema.NOT_RUN: "#8c959f", schema.RUNNING: "#2f6fdb",
+              schema.COMPLETED: "#1a7f37", schema.CANCELLED: "#9a6700", schema.DIVERGED: "#bc4c00",
+              schema.OUT_OF_MEMORY: "#cf222e", schema.FAILED: "#cf222e"},
+    "dark": {schema.QUEUED: "#8b949e", schema.NOT_RUN: "#8b949e", schema.RUNNING: "#58a6ff",
+             schema.COMPLETED: "#3fb950", schema.CANCELLED: "#d29922", schema.DIVERGED: "#f0883e",
+             schema.OUT_OF_MEMORY: "#ff7b72", schema.FAILED: "#ff7b72"},
 }
 
 _current = DEFAULT_THEME
@@ -58,7 +60,7 @@ def current_theme() -> Theme:
 
 
 def status_color(status: str) -> QColor:
-    return QColor(STATUS_COLORS[_current].get(status, STATUS_COLORS[_current]["queued"]))
+    return QColor(STATUS_COLORS[_current].get(status, STATUS_COLORS[_current][schema.QUEUED]))
 
 
 def _palette(theme: Theme) -> QPalette:

@@ -1,8 +1,10 @@
 """The trial table: one row per trial with its settings, status and headline numbers.
 
 Rows are computed from RunData (a live run or one read from a file), so a run opened from disk reads exactly
-as it did live; the only live-only facts are the planned trials not yet started ("queued") and the fractional
-epoch of the running trial.
+as it did live; the only live-only facts are the planned trials not yet started ("queued", or "not run" once
+the sweep ended without them) and the fractional epoch of the running trial. Numbers are shown and exported
+with the same presentation as the Summary (gui.plotkit.display), and throughput has the Summary's definition
+(engine.analysis.training_throughput).
 """
 from __future__ import annotations
 
@@ -15,16 +17,13 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from engine import schema
+from engine.analysis import training_throughput
 from engine.events import TrialSpec
 from engine.runfile import RunData, TrialData
 from gui import theme
+from gui.plotkit import Display, display
 
-QUEUED = "queued"
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-
-STATUS_LABELS = {QUEUED: "queued", schema.RUNNING: "running", schema.COMPLETED: "completed",
-                 schema.CANCELLED: "cancelled", schema.DIVERGED: "diverged",
-                 schema.OUT_OF_MEMORY: "out of memory", schema.FAILED: "failed"}
 
 
 @dataclass
@@ -34,7 +33,7 @@ class TrialRow:
     batch_size: int
     seed: int
     lr: float
-    status: str = QUEUED
+    status: str = schema.QUEUED
     error: str = ""
     epochs_done: int = 0
     epoch_progress: float | None = None     # fractional epoch while running
@@ -51,20 +50,34 @@ class Column:
     key: str
     title: str
     tooltip: str
+    shown: Display | None = None     # a measured number: its unit and scale on screen and in the CSV
+
+    def export_title(self) -> str:
+        """The CSV header: the title with the unit of the numbers below it."""
+        return f"{self.title} ({self.shown.unit})" if self.shown and self.shown.unit else self.title
+
+    def screen_title(self) -> str:
+        """The header on screen: with the unit where the cells are bare numbers (durations carry their own)."""
+        return self.title if self.key == "elapsed" else self.export_title()
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("run", "Run", "The run file this trial belongs to."),
+    Column("run", "Run", "The run file this trial belongs to (its file name, as in the Summary)."),
     Column("batch_size", "Batch size", "How many examples the model sees before each weight update."),
     Column("seed", "Seed", "The repeat: same seed, same numbers."),
     Column("lr", "Learning rate", "The learning rate this trial used, after the scaling rule."),
-    Column("status", "Status", "queued, running, completed, cancelled, diverged, out of memory or failed."),
+    Column("status", "Status", ", ".join(schema.STATUS_LABELS.values()) + "."),
     Column("epoch", "Epoch", "Epochs finished (while running: how far through the budget)."),
-    Column("best_val_accuracy", "Best val. accuracy", "The highest validation accuracy of any epoch so far."),
-    Column("samples_per_s", "Samples/s", "Training throughput at the last epoch, evaluation excluded."),
+    Column("best_val_accuracy", "Best val. accuracy", "The highest validation accuracy of any epoch so far.",
+           display("val_accuracy")),
+    Column("samples_per_s", "Throughput", "Training examples per second over the whole trial so far, "
+                                          "evaluation excluded: the same figure as the Summary's.",
+           display("samples_per_s")),
     Column("peak_memory", "Peak memory", "The most memory the trial used on its device (on the CPU: the "
-                                         "whole process)."),
-    Column("elapsed", "Training time", "Time spent training so far, evaluation excluded."),
+                                         "whole process's peak, which includes earlier trials).",
+           display("peak_memory_bytes")),
+    Column("elapsed", "Training time", "Time spent training so far, evaluation excluded.",
+           display("wall_time_s")),
 )
 COLUMN_INDEX = {column.key: i for i, column in enumerate(COLUMNS)}
 
@@ -81,15 +94,6 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def format_bytes(value: float) -> str:
-    if not math.isfinite(value) or value <= 0:
-        return "–"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value:.0f} B"
-
-
 def _last(values: np.ndarray) -> float:
     return float(values[-1]) if len(values) else math.nan
 
@@ -102,7 +106,7 @@ def _fill_from_trial(row: TrialRow, trial: TrialData) -> None:
     val = epoch["val_accuracy"]
     finite = val[np.isfinite(val)] if len(val) else val
     row.best_val_accuracy = float(finite.max()) if len(finite) else math.nan
-    row.samples_per_s = _last(epoch["samples_per_s"])
+    row.samples_per_s = training_throughput(trial)
     row.peak_memory_bytes = float(np.max(epoch["peak_memory_bytes"])) if len(epoch["peak_memory_bytes"]) else math.nan
     row.elapsed_s = max(_last(trial.step["wall_time_s"]) if len(trial.step["wall_time_s"]) else -math.inf,
                         _last(epoch["wall_time_s"]) if len(epoch["wall_time_s"]) else -math.inf)
@@ -132,7 +136,7 @@ class TrialTableModel(QAbstractTableModel):
         for run in runs:
             all_batch_sizes = sorted({t.batch_size for t in run.trials} | {s.batch_size for s in planned})
             for trial in run.trials:
-                row = TrialRow(run_name=run.header.name, name=trial.name, batch_size=trial.batch_size,
+                row = TrialRow(run_name=run_label(run), name=trial.name, batch_size=trial.batch_size,
                                seed=trial.seed, lr=trial.lr, all_batch_sizes=all_batch_sizes)
                 _fill_from_trial(row, trial)
                 self._add(run, row)
@@ -141,7 +145,7 @@ class TrialTableModel(QAbstractTableModel):
             all_batch_sizes = sorted({s.batch_size for s in planned} | {t.batch_size for t in run.trials})
             for spec in planned:
                 if (self._key(run, spec.name)) not in self._index:
-                    self._add(run, TrialRow(run_name=run.header.name, name=spec.name, batch_size=spec.batch_size,
+                    self._add(run, TrialRow(run_name=run_label(run), name=spec.name, batch_size=spec.batch_size,
                                             seed=spec.seed, lr=spec.lr, all_batch_sizes=all_batch_sizes))
         self.endResetModel()
 
@@ -156,12 +160,19 @@ class TrialTableModel(QAbstractTableModel):
             if key not in self._index:
                 all_batch_sizes = sorted({t.batch_size for t in run.trials})
                 self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows))
-                self._add(run, TrialRow(run_name=run.header.name, name=name, batch_size=trial.batch_size,
+                self._add(run, TrialRow(run_name=run_label(run), name=name, batch_size=trial.batch_size,
                                         seed=trial.seed, lr=trial.lr, all_batch_sizes=all_batch_sizes))
                 self.endInsertRows()
             row_number = self._index[key]
             _fill_from_trial(self._rows[row_number], trial)
             self._row_changed(row_number)
+
+    def mark_not_run(self) -> None:
+        """The sweep ended: trials still queued will not start, and say so."""
+        for row_number, row in enumerate(self._rows):
+            if row.status == schema.QUEUED:
+                row.status = schema.NOT_RUN
+                self._row_changed(row_number)
 
     def set_progress(self, run: RunData, name: str, epoch_progress: float, total_epochs: float | None = None,
                      elapsed_s: float | None = None) -> None:
@@ -200,7 +211,7 @@ class TrialTableModel(QAbstractTableModel):
         if orientation != Qt.Orientation.Horizontal:
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section].title
+            return COLUMNS[section].screen_title()
         if role == Qt.ItemDataRole.ToolTipRole:
             return COLUMNS[section].tooltip
         return None
@@ -229,7 +240,7 @@ class TrialTableModel(QAbstractTableModel):
                 return theme.dot_icon(_batch_size_color(row.batch_size, row.all_batch_sizes), 12)
         if role == Qt.ItemDataRole.ToolTipRole:
             if key == "status" and row.error:
-                return f"{STATUS_LABELS.get(row.status, row.status)}: {row.error}"
+                return f"{schema.STATUS_LABELS.get(row.status, row.status)}: {row.error}"
             return f"{row.run_name} · {row.name}"
         return None
 
@@ -237,37 +248,36 @@ class TrialTableModel(QAbstractTableModel):
     def _display(row: TrialRow, key: str) -> str:
         if key == "run":
             return row.run_name
-        if key == "batch_size":
-            return str(row.batch_size)
-        if key == "seed":
-            return str(row.seed)
         if key == "lr":
             return f"{row.lr:.4g}"
         if key == "status":
-            return STATUS_LABELS.get(row.status, row.status)
+            return schema.STATUS_LABELS.get(row.status, row.status)
         if key == "epoch":
             if row.status == schema.RUNNING and row.epoch_progress is not None:
                 total = f" / {row.total_epochs:g}" if row.total_epochs else ""
                 return f"{row.epoch_progress:.1f}{total}"
-            return str(row.epochs_done) if row.status != QUEUED else "–"
-        if key == "best_val_accuracy":
-            return f"{row.best_val_accuracy:.2%}" if math.isfinite(row.best_val_accuracy) else "–"
-        if key == "samples_per_s":
-            return f"{row.samples_per_s:,.0f}" if math.isfinite(row.samples_per_s) else "–"
-        if key == "peak_memory":
-            return format_bytes(row.peak_memory_bytes)
+            return "–" if row.status in (schema.QUEUED, schema.NOT_RUN) else str(row.epochs_done)
         if key == "elapsed":
             return format_duration(row.elapsed_s)
-        return ""
+        value = _value(row, key)
+        shown = COLUMNS[COLUMN_INDEX[key]].shown
+        if shown is not None:       # the unit is in the column's title
+            return shown.format_shown(value * shown.scale, with_unit=False)
+        return str(value)
 
     @staticmethod
     def _sort_value(row: TrialRow, key: str):
-        values = {"run": row.run_name, "batch_size": row.batch_size, "seed": row.seed, "lr": row.lr,
-                  "status": row.status, "epoch": row.epoch_progress or row.epochs_done,
-                  "best_val_accuracy": row.best_val_accuracy, "samples_per_s": row.samples_per_s,
-                  "peak_memory": row.peak_memory_bytes, "elapsed": row.elapsed_s}
-        value = values[key]
+        value = _value(row, key)
         return -math.inf if isinstance(value, float) and math.isnan(value) else value
+
+    @staticmethod
+    def export_value(row: TrialRow, key: str):
+        """A cell as a number in the unit of the column's export title (text for run and status)."""
+        value = _value(row, key)
+        shown = COLUMNS[COLUMN_INDEX[key]].shown
+        if shown is not None and isinstance(value, float):
+            return value * shown.scale if math.isfinite(value) else math.nan
+        return value
 
     # --- internals -------------------------------------------------------------------------------------
     @staticmethod
@@ -280,6 +290,20 @@ class TrialTableModel(QAbstractTableModel):
 
     def _row_changed(self, row_number: int) -> None:
         self.dataChanged.emit(self.index(row_number, 0), self.index(row_number, len(COLUMNS) - 1))
+
+
+def _value(row: TrialRow, key: str):
+    """A cell's stored value: numbers in the file's units, the status as its schema word."""
+    return {"run": row.run_name, "batch_size": row.batch_size, "seed": row.seed, "lr": row.lr,
+            "status": row.status, "epoch": row.epoch_progress if row.status == schema.RUNNING and
+            row.epoch_progress is not None else row.epochs_done,
+            "best_val_accuracy": row.best_val_accuracy, "samples_per_s": row.samples_per_s,
+            "peak_memory": row.peak_memory_bytes, "elapsed": row.elapsed_s}[key]
+
+
+def run_label(run: RunData) -> str:
+    """How a run is named beside its trials: its file name without the suffix, as the Summary names it."""
+    return run.path.stem
 
 
 def _batch_size_color(batch_size: int, all_batch_sizes: list[int]):
@@ -310,8 +334,8 @@ class TrialTable(QTableView):
         header.setHighlightSections(False)
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {"run": 150, "batch_size": 92, "seed": 56, "lr": 112, "status": 128, "epoch": 80,
-                  "best_val_accuracy": 150, "samples_per_s": 100, "peak_memory": 110, "elapsed": 110}
+        widths = {"run": 170, "batch_size": 92, "seed": 56, "lr": 112, "status": 128, "epoch": 80,
+                  "best_val_accuracy": 170, "samples_per_s": 170, "peak_memory": 150, "elapsed": 110}
         for key, width in widths.items():
             self.setColumnWidth(COLUMN_INDEX[key], width)
         self.table_model.modelReset.connect(self._update_run_column)
@@ -323,11 +347,11 @@ class TrialTable(QTableView):
     def visible_columns(self) -> list[int]:
         return [c for c in range(len(COLUMNS)) if not self.isColumnHidden(c)]
 
-    def export_rows(self) -> tuple[list[str], list[list[str]]]:
-        """Headers and display texts of the visible columns, in the order the user sorted the rows."""
+    def export_rows(self) -> tuple[list[str], list[list]]:
+        """Headers with units and the numbers of the visible columns (statuses as schema words), in the order
+        the user sorted the rows: for a CSV that a spreadsheet or pandas reads as numbers."""
         columns = self.visible_columns()
-        headers = [COLUMNS[c].title for c in columns]
-        rows = []
-        for r in range(self.proxy.rowCount()):
-            rows.append([self.proxy.data(self.proxy.index(r, c)) or "" for c in columns])
-        return headers, rows
+        headers = [COLUMNS[c].export_title() for c in columns]
+        rows = self.table_model.rows()
+        ordered = [rows[self.proxy.mapToSource(self.proxy.index(r, 0)).row()] for r in range(self.proxy.rowCount())]
+        return headers, [[TrialTableModel.export_value(row, COLUMNS[c].key) for c in columns] for row in ordered]

@@ -159,7 +159,9 @@ def test_stop_mid_trial_saves_it_as_cancelled(qtbot, fill_form, main_window):
     assert run.header.status == schema.CANCELLED
     assert [(t.batch_size, t.status) for t in run.trials] == [(4, schema.CANCELLED)]
     rows = window.trial_table.table_model.rows()
-    assert [(r.batch_size, r.status) for r in rows] == [(4, "cancelled"), (64, "queued")]
+    assert [(r.batch_size, r.status) for r in rows] == [(4, "cancelled"), (64, "not_run")]
+    model = window.trial_table.table_model
+    assert model.data(model.index(1, 4)) == "not run"          # never started, and will not start
     assert any("stopped" in text for text in window.message_texts())
     assert window.run_action.isEnabled()
 
