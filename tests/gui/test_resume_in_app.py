@@ -51,7 +51,9 @@ def test_resume_from_the_runs_browser_finishes_the_sweep_in_the_same_file(qtbot,
     with qtbot.waitSignal(window.sweep_finished, timeout=SWEEP_TIMEOUT_MS) as finished:
         qtbot.mouseClick(resume_button, Qt.MouseButton.LeftButton)
         assert window.is_running() and not window.run_action.isEnabled()
+        window.resume_sweep(stopped)          # pressed again while it runs: one sweep at a time, and it says so
     assert finished.args[0] == str(stopped)
+    assert any("can be resumed once the running sweep has ended" in text for text in window.message_texts("warning"))
 
     run = read_run(stopped)
     assert run.header.status == schema.COMPLETED
