@@ -7,52 +7,38 @@ their own timer, so however fast events come, this window only does bookkeeping 
 from __future__ import annotations
 
 import html
-import math
-import time
 import tomllib
 from pathlib import Path
 
 import tomli_w
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar,
-                               QPushButton, QSplitter, QTabWidget, QToolBar, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMenu,
+                               QMessageBox, QPushButton, QSplitter, QTabWidget, QToolBar, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from engine import APP_NAME, __version__, schema
 from engine.config import ConfigError, load_config
 from engine.errors import RunFileError, UserError
-from engine.events import (EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
-                           TrialStarted)
+from engine.events import EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialStarted
 from engine.live import LiveRun
-from engine.resources import default_workspace, presets
+from engine.progress import SweepProgress
+from engine.resources import presets
 from engine.runfile import RunData, read_run
 from gui import theme
-from gui.export import export_table_csv
-from gui.plots import LivePlots
+from gui.dialogs import config_problems_box
+from gui.experiment_panel import ExperimentPanel
+from gui.export_routing import ExportRouting
+from gui.help import HelpDialog
+from gui.message_log import MessageLog, trial_outcome
+from gui.plots import X_AXES, LivePlots
 from gui.runs_browser import RunsBrowser
 from gui.setup_panel import SetupPanel
 from gui.summary import SummaryView
-from gui.trial_table import STATUS_LABELS, TrialTable, format_duration
+from gui.sweep_status import SweepStatus
+from gui.trial_table import TrialTable
+from gui.window_settings import WindowSettings
 from gui.worker import WorkerThread
-
-X_AXES = ("epoch", "step", "samples", "wall_time_s")
-MAX_MESSAGES = 2000
-PROGRESS_STEPS = 1000
-
-# How a finished trial that did not complete is reported in the message area.
-_FAILURE_LEVEL = {schema.CANCELLED: "info", schema.DIVERGED: "warning", schema.OUT_OF_MEMORY: "error",
-                  schema.FAILED: "error"}
-_FAILURE_TEXT = {
-    schema.CANCELLED: "stopped; everything it measured is saved",
-    schema.DIVERGED: "diverged (the loss stopped being a finite number); try a smaller learning rate",
-    schema.OUT_OF_MEMORY: "ran out of memory; the sweep goes on with the next trial",
-    schema.FAILED: "failed",
-}
-
-
-def _trial_words(spec: TrialSpec) -> str:
-    return f"batch size {spec.batch_size}, seed {spec.seed}"
 
 
 class MainWindow(QMainWindow):
@@ -68,7 +54,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{APP_NAME} {__version__}")
         self.setWindowIcon(theme.app_icon())
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
-        self._settings = QSettings()
+        self._settings = WindowSettings(self)
+        self.exports = ExportRouting(self)
+        self._help: HelpDialog | None = None
         self._worker_thread = WorkerThread()
         self.worker = self._worker_thread.worker
         self._live: LiveRun | None = None
@@ -77,7 +65,7 @@ class MainWindow(QMainWindow):
         self._stopping = False
         self._close_when_stopped = False
         self._config_path: Path | None = None
-        self._progress = _SweepProgress()
+        self._progress = SweepProgress()
         self._restored = False              # settings applied (until then, changes are not news to log)
 
         self._build_views()
@@ -86,7 +74,8 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_status_bar()
         self._connect()
-        self._restore_settings()
+        self._default_layout_pending = self._settings.restore()
+        self._show_form_experiment()
         self._restored = True
         self._update_run_state()
 
@@ -138,24 +127,16 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.live_splitter, "Live")
         self.tabs.addTab(self.summary, "Summary")
         self.tabs.addTab(self.runs_browser, "Runs")
+        self.experiment = ExperimentPanel()
+        self.tabs.addTab(self.experiment, "Experiment")
         self.tabs.setTabToolTip(0, "Curves of every trial as it trains, and the table of trials.")
         self.tabs.setTabToolTip(1, "One point per batch size: accuracy, time and samples to a target, "
                                    "throughput and memory.")
         self.tabs.setTabToolTip(2, "Run files in the workspace folder: open one or several to compare.")
+        self.tabs.setTabToolTip(3, "What the experiment on screen tests (its description) and its whole config.")
         self.setCentralWidget(self.tabs)
 
-        self.messages = QListWidget()
-        self.messages.setObjectName("messages")
-        self.messages.setWordWrap(True)
-        self.messages.setUniformItemSizes(False)
-        self.messages.setMinimumHeight(36)      # two lines fit; the dock can be dragged taller
-        self.messages.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        copy_action = QAction("Copy", self.messages)
-        copy_action.triggered.connect(self._copy_messages)
-        clear_action = QAction("Clear", self.messages)
-        clear_action.triggered.connect(self.messages.clear)
-        self.messages.addAction(copy_action)
-        self.messages.addAction(clear_action)
+        self.messages = MessageLog()
         self.messages_dock = QDockWidget("Messages", self)
         self.messages_dock.setObjectName("messagesDock")
         self.messages_dock.setWidget(self.messages)
@@ -196,12 +177,23 @@ class MainWindow(QMainWindow):
                                         None, "export", "Save the plot last clicked (or all plots) of the "
                                         "current tab as a PNG image")
         self.export_png_action.setIconText("Export plot")
-        self.export_svg_action = action("Export current plot as SVG…", lambda: self.export_plot_dialog("svg"))
+        self.export_png_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_svg_action = action("Export current plot as SVG…", lambda: self.export_plot_dialog("svg"),
+                                        "Ctrl+Alt+E")
         self.export_table_action = action("Export table as CSV…", lambda: self.export_table_dialog(),
-                                          None, "", "Save the table of the current tab (trials on Live, the "
-                                          "per-batch-size summary on Summary, the run list on Runs) as CSV")
+                                          "Ctrl+Shift+E", "", "Save the table of the current tab (trials on Live, "
+                                          "the per-batch-size summary on Summary, the run list on Runs) as CSV")
+        self.show_folder_action = action("Show in file manager", self.show_in_file_manager, None, "",
+                                         "Open the folder of the run on screen (or the workspace folder) in the "
+                                         "system's file manager")
         self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.help_action = action("Batch Size Lab help", self.show_help, QKeySequence.StandardKey.HelpContents,
+                                  "", "What each plot means, how to read the recommendation, and the shortcuts")
         self.about_action = action(f"About {APP_NAME}", self.show_about)
+        # Alt+number for the tabs: Ctrl+number belongs to the x axis inside the plots.
+        self.tab_actions = [action(f"Go to {self.tabs.tabText(index)}",
+                                   lambda _checked=False, i=index: self.tabs.setCurrentIndex(i), f"Alt+{index + 1}")
+                            for index in range(self.tabs.count())]
 
         self.theme_actions = QActionGroup(self)
         for name in theme.THEMES:
@@ -218,8 +210,8 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         for item in (self.open_config_action, self.save_config_action, None, self.open_run_action,
-                     self.workspace_action, None, self.export_png_action, self.export_svg_action,
-                     self.export_table_action, None, self.quit_action):
+                     self.workspace_action, self.show_folder_action, None, self.export_png_action,
+                     self.export_svg_action, self.export_table_action, None, self.quit_action):
             file_menu.addSeparator() if item is None else file_menu.addAction(item)
         self.presets_menu = bar.addMenu("&Presets")
         self._fill_presets_menu(self.presets_menu)
@@ -232,9 +224,13 @@ class MainWindow(QMainWindow):
         axis_menu = view_menu.addMenu("X axis")
         axis_menu.addActions(self.x_axis_actions.actions())
         view_menu.addSeparator()
+        view_menu.addActions(self.tab_actions)
+        view_menu.addSeparator()
         view_menu.addAction(self.setup_dock.toggleViewAction())
         view_menu.addAction(self.messages_dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.help_action)
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
 
     def _fill_presets_menu(self, menu: QMenu) -> None:
@@ -283,20 +279,10 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         bar.setSizeGripEnabled(False)
-        self.trial_label = QLabel("")
-        self.trial_progress = QProgressBar()
-        self.trial_progress.setRange(0, PROGRESS_STEPS)
-        self.trial_progress.setFixedWidth(170)
-        self.trial_progress.setToolTip("Progress of the trial being trained")
-        self.sweep_label = QLabel("Sweep")
-        self.sweep_progress = QProgressBar()
-        self.sweep_progress.setRange(0, PROGRESS_STEPS)
-        self.sweep_progress.setFixedWidth(230)
-        self.sweep_progress.setToolTip("Progress of the whole sweep (training samples of all trials) and the "
-                                       "estimated time left")
-        for widget in (self.trial_label, self.trial_progress, self.sweep_label, self.sweep_progress):
-            bar.addPermanentWidget(widget)
-        self._reset_progress()
+        self.sweep_status = SweepStatus(bar)
+        status = self.sweep_status
+        self.trial_label, self.trial_progress = status.trial_label, status.trial_progress
+        self.sweep_label, self.sweep_progress = status.sweep_label, status.sweep_progress
 
     def _connect(self) -> None:
         self.worker.steps_logged.connect(self._on_steps)
@@ -313,55 +299,22 @@ class MainWindow(QMainWindow):
         self.runs_browser.files_deleted.connect(
             lambda paths: self.log(f"Deleted {', '.join(Path(p).name for p in paths)}"))
         self.plots.x_axis_changed.connect(self._x_axis_shown)
+        self.setup.config_edited.connect(self._show_form_experiment)
+        self.runs_opened.connect(lambda _runs: self.experiment.show_runs(self.shown_runs()))
+        self.sweep_started.connect(lambda _event: self.experiment.show_runs(self.shown_runs()))
+        self.experiment.load_requested.connect(self.load_config_text)
+        self.experiment.run_again_requested.connect(self.run_config_text)
 
     # --- settings --------------------------------------------------------------------------------------
-    def _restore_settings(self) -> None:
-        settings = self._settings
-        name = str(settings.value("theme", theme.current_theme().name))
-        for item in self.theme_actions.actions():
-            item.setChecked(item.data() == name)
-        if name != theme.current_theme().name:
-            self.set_theme(name)
-        workspace = settings.value("workspace", "")
-        self.runs_browser.set_workspace(Path(workspace) if workspace else default_workspace())
-        last_config = str(settings.value("config/last", "") or "")
-        if last_config:
-            try:
-                self.setup.set_config(tomllib.loads(last_config))
-            except tomllib.TOMLDecodeError:
-                self.log("The last experiment could not be restored; starting from the defaults.", "warning")
-        self.set_x_axis(str(settings.value("view/x_axis", self.plots.x_axis())))
-        geometry = settings.value("window/geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 900)
-        state = settings.value("window/state")
-        self._default_layout_pending = not (isinstance(state, QByteArray) and not state.isEmpty()
-                                            and self.restoreState(state))
-        splitter = settings.value("window/live_splitter")
-        if isinstance(splitter, QByteArray) and not splitter.isEmpty():
-            self.live_splitter.restoreState(splitter)
-        else:
-            self.live_splitter.setSizes([560, 250])
-
     def save_settings(self) -> None:
-        settings = self._settings
-        settings.setValue("window/geometry", self.saveGeometry())
-        settings.setValue("window/state", self.saveState())
-        settings.setValue("window/live_splitter", self.live_splitter.saveState())
-        settings.setValue("workspace", str(self.runs_browser.workspace()))
-        settings.setValue("theme", theme.current_theme().name)
-        settings.setValue("view/x_axis", self.plots.x_axis())
-        settings.setValue("config/last", tomli_w.dumps(self.setup.table()))
-        settings.sync()
+        self._settings.save()
 
     def workspace(self) -> Path:
         """Where sweeps write their run files: the folder the runs browser lists."""
         return self.runs_browser.workspace()
 
     def _workspace_changed(self, folder) -> None:
-        self._settings.setValue("workspace", str(folder))
+        self._settings.remember_workspace(folder)
         if self._restored:
             self.log(f"Workspace: {folder}")
 
@@ -377,7 +330,7 @@ class MainWindow(QMainWindow):
         except ConfigError as error:
             self.log(f"Cannot run: {error}", "error")
             return
-        self._sweep_begins("Loading data…")
+        self._sweep_begins(f"Preparing the data set {Path(config.data.dataset).name}…")
         self.statusBar().showMessage(f"Preparing {config.name}…")
         self.log(f"Starting “{config.name}”: {len(config.sweep.batch_sizes)} batch sizes × "
                  f"{len(config.train.seeds)} seed(s); run file in {self.workspace()}")
@@ -396,8 +349,8 @@ class MainWindow(QMainWindow):
         self._live = LiveRun()
         self._running, self._stopping = True, False
         self._reset_progress()
-        self._progress.start()
-        self.trial_label.setText(preparing)
+        self._progress.start(preparing)
+        self.sweep_status.show(self._progress)
         self.tabs.setCurrentWidget(self.live_splitter)
         self._update_run_state()
 
@@ -417,25 +370,22 @@ class MainWindow(QMainWindow):
         changed: set[str] = set()
         for event in batch:
             changed |= live.apply(event)
+            self._progress.apply(event)
         last = batch[-1]
-        samples_seen = int(last.samples[-1]) if len(last.samples) else 0
         elapsed = float(last.wall_time_s[-1]) if len(last.wall_time_s) else None
-        self._progress.trial_samples_seen = samples_seen
         self.trial_table.table_model.set_progress(live.run, last.trial.name, last.epoch_fraction,
                                                   self._progress.trial_epochs, elapsed)
         self.plots.mark_dirty(changed)
-        self._show_progress(last.trial, last.epoch_fraction)
+        self.sweep_status.show(self._progress)
 
     def _on_event(self, event) -> None:
         live = self._live
         if live is None:
             return
         changed = live.apply(event)
+        self._progress.apply(event)
         model = self.trial_table.table_model
         if isinstance(event, SweepStarted):
-            self._progress.total_samples = event.total_samples
-            self._progress.trial_count = len(event.trials)
-            self._progress.planned = event.trials
             self._shown_runs = [live.run]
             model.show_runs([live.run], planned=event.trials)
             self.plots.set_runs(self._shown_runs)
@@ -446,34 +396,29 @@ class MainWindow(QMainWindow):
                      f"and {event.val_size:,} validation examples).")
             self.sweep_started.emit(event)
         elif isinstance(event, TrialStarted):
-            self._progress.trial_started(event)
             model.update_trials(live.run, changed)
-            self._show_progress(event.trial, 0.0)
         elif isinstance(event, EpochEnded):
             model.update_trials(live.run, changed)
             self.summary.mark_dirty()
         elif isinstance(event, TrialEnded):
-            self._progress.trial_ended()
             model.update_trials(live.run, changed)
             self.summary.set_runs(self._shown_runs)
-            if event.status != schema.COMPLETED:
-                reason = _FAILURE_TEXT.get(event.status, event.status)
-                detail = f": {event.error}" if event.error and event.status != schema.CANCELLED else ""
-                self.log(f"Trial {_trial_words(event.trial)} {reason}{detail}",
-                         _FAILURE_LEVEL.get(event.status, "warning"))
-            self._show_progress(event.trial, None)
+            outcome = trial_outcome(event)
+            if outcome is not None:
+                self.log(*outcome)
             self.trial_ended.emit(event)
         elif isinstance(event, SweepEnded):
-            self._progress.status = event.status
+            model.mark_not_run()
             self.summary.refresh()     # the run is no longer "so far"
             counts: dict[str, int] = {}
             for status in event.trial_statuses.values():
                 counts[status] = counts.get(status, 0) + 1
-            summary = ", ".join(f"{n} {STATUS_LABELS.get(s, s)}" for s, n in sorted(counts.items()))
+            summary = ", ".join(f"{n} {schema.STATUS_LABELS.get(s, s)}" for s, n in sorted(counts.items()))
             self.log(f"Sweep {event.status}: {summary or 'no trials'}. Saved {event.run_path}",
                      "info" if event.status == schema.COMPLETED else "warning")
         elif isinstance(event, Message):
             self.log(event.text, event.level)
+        self.sweep_status.show(self._progress)
         if changed:
             self.plots.mark_dirty(changed)
 
@@ -485,47 +430,26 @@ class MainWindow(QMainWindow):
 
     def _on_finished(self, path: str) -> None:
         self._running = self._stopping = False
+        self.trial_table.table_model.mark_not_run()
         self._update_run_state()
         if path:
             self.statusBar().showMessage(f"Saved {path}", 10_000)
             self.runs_browser.refresh()
-            if self._progress.total_samples:
-                took = format_duration(self._progress.elapsed())
-                if self._progress.status == schema.COMPLETED:
-                    self.sweep_progress.setValue(PROGRESS_STEPS)
-                    self.sweep_progress.setFormat(f"done in {took}")
-                else:
-                    self.sweep_progress.setFormat(f"{self._progress.status or 'ended'} after {took}")
+            self.sweep_status.finished(self._progress)
         else:
             self._reset_progress()
-        self.trial_label.setText("")
-        self.trial_progress.setValue(0)
-        self.trial_progress.setFormat("")
         self.sweep_finished.emit(path)
         if self._close_when_stopped:
             self.close()
 
     def _reset_progress(self) -> None:
-        self._progress = _SweepProgress()
-        for bar in (self.trial_progress, self.sweep_progress):
-            bar.setValue(0)
-            bar.setFormat("")
-        self.trial_label.setText("")
+        self._progress = SweepProgress()
+        self.sweep_status.reset()
 
-    def _show_progress(self, spec: TrialSpec, epoch_fraction: float | None) -> None:
-        progress = self._progress
-        number = spec.index + 1
-        of = progress.trial_count or number
-        if epoch_fraction is not None and progress.trial_epochs:
-            self.trial_label.setText(f"Trial {number}/{of}: batch size {spec.batch_size}, seed {spec.seed}")
-            self.trial_progress.setFormat(f"epoch {epoch_fraction:.1f} / {progress.trial_epochs:g}")
-        fraction = progress.trial_fraction()
-        self.trial_progress.setValue(round(PROGRESS_STEPS * fraction))
-        overall = progress.sweep_fraction()
-        self.sweep_progress.setValue(round(PROGRESS_STEPS * overall))
-        eta = progress.eta_s()
-        eta_text = f" · {format_duration(eta)} left" if eta is not None else ""
-        self.sweep_progress.setFormat(f"{overall:.0%}{eta_text}")
+    @property
+    def progress(self) -> SweepProgress:
+        """The running (or last) sweep's progress and estimated time left."""
+        return self._progress
 
     def _update_run_state(self) -> None:
         valid = self.setup.is_valid()
@@ -533,10 +457,7 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(self._running and not self._stopping)
         self.setup.set_running(self._running)
         self.setup.stop_button.setEnabled(self._running and not self._stopping)
-        self.sweep_label.setVisible(self._running or bool(self._progress.total_samples))
-        self.sweep_progress.setVisible(self._running or bool(self._progress.total_samples))
-        self.trial_progress.setVisible(self._running)
-        self.trial_label.setVisible(self._running)
+        self.sweep_status.set_visible(self._running, bool(self._progress.planned))
 
     # --- opening and saving ----------------------------------------------------------------------------
     def open_runs(self, paths: list[Path]) -> list[RunData]:
@@ -577,14 +498,11 @@ class MainWindow(QMainWindow):
             config = load_config(path)
         except UserError as error:
             problems = getattr(error, "problems", [str(error)])
-            box = QMessageBox(QMessageBox.Icon.Warning, "Cannot open this config",
-                              f"{Path(path).name} cannot be used:", QMessageBox.StandardButton.Ok, self)
-            box.setObjectName("configErrorDialog")
-            box.setInformativeText("\n".join(f"• {p}" for p in problems))
-            box.exec()
+            config_problems_box(self, Path(path).name, problems).exec()
             return False
         self._config_path = Path(path)
         self.setup.set_config(config)
+        self._show_form_experiment()
         self.log(f"Loaded config {Path(path).name}")
         return True
 
@@ -631,60 +549,24 @@ class MainWindow(QMainWindow):
         if folder:
             self.runs_browser.set_workspace(Path(folder))
 
-    # --- exporting -------------------------------------------------------------------------------------
+    # --- exporting (gui/export_routing.py decides which view the current tab exports) -------------------
     def current_export_target(self) -> QWidget:
-        """The view whose plot and table the export menu items write: Summary on its tab, else Live."""
-        return self.summary if self.tabs.currentWidget() is self.summary else self.plots
+        """The view whose plot the export menu items write: Summary on its tab, else Live."""
+        return self.exports.plot_view()
 
     def export_plot(self, path: Path) -> None:
         """The current tab's plot as PNG or SVG: the plot last clicked there (all plots when none was)."""
-        self.current_export_target().export_current(Path(path))
+        self.exports.export_plot(Path(path))
 
     def export_plot_dialog(self, kind: str) -> None:
-        label = "PNG image (*.png)" if kind == "png" else "SVG drawing (*.svg)"
-        tab = "summary" if self.current_export_target() is self.summary else "plots"
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {tab} as {kind.upper()}",
-                                              str(self.workspace() / f"{tab}.{kind}"), label)
-        if not path:
-            return
-        if not path.lower().endswith(f".{kind}"):
-            path += f".{kind}"
-        try:
-            self.export_plot(Path(path))
-        except (OSError, UserError) as error:
-            QMessageBox.warning(self, "Cannot export", str(error))
-            return
-        self.log(f"Exported {path}")
-
-    def _current_table(self) -> str:
-        return {self.summary: "summary", self.runs_browser: "runs"}.get(self.tabs.currentWidget(), "trials")
+        self.exports.export_plot_dialog(kind)
 
     def export_table(self, path: Path, which: str = "") -> None:
         """A table as CSV: which = "trials", "summary" or "runs"; by default the current tab's."""
-        which = which or self._current_table()
-        if which == "summary":
-            self.summary.export_table(Path(path))
-            return
-        if which == "runs":
-            self.runs_browser.export_table(Path(path))
-            return
-        headers, rows = self.trial_table.export_rows()
-        export_table_csv(headers, rows, Path(path))
+        self.exports.export_table(Path(path), which)
 
     def export_table_dialog(self, which: str = "") -> None:
-        which = which or self._current_table()
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {which} table as CSV",
-                                              str(self.workspace() / f"{which}.csv"), "CSV (*.csv)")
-        if not path:
-            return
-        if not path.lower().endswith(".csv"):
-            path += ".csv"
-        try:
-            self.export_table(Path(path), which)
-        except (OSError, UserError) as error:
-            QMessageBox.warning(self, "Cannot export", str(error))
-            return
-        self.log(f"Exported {path}")
+        self.exports.export_table_dialog(which)
 
     # --- view ------------------------------------------------------------------------------------------
     def set_x_axis(self, key: str) -> None:
@@ -710,22 +592,53 @@ class MainWindow(QMainWindow):
 
     def log(self, text: str, level: str = "info") -> None:
         """Add a line to the message area (info, warning or error)."""
-        icon = {"error": "error", "warning": "warning"}.get(level, "info")
-        item = QListWidgetItem(theme.icon(icon), f"{time.strftime('%H:%M:%S')}  {text}")
-        item.setData(Qt.ItemDataRole.UserRole, level)
-        item.setToolTip(text)
-        self.messages.addItem(item)
-        while self.messages.count() > MAX_MESSAGES:
-            self.messages.takeItem(0)
-        self.messages.scrollToBottom()
+        self.messages.add(text, level)
 
     def message_texts(self, level: str | None = None) -> list[str]:
-        return [self.messages.item(i).toolTip() for i in range(self.messages.count())
-                if level is None or self.messages.item(i).data(Qt.ItemDataRole.UserRole) == level]
+        return self.messages.texts(level)
 
-    def _copy_messages(self) -> None:
-        selected = self.messages.selectedItems() or [self.messages.item(i) for i in range(self.messages.count())]
-        QApplication.clipboard().setText("\n".join(item.text() for item in selected))
+    def show_help(self) -> HelpDialog:
+        """The offline help page with the shortcut list, in its own window."""
+        if self._help is None:
+            self._help = HelpDialog(self)
+        self._help.show()
+        self._help.raise_()
+        return self._help
+
+    def run_folder(self) -> Path:
+        """The folder of the (first) run on screen, else the workspace: what Show in file manager opens."""
+        runs = self.shown_runs()
+        return runs[0].path.parent if runs else self.workspace()
+
+    def show_in_file_manager(self) -> None:
+        folder = self.run_folder()
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.log(f"No file manager could open {folder}", "warning")
+
+    def _show_form_experiment(self) -> None:
+        table = self.setup.table()
+        self.experiment.show_form(str(table.get("name", "")), tomli_w.dumps(table))
+
+    def load_config_text(self, text: str) -> bool:
+        """Put a run's config (TOML text) into the setup form; False, with a message, when it cannot be."""
+        try:
+            self.setup.set_config(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as error:
+            self.log(f"This run's config cannot be read: {error}", "error")
+            return False
+        self.log(f"Loaded the config of “{self.setup.table().get('name', '')}” into the setup form")
+        return True
+
+    def run_config_text(self, text: str) -> None:
+        """Run a run's config again, as it was, into a new run file."""
+        if self._running:
+            self.log("A sweep is running: stop it before running another.", "warning")
+            return
+        if self.load_config_text(text):
+            if self.setup.is_valid():
+                self.start_sweep()
+            else:
+                self.log("Cannot run this config again: " + "; ".join(map(str, self.setup.problems())), "error")
 
     def show_about(self) -> None:
         import platform
@@ -781,50 +694,3 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self._worker_thread.shutdown()
         super().closeEvent(event)
-
-
-class _SweepProgress:
-    """Overall and per-trial progress in training samples, and an ETA from the elapsed rate."""
-
-    def __init__(self) -> None:
-        self.total_samples = 0
-        self.trial_count = 0
-        self.samples_done = 0          # planned samples of the trials already ended
-        self.trial_total_samples = 0
-        self.trial_samples_seen = 0
-        self.trial_epochs: float | None = None
-        self.planned: tuple[TrialSpec, ...] = ()
-        self.status = ""               # the sweep's final status, once SweepEnded arrived
-        self._started: float | None = None
-
-    def start(self) -> None:
-        self._started = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self._started if self._started is not None else math.nan
-
-    def trial_started(self, event: TrialStarted) -> None:
-        self.trial_total_samples = event.total_samples
-        self.trial_samples_seen = 0
-        self.trial_epochs = (event.total_steps / event.steps_per_epoch) if event.steps_per_epoch else None
-
-    def trial_ended(self) -> None:
-        self.samples_done += self.trial_total_samples
-        self.trial_total_samples = self.trial_samples_seen = 0
-
-    def trial_fraction(self) -> float:
-        if not self.trial_total_samples:
-            return 0.0
-        return min(1.0, self.trial_samples_seen / self.trial_total_samples)
-
-    def sweep_fraction(self) -> float:
-        if not self.total_samples:
-            return 0.0
-        return min(1.0, (self.samples_done + self.trial_samples_seen) / self.total_samples)
-
-    def eta_s(self) -> float | None:
-        fraction = self.sweep_fraction()
-        elapsed = self.elapsed()
-        if fraction < 0.01 or not math.isfinite(elapsed) or elapsed < 1.0:
-            return None
-        return elapsed * (1.0 - fraction) / fraction
