@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from engine.analysis import REPORT_COLUMNS, format_cell, summarize_run
-    from engine.runfile import read_run
+    from engine.runfile import read_attempts, read_run
     from engine.science.recommendation import AUTO_TARGET_FRACTION, judge
 
     if args.target is not None and not 0 < args.target <= 1:
@@ -206,6 +206,10 @@ def _report(args: argparse.Namespace) -> int:
     for s in summaries:
         if s.error:
             print(f"{s.name}: {s.status}: {s.error}", file=out)
+    for name, attempts in read_attempts(args.run_file).items():
+        kept = ", ".join(f"{a.status} after {a.epochs_done} epoch{'s' if a.epochs_done != 1 else ''}" for a in attempts)
+        print(f"{name}: trained again by a resume; the earlier attempt{'s' if len(attempts) != 1 else ''} "
+              f"({kept}) kept in the file", file=out)
     if verdict.target_accuracy is not None:
         source = "--target" if args.target is not None else f"automatic: {AUTO_TARGET_FRACTION:.0%} of the best trial's"
         print(f"\nTarget: {verdict.target_accuracy:.1%} validation accuracy ({source})", file=out)

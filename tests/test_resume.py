@@ -174,7 +174,7 @@ def _stop_after(stop: threading.Event, trial_index: int, epoch: int):
     return on_event
 
 
-def test_a_stopped_sweep_resumed_twice_keeps_every_attempt(tmp_path, reference, one_thread):
+def test_a_stopped_sweep_resumed_twice_keeps_every_attempt(tmp_path, reference, one_thread, capsys):
     stop = threading.Event()
     path = run_sweep(parse_config(TABLE), tmp_path, stop=stop, on_event=_stop_after(stop, 0, 1))
     stopped = read_run(path)
@@ -201,6 +201,10 @@ def test_a_stopped_sweep_resumed_twice_keeps_every_attempt(tmp_path, reference, 
     assert_same_numbers(attempts[FIRST][0], reference[FIRST], rows=1)
     with h5py.File(path, "r") as handle:
         assert len(handle.attrs[schema.RESUMED_ATTR]) == 2
+    assert cli_main(["report", str(path)]) == 0
+    report = capsys.readouterr().out
+    assert f"{FIRST}: trained again by a resume; the earlier attempt (cancelled after 1 epoch) kept" in report
+    assert f"{SECOND}: trained again by a resume" in report and f"{THIRD}: trained again" not in report
 
     # The kept trial is shown to observers as well, so a live view of the resumed sweep is the whole file.
     started = next(e for e in events if isinstance(e, SweepStarted))
