@@ -35,6 +35,7 @@ class ExperimentPanel(QWidget):
         self._runs: list[RunData] = []
         self._form_text = ""
         self._form_name = ""
+        self._running = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 10)
         layout.setSpacing(6)
@@ -91,6 +92,11 @@ class ExperimentPanel(QWidget):
         self.choice.setVisible(len(self._runs) > 1)
         self._show_current()
 
+    def set_running(self, running: bool) -> None:
+        """While a sweep trains, a config can be loaded into the form but not run."""
+        self._running = running
+        self._show_current()
+
     def show_form(self, name: str, config_text: str) -> None:
         """The experiment in the setup form, shown while no run is."""
         self._form_name, self._form_text = name, config_text
@@ -126,4 +132,4 @@ class ExperimentPanel(QWidget):
                                  "this experiment tests.</i>")
         self.config_view.setPlainText(self.config_text())
         self.load_button.setEnabled(run is not None)
-        self.run_again_button.setEnabled(run is not None)
+        self.run_again_button.setEnabled(run is not None and not self._running)

@@ -351,6 +351,7 @@ class MainWindow(QMainWindow):
         self._reset_progress()
         self._progress.start(preparing)
         self.sweep_status.show(self._progress)
+        self.table_hint.setText(preparing)
         self.tabs.setCurrentWidget(self.live_splitter)
         self._update_run_state()
 
@@ -458,6 +459,7 @@ class MainWindow(QMainWindow):
         self.setup.set_running(self._running)
         self.setup.stop_button.setEnabled(self._running and not self._stopping)
         self.sweep_status.set_visible(self._running, bool(self._progress.planned))
+        self.experiment.set_running(self._running)
 
     # --- opening and saving ----------------------------------------------------------------------------
     def open_runs(self, paths: list[Path]) -> list[RunData]:

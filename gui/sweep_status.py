@@ -34,6 +34,7 @@ class SweepStatus:
             "evaluation time per epoch, and improves as trials finish.")
         for widget in (self.trial_label, self.trial_progress, self.sweep_label, self.sweep_progress):
             bar.addPermanentWidget(widget)
+        self._running = self._preparing = False
         self.reset()
 
     def reset(self) -> None:
@@ -45,10 +46,11 @@ class SweepStatus:
         self.sweep_label.setText("Sweep")
 
     def set_visible(self, running: bool, sweep_shown: bool) -> None:
-        """The trial's bar only while training; the sweep's also after it ended, with how it ended."""
+        """The trial's bar only while a trial trains; the sweep's also after it ended, with how it ended."""
+        self._running = running
         self.sweep_label.setVisible(running or sweep_shown)
         self.sweep_progress.setVisible(running or sweep_shown)
-        self.trial_progress.setVisible(running)
+        self.trial_progress.setVisible(running and not self._preparing)
         self.trial_label.setVisible(running)
 
     def show(self, progress: SweepProgress) -> None:
@@ -62,6 +64,7 @@ class SweepStatus:
             return
         if progress.phase != TRAINING:
             return
+        self._set_preparing(False)
         self.sweep_label.setText("Sweep")
         spec = progress.current
         if spec is not None:
@@ -91,7 +94,12 @@ class SweepStatus:
         self.trial_progress.setValue(0)
         self.trial_progress.setFormat("")
 
+    def _set_preparing(self, preparing: bool) -> None:
+        self._preparing = preparing
+        self.trial_progress.setVisible(self._running and not preparing)
+
     def _busy(self, activity: str) -> None:
+        self._set_preparing(True)
         self.trial_label.setText(activity)
         self.sweep_label.setText("Preparing")
         # Nothing measured yet: a moving bar rather than a 0% that looks stuck.
@@ -99,6 +107,7 @@ class SweepStatus:
         self.sweep_progress.setFormat(activity)
 
     def _ended(self, progress: SweepProgress) -> None:
+        self._set_preparing(False)
         self.sweep_label.setText("Sweep")
         self.sweep_progress.setRange(0, PROGRESS_STEPS)
         took = format_duration(progress.elapsed_s())

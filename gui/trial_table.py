@@ -334,8 +334,8 @@ class TrialTable(QTableView):
         header.setHighlightSections(False)
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {"run": 170, "batch_size": 92, "seed": 56, "lr": 112, "status": 128, "epoch": 80,
-                  "best_val_accuracy": 170, "samples_per_s": 170, "peak_memory": 150, "elapsed": 110}
+        widths = {"run": 170, "batch_size": 88, "seed": 52, "lr": 104, "status": 124, "epoch": 72,
+                  "best_val_accuracy": 168, "samples_per_s": 184, "peak_memory": 150, "elapsed": 110}
         for key, width in widths.items():
             self.setColumnWidth(COLUMN_INDEX[key], width)
         self.table_model.modelReset.connect(self._update_run_column)

@@ -32,7 +32,9 @@ def test_status_bar_says_what_happens_while_preparing_then_the_time_left(qtbot):
     progress = SweepProgress(clock)
     progress.start("Preparing the data set mnist1d…")
     status.show(progress)
+    status.set_visible(running=True, sweep_shown=True)
     assert status.sweep_progress.maximum() == 0                     # a busy bar, not a stuck 0%
+    assert not status.trial_progress.isVisibleTo(bar)               # no empty bar for a trial not yet begun
     assert status.trial_label.text() == "Preparing the data set mnist1d…"
     assert status.sweep_label.text() == "Preparing"
 
@@ -42,7 +44,7 @@ def test_status_bar_says_what_happens_while_preparing_then_the_time_left(qtbot):
         progress.apply(event)
         status.show(progress)
         if isinstance(event, TrialEnded):
-            assert status.sweep_progress.maximum() > 0
+            assert status.sweep_progress.maximum() > 0 and status.trial_progress.isVisibleTo(bar)
             assert status.sweep_progress.format().endswith(" left")
             assert status.sweep_progress.format().split(" · ")[0].endswith("%")
     clock.now += 0.05
@@ -167,6 +169,7 @@ def test_run_again_trains_the_shown_runs_config_into_a_new_file(qtbot, main_wind
     window.open_runs([path])
     with qtbot.waitSignal(window.sweep_finished, timeout=60_000) as finished:
         window.experiment.run_again_button.click()
+        assert not window.experiment.run_again_button.isEnabled()      # one sweep at a time
     new = read_run(finished.args[0])
     assert new.path != path and new.header.name == "again" and [t.batch_size for t in new.trials] == [16]
 
