@@ -1,8 +1,9 @@
 """The command line: `run`, `report`. A thin client of the same engine calls the GUI uses.
 
 Exit codes: 0 success (also `run --resume` of a run that is already complete: it says so); 2 invalid config,
-input file or run file (one line per problem, no traceback); 130 interrupted with Ctrl-C (the run file keeps
-every finished epoch, and `run --resume` goes on from there).
+input file or run file (one line per problem, no traceback); 3 the run file could not be written (a full disk,
+a file size limit, an I/O error: one line naming the file, which keeps every epoch finished before it); 130
+interrupted with Ctrl-C (the run file keeps every finished epoch, and `run --resume` goes on from there).
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import threading
 from pathlib import Path
 
 from engine import APP_NAME, __version__, schema
-from engine.errors import ConfigError, UserError
+from engine.errors import ConfigError, RunWriteError, UserError
 
-EXIT_OK, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_USER_ERROR, EXIT_WRITE_ERROR, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except RunWriteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_WRITE_ERROR
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

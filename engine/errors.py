@@ -42,3 +42,8 @@ class DataError(UserError):
 
 class RunFileError(UserError):
     """A file is not a Batch Size Lab run file, or is damaged."""
+
+
+class RunWriteError(UserError):
+    """A run file cannot be written (a full disk, a file size limit, an I/O error). The message names the file;
+    the file keeps every epoch that finished before it. The command line exits 3."""

@@ -1,14 +1,26 @@
-"""Writing and reading run files (HDF5, one per experiment). The layout is in engine/schema.py.
+"""Writing and reading run files (HDF5, one per experiment). The layout is in engine/schema.py; the choices
+below are measured in docs/run-files.md.
 
 Crash safety: per-step rows are buffered in memory and written together with each epoch row, followed by a
 flush. Between flushes the writer does not touch the file, so a writer killed at any moment other than
-inside that short write leaves a file that opens and holds every finished epoch. The default (oldest)
-HDF5 superblock format is kept on purpose: the newer one marks a file "open for writing" and refuses to
-reopen it after a crash.
+inside that short write leaves a file that opens and holds every finished epoch.
+
+File format: HDF5's 1.8 format (libver v108), whose metadata all carries checksums, and a Fletcher-32
+checksum on every dataset, so damage reads as an error rather than as wrong numbers. Not the 1.10 format:
+it marks a file "open for writing" and then refuses to open a crashed writer's file.
+
+A full disk or a file size limit: before each write the writer reserves the room it can need (with
+posix_fallocate), so a write never starts that the disk cannot hold. When the room is not there, the sweep
+stops with RunWriteError and the file, closed from the room kept for that, holds every finished epoch.
+
+Creation is exclusive (HDF5's create-only mode, O_EXCL underneath): a file that exists is never truncated.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +30,16 @@ import h5py
 import numpy as np
 
 from engine import schema
-from engine.errors import RunFileError
+from engine.errors import RunFileError, RunWriteError
 
 _CHUNK_ROWS = {schema.EPOCH_GROUP: 64, schema.STEP_GROUP: 4096}
+LIBVER = ("v108", "v108")
+# Room reserved before each write, beyond the rows themselves: one new chunk per dataset, the metadata that
+# grows with it (B-tree nodes, object headers), and what closing the file after a failed reservation writes.
+# Measured growth per write is in docs/run-files.md; these bound it with a wide margin.
+METADATA_ROOM = 64 * 1024
+TRIAL_ROOM = 128 * 1024
+CLOSE_ROOM = 64 * 1024
 
 
 def _now_iso() -> str:
@@ -31,8 +50,27 @@ class RunWriter:
     """Writes one run file as a sweep goes. Not thread-safe: one writer, one thread."""
 
     def __init__(self, path: Path, config_text: str, environment: dict[str, Any]):
+        """Creates the file; raises FileExistsError when it exists (never overwritten), RunWriteError when the
+        disk has no room for it (the empty file is removed again)."""
         self.path = Path(path)
-        self._file = h5py.File(self.path, "w")
+        try:
+            self._file = h5py.File(self.path, "x", libver=LIBVER)
+        except FileExistsError:
+            raise
+        except OSError as error:
+            raise _write_error(self.path, error) from None
+        self._room = _Room(self.path)
+        self._failure: RunWriteError | None = None
+        self._open_trials: set[str] = set()
+        try:
+            with self._writing(METADATA_ROOM + len(config_text.encode())):
+                self._write_header(config_text, environment)
+        except RunWriteError:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
+
+    def _write_header(self, config_text: str, environment: dict[str, Any]) -> None:
         attrs = self._file.attrs
         attrs["format"] = schema.FORMAT
         attrs["format_version"] = schema.FORMAT_VERSION
@@ -63,6 +101,7 @@ class RunWriter:
         attrs["status"] = schema.RUNNING
         writer._trials = writer._file[schema.TRIALS_GROUP]
         writer._pending_steps = {}
+        writer._room, writer._failure, writer._open_trials = _Room(writer.path), None, set()
         writer._file.flush()
         return writer
 
@@ -79,44 +118,119 @@ class RunWriter:
         return number
 
     def start_trial(self, name: str, attrs: dict[str, Any]) -> None:
-        group = self._trials.create_group(name)
-        for key, value in attrs.items():
-            group.attrs[key] = value
-        group.attrs["status"] = schema.RUNNING
-        group.attrs["error"] = ""
-        for group_name, metrics in ((schema.EPOCH_GROUP, schema.EPOCH_METRICS),
-                                    (schema.STEP_GROUP, schema.STEP_METRICS)):
-            sub = group.create_group(group_name)
-            for metric in metrics:
-                dataset = sub.create_dataset(metric.name, shape=(0,), maxshape=(None,), dtype=metric.dtype,
-                                             chunks=(_CHUNK_ROWS[group_name],))
-                dataset.attrs["units"] = metric.units
-        self._pending_steps[name] = []
-        self._file.flush()
+        with self._writing(TRIAL_ROOM):
+            group = self._trials.create_group(name)
+            self._open_trials.add(name)
+            for key, value in attrs.items():
+                group.attrs[key] = value
+            group.attrs["status"] = schema.RUNNING
+            group.attrs["error"] = ""
+            for group_name, metrics in ((schema.EPOCH_GROUP, schema.EPOCH_METRICS),
+                                        (schema.STEP_GROUP, schema.STEP_METRICS)):
+                sub = group.create_group(group_name)
+                for metric in metrics:
+                    dataset = sub.create_dataset(metric.name, shape=(0,), maxshape=(None,), dtype=metric.dtype,
+                                                 chunks=(_CHUNK_ROWS[group_name],), fletcher32=True)
+                    dataset.attrs["units"] = metric.units
+            self._pending_steps[name] = []
+            self._file.flush()
 
     def add_steps(self, name: str, columns: dict[str, np.ndarray]) -> None:
         """Queue step rows; they reach the file with the next epoch row or when the trial ends."""
         self._pending_steps[name].append(columns)
 
     def add_epoch(self, name: str, metrics: dict[str, float]) -> None:
-        self._write_pending_steps(name)
-        epoch_group = self._trials[name][schema.EPOCH_GROUP]
-        _append(epoch_group, {m.name: np.asarray([metrics[m.name]]) for m in schema.EPOCH_METRICS})
-        self._file.flush()
+        with self._writing(self._pending_room(name) + self._rows_room(name, schema.EPOCH_GROUP, 1)):
+            self._write_pending_steps(name)
+            epoch_group = self._trials[name][schema.EPOCH_GROUP]
+            _append(epoch_group, {m.name: np.asarray([metrics[m.name]]) for m in schema.EPOCH_METRICS})
+            self._file.flush()
 
     def end_trial(self, name: str, status: str, error: str = "") -> None:
-        self._write_pending_steps(name)
-        group = self._trials[name]
-        group.attrs["status"] = status
-        group.attrs["error"] = error
-        self._file.flush()
+        with self._writing(self._pending_room(name) + len(error.encode())):
+            self._write_pending_steps(name)
+            group = self._trials[name]
+            group.attrs["status"] = status
+            group.attrs["error"] = error
+            self._open_trials.discard(name)
+            self._file.flush()
 
     def close(self, status: str) -> None:
+        """Mark the run finished with this status and close the file. After a RunWriteError the file was
+        closed already, with the status `failed`."""
         if not self._file.id.valid:
             return
-        self._file.attrs["status"] = status
-        self._file.attrs["finished"] = _now_iso()
-        self._file.close()
+        try:
+            with self._writing(None):   # the previous write reserved the room for this
+                self._file.attrs["status"] = status
+                self._file.attrs["finished"] = _now_iso()
+                self._file.flush()
+        except RunWriteError:
+            return
+        self._close_file()
+
+    @property
+    def failure(self) -> RunWriteError | None:
+        """The write error that stopped this writer, if one did."""
+        return self._failure
+
+    @contextlib.contextmanager
+    def _writing(self, room: int | None):
+        """Reserve `room` bytes (plus what closing needs) before touching the file; a write error or a
+        missing room stops the writer for good, and the file is closed with every finished epoch."""
+        if self._failure is not None:
+            raise self._failure
+        try:
+            if room is not None:
+                self._room.reserve(self._file.id.get_filesize(), room + CLOSE_ROOM)
+        except OSError as error:
+            self._stop(_write_error(self.path, error), reserved=True)
+        try:
+            yield
+        except OSError as error:
+            self._stop(_write_error(self.path, error), reserved=False)
+        except RuntimeError as error:  # h5py reports some failed flushes as RuntimeError
+            self._stop(RunWriteError(f"cannot write {self.path} ({error}); the run stopped"), reserved=False)
+
+    def _stop(self, failure: RunWriteError, reserved: bool):
+        """Close the file for good after a write error; with the room that the previous write reserved for
+        closing, the running trials are marked failed with the reason. Raises the failure."""
+        self._failure = failure
+        if reserved:
+            # Nothing was written since the last flush, and CLOSE_ROOM is allocated: this close fits.
+            with contextlib.suppress(OSError, RuntimeError):
+                for name in sorted(self._open_trials):
+                    self._trials[name].attrs["status"] = schema.FAILED
+                    self._trials[name].attrs["error"] = str(failure)
+                self._file.attrs["status"] = schema.FAILED
+                self._file.attrs["finished"] = _now_iso()
+                self._file.flush()
+        self._close_file()
+        raise failure
+
+    def _close_file(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            self._file.close()
+        self._room.close()
+
+    def _pending_room(self, name: str) -> int:
+        if self._failure is not None:   # the file is closed: nothing to measure, the failure is raised next
+            return 0
+        return self._rows_room(name, schema.STEP_GROUP,
+                               sum(len(chunk["step"]) for chunk in self._pending_steps.get(name, ())))
+
+    def _rows_room(self, name: str, group_name: str, rows: int) -> int:
+        """The most appending `rows` rows to a trial's group can add to the file: the chunks they start
+        (allocated whole, plus a 4-byte checksum) and the metadata that indexes them."""
+        if not rows or self._failure is not None:
+            return 0
+        group = self._trials[name][group_name]
+        metrics = schema.EPOCH_METRICS if group_name == schema.EPOCH_GROUP else schema.STEP_METRICS
+        chunk_rows = _CHUNK_ROWS[group_name]
+        before = group[metrics[0].name].shape[0]
+        new_chunks = -(-(before + rows) // chunk_rows) - -(-before // chunk_rows)
+        row_bytes = sum(np.dtype(m.dtype).itemsize for m in metrics)
+        return new_chunks * (chunk_rows * row_bytes + 4 * len(metrics)) + METADATA_ROOM
 
     def _write_pending_steps(self, name: str) -> None:
         pending = self._pending_steps[name]
@@ -125,6 +239,67 @@ class RunWriter:
         columns = {m.name: np.concatenate([chunk[m.name] for chunk in pending]) for m in schema.STEP_METRICS}
         _append(self._trials[name][schema.STEP_GROUP], columns)
         pending.clear()
+
+
+def _write_error(path: Path, error: OSError) -> RunWriteError:
+    reason = {errno.ENOSPC: f"disk full writing {path}", errno.EFBIG: f"file size limit reached writing {path}",
+              errno.EDQUOT: f"disk quota exceeded writing {path}"}.get(
+        error.errno, f"cannot write {path} ({error.strerror or error})")
+    return RunWriteError(f"{reason}; the run stopped, and the file keeps every epoch finished before this")
+
+
+class _Room:
+    """Keeps disk blocks allocated at the end of a file being written, so that HDF5's next write cannot fail
+    halfway for lack of space (which would leave its metadata half-written and the file unreadable).
+
+    HDF5 writes only at or below its end-of-allocation mark; posix_fallocate from there on claims the blocks
+    first, and fails with ENOSPC (a full disk) or EFBIG (a file size limit, `ulimit -f`) before anything is
+    written. Where posix_fallocate is missing (Windows, macOS), the free space is checked instead."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._descriptor = os.open(path, os.O_RDWR) if hasattr(os, "posix_fallocate") else None
+
+    def reserve(self, end_of_data: int, room: int) -> None:
+        if self._descriptor is not None:
+            os.posix_fallocate(self._descriptor, end_of_data, max(room, 1))
+            return
+        import shutil
+        if shutil.disk_usage(self.path.parent).free < room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def close(self) -> None:
+        """Give back the room not used: cut the file where HDF5's data ends (read from its superblock)."""
+        if self._descriptor is None:
+            return
+        try:
+            end = _end_of_data(self._descriptor)
+            if end is not None and end < os.fstat(self._descriptor).st_size:
+                os.ftruncate(self._descriptor, end)
+        except OSError:
+            pass
+        finally:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
+def _end_of_data(descriptor: int) -> int | None:
+    """The end-of-file address in an HDF5 superblock at offset 0 (versions 0 to 3, 8-byte addresses)."""
+    head = os.pread(descriptor, 64, 0)
+    if len(head) < 56 or head[:8] != b"\x89HDF\r\n\x1a\n":
+        return None
+    version = head[8]
+    if version in (0, 1):
+        offset = 40 if version == 0 else 44
+        if head[13] != 8:
+            return None
+    elif version in (2, 3):
+        offset = 28
+        if head[9] != 8:
+            return None
+    else:
+        return None
+    return int.from_bytes(head[offset:offset + 8], "little")
 
 
 def _append(group: h5py.Group, columns: dict[str, np.ndarray]) -> None:
@@ -167,6 +342,17 @@ class RunHeader:
     trial_count: int
     trial_statuses: dict[str, int]
     device_name: str
+    being_written: bool = False     # a process holds the file open for writing now
+
+    @property
+    def note(self) -> str:
+        """What a reader should know about a file that is not finished, in words ('' when finished)."""
+        if self.status != schema.RUNNING:
+            return ""
+        if self.being_written:
+            return "being written: a sweep is running"
+        return ("not closed by its writer (a crash, a kill or a power cut): it holds every epoch that finished "
+                "before that")
 
 
 @dataclass
@@ -185,118 +371,47 @@ class RunData:
         return tomllib.loads(self.config_text)
 
 
-def _open(path: Path) -> h5py.File:
-    path = Path(path)
-    if not path.exists():
-        raise RunFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise RunFileError(f"{path}: is a folder, not a run file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise RunFileError(f"{path}: not a Batch Size Lab run file (not readable as HDF5: {error})") from None
-    try:
-        fmt = handle.attrs.get("format")
-        version = handle.attrs.get("format_version")
-        if fmt != schema.FORMAT:
-            raise RunFileError(f"{path}: not a Batch Size Lab run file (HDF5, but no format = "
-                               f"'{schema.FORMAT}' attribute)")
-        if version is None or int(version) > schema.FORMAT_VERSION:
-            raise RunFileError(f"{path}: written by a newer Batch Size Lab (format version {version}); "
-                               f"this one reads up to {schema.FORMAT_VERSION}")
-        if schema.TRIALS_GROUP not in handle:
-            raise RunFileError(f"{path}: damaged run file (no '{schema.TRIALS_GROUP}' group)")
-    except BaseException:
-        handle.close()
-        raise
-    return handle
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _header(path: Path, handle: h5py.File) -> RunHeader:
-    attrs = handle.attrs
-    try:
-        config = tomllib.loads(_text(attrs.get("config", "")))
-    except tomllib.TOMLDecodeError:
-        config = {}
-    trials = handle[schema.TRIALS_GROUP]
-    batch_sizes = sorted({int(trials[name].attrs.get("batch_size", 0)) for name in trials})
-    statuses: dict[str, int] = {}
-    for name in trials:
-        status = _text(trials[name].attrs.get("status", schema.RUNNING))
-        statuses[status] = statuses.get(status, 0) + 1
-    return RunHeader(
-        path=Path(path), name=str(config.get("name", Path(path).stem)), created=_text(attrs.get("created", "")),
-        status=_text(attrs.get("status", schema.RUNNING)), dataset=str(config.get("data", {}).get("dataset", "")),
-        model=str(config.get("model", {}).get("kind", "")), batch_sizes=batch_sizes, trial_count=len(trials),
-        trial_statuses=statuses, device_name=_text(attrs.get("device_name", "")))
+# Reading. Run files come from anywhere (other machines, crashed writers, damaged disks) and a damaged HDF5
+# file can crash the HDF5 library, so every read happens in the reader process, with every value checked
+# (engine/runfile_reader.py). A file another process is writing is read without HDF5's lock; a read that
+# catches the writer mid-flush fails and is tried again a few times.
+LIVE_READ_ATTEMPTS = 5
+LIVE_READ_PAUSE_S = 0.1
 
 
 def read_header(path: str | Path) -> RunHeader:
     """The summary of a run file for a listing. Raises RunFileError for anything that is not a run file."""
-    with _open(Path(path)) as handle:
-        try:
-            return _header(Path(path), handle)
-        except (KeyError, OSError, ValueError) as error:
-            raise RunFileError(f"{path}: damaged run file ({error})") from None
+    from engine.runfile_reader import read_header_here
+    return _read(read_header_here, Path(path))
 
 
 def read_run(path: str | Path) -> RunData:
     """Every trial and metric of a run file. Raises RunFileError for anything that is not a run file."""
-    path = Path(path)
-    with _open(path) as handle:
-        try:
-            header = _header(path, handle)
-            environment = {key: _plain(handle.attrs[key]) for key in schema.ENVIRONMENT_ATTRS
-                           if key in handle.attrs}
-            trials = [_read_trial(name, handle[schema.TRIALS_GROUP][name])
-                      for name in handle[schema.TRIALS_GROUP]]
-            config_text = _text(handle.attrs.get("config", ""))
-            num_classes = int(handle.attrs["num_classes"]) if "num_classes" in handle.attrs else None
-            majority = (float(handle.attrs["val_majority_fraction"]) if "val_majority_fraction" in handle.attrs
-                        else None)
-        except (KeyError, OSError, ValueError, TypeError) as error:
-            raise RunFileError(f"{path}: damaged run file ({error})") from None
-    trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.seed))
-    return RunData(path=path, header=header, config_text=config_text, environment=environment, trials=trials,
-                   num_classes=num_classes, val_majority_fraction=majority)
+    from engine.runfile_reader import read_run_here
+    return _read(read_run_here, Path(path))
 
 
 def read_attempts(path: str | Path) -> dict[str, list[TrialData]]:
     """Earlier attempts of trials that a resume trained again, by trial name, oldest first. read_run leaves
     them out: metrics and analyses use each trial's last attempt, the one in /trials."""
-    path = Path(path)
-    with _open(path) as handle:
+    from engine.runfile_reader import read_attempts_here
+    return _read(read_attempts_here, Path(path))
+
+
+def _read(function, path: Path):
+    import time
+
+    from engine import reader_process
+    from engine.runfile_reader import is_being_written
+
+    for attempt in range(1, LIVE_READ_ATTEMPTS + 1):
         try:
-            attempts = handle.get(schema.ATTEMPTS_GROUP, {})
-            return {name: [_read_trial(name, attempts[name][number])
-                           for number in sorted(attempts[name], key=int)] for name in attempts}
-        except (KeyError, OSError, ValueError, TypeError) as error:
-            raise RunFileError(f"{path}: damaged run file ({error})") from None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _read_trial(name: str, group: h5py.Group) -> TrialData:
-    def columns(sub: str, metrics: tuple[schema.Metric, ...]) -> dict[str, np.ndarray]:
-        data = {m.name: group[sub][m.name][()] for m in metrics}
-        # Columns are written together; if a crash ever left them uneven, keep the rows all of them have.
-        rows = min(len(values) for values in data.values())
-        return {key: values[:rows] for key, values in data.items()}
-
-    attrs = group.attrs
-    return TrialData(
-        name=name, batch_size=int(attrs["batch_size"]), seed=int(attrs["seed"]), lr=float(attrs["lr"]),
-        base_lr=float(attrs.get("base_lr", attrs["lr"])), status=_text(attrs.get("status", schema.RUNNING)),
-        error=_text(attrs.get("error", "")), parameter_count=int(attrs.get("parameter_count", 0)),
-        steps_per_epoch=int(attrs.get("steps_per_epoch", 0)),
-        epoch=columns(schema.EPOCH_GROUP, schema.EPOCH_METRICS), step=columns(schema.STEP_GROUP, schema.STEP_METRICS))
+            return reader_process.call(function, path)
+        except RunFileError:
+            if attempt == LIVE_READ_ATTEMPTS or not is_being_written(path):
+                raise
+        time.sleep(LIVE_READ_PAUSE_S * attempt)
