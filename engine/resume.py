@@ -3,11 +3,11 @@
 The run file is the single truth: the config stored in it says what the sweep was, the trials in it what
 was done. Trials that ended (completed, diverged, out of memory, failed) are kept untouched. A trial that was
 interrupted (`running` after kill -9 or a power cut, `cancelled` after Stop, `failed` as the last trial of a
-run that a write error such as a full disk stopped) is trained again from its start,
-since its optimizer state was never saved; its partial epochs move to /attempts/<trial name>/<n> (see
-engine/schema.py), kept and readable with runfile.read_attempts, ignored by read_run. The trials never
-started follow. Every trial seeds its own model, batch order and data from the config, so a resumed sweep
-gives the numbers of an uninterrupted one on the same device with the same number of threads.
+run that a write error such as a full disk stopped) is trained again from its start, since its optimizer
+state was never saved; its partial epochs move to /attempts/<trial name>/<n> (see engine/schema.py), kept and
+readable with runfile.read_attempts, ignored by read_run. The trials never started follow. Every trial seeds
+its own model, batch order and data from the config, so a resumed sweep gives the numbers of an uninterrupted
+one on the same device with the same number of threads.
 """
 from __future__ import annotations
 
@@ -126,8 +126,9 @@ def _resume_device(plan: ResumePlan, device: str | None) -> torch.device:
     try:
         return resolve_device(kind)
     except ConfigError:
-        raise RunFileError(f"{plan.path}: was trained on {stored}, which is not usable here; choose another "
-                           "device to go on there (its numbers will differ from the finished trials')") from None
+        raise RunFileError(f"{plan.path}: was trained on {stored}, which is not usable here; resume with "
+                           "--device cpu to go on on the CPU (its trials will not give the numbers they would "
+                           "have given there)") from None
 
 
 def restored_events(plan: ResumePlan, train_size: int) -> list[Event]:
@@ -176,10 +177,14 @@ def resume_sweep(plan: ResumePlan, *, device: str | None = None, on_event: Calla
             raise _being_written(plan.path) from None
         raise RunFileError(f"{plan.path}: cannot be opened for writing ({error})") from None
     stored_names = {trial.name for trial in plan.run.trials}
-    for spec in plan.to_train:
-        # The interrupted trials, and any stored trial of the same name that the plan does not recognise.
-        if spec.name in stored_names:
-            writer.set_aside(spec.name)
+    try:
+        for spec in plan.to_train:
+            # The interrupted trials, and any stored trial of the same name that the plan does not recognise.
+            if spec.name in stored_names:
+                writer.set_aside(spec.name)
+    except BaseException:
+        writer.close(plan.run.header.status)   # as it was: still a run to resume
+        raise
     on_event(Message(plan.summary()))
     return train_trials(writer, plan.config, dataset, probe, torch_device, plan.planned, env, on_event=on_event,
                         stop=stop, to_train=plan.to_train, finished=plan.finished,
