@@ -1,15 +1,21 @@
 """LivePlots with real run files and real engine events (tests/gui/runfactory.py)."""
 from __future__ import annotations
 
+import csv
+import re
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QImage
 
 from engine import schema
+from engine.errors import UserError
 from engine.events import EpochEnded, StepsLogged
 from engine.runfile import read_run
 from gui.colors import batch_size_color
-from gui.plots import MAX_REDRAW_INTERVAL_MS, PLOTS, REDRAW_INTERVAL_MS, X_AXES, LivePlots, ema
+from gui.plots import (MAX_REDRAW_INTERVAL_MS, MIN_PLOT_HEIGHT, MIN_PLOT_WIDTH, PLOTS, REDRAW_INTERVAL_MS, X_AXES,
+                       LivePlots, ema)
 from tests.gui.runfactory import live_run, write_run
 
 BATCH_SIZES = (16, 32, 64, 128)
@@ -391,3 +397,116 @@ def test_epoch_markers_are_left_out_once_they_would_overlap(plots, run, monkeypa
     plots.redraw_now()
     assert plots.curve("accuracy", trial.name, "val_accuracy").opts["symbol"] is None
     assert plots.curve("accuracy", trial.name, "train_accuracy").opts["symbol"] is None
+
+
+def _svg_texts(path) -> list[str]:
+    return [text.replace("\xa0", " ").strip() for text in re.findall(r">([^<>]+)</text>", path.read_text())]
+
+
+def test_an_exported_plot_stands_alone(plots, run, tmp_path):
+    other = read_run(write_run(tmp_path / "other.h5", batch_sizes=(16, 256), seeds=(0,), epochs=2, train_size=1024))
+    plots.set_runs([run])
+    plots.set_x_axis("wall_time_s")
+    plots.export_plot("accuracy", tmp_path / "accuracy.svg")
+    texts = _svg_texts(tmp_path / "accuracy.svg")
+    assert texts[0] == f"Accuracy · {run.path.stem}"                       # title, naming the run
+    assert "Training time (s)" in texts and "Accuracy (%)" in texts        # both axes, with units
+    assert {"Batch size", "16", "32", "64", "128", "Validation accuracy", "Train accuracy"} <= set(texts)
+    assert "Batch loss (smoothed, 0.60)" not in texts                      # only what is in this plot
+
+    plots.set_runs([run, other])                                           # overlaid: the runs in the legend
+    plots.export_plot("loss", tmp_path / "loss.svg")
+    texts = _svg_texts(tmp_path / "loss.svg")
+    assert texts[0] == "Loss" and "Training time (s)" in texts and "Loss (nats)" in texts
+    assert {"Runs", run.path.stem, other.path.stem, "256", "Batch loss (smoothed, 0.60)"} <= set(texts)
+    plots.export_plot("memory", tmp_path / "memory.png")
+    image = QImage(str(tmp_path / "memory.png"))
+    assert image.width() >= 960 and image.height() >= 600
+
+
+def test_a_run_can_be_hidden_from_its_legend_entry(plots, run, tmp_path):
+    other = read_run(write_run(tmp_path / "other.h5", batch_sizes=(16, 256), seeds=(0,), epochs=2, train_size=1024))
+    plots.set_runs([run, other])
+    entry = next(entry for entry in plots.legend_entries() if entry.text == other.path.stem)
+    assert entry.key == ("run", 1) and entry.active
+    plots.click_legend_entry(entry.key)
+    assert not any(plots.curve("loss", trial.name, "val_loss", 1).isVisible() for trial in other.trials)
+    assert all(plots.curve("loss", trial.name, "val_loss", 0).isVisible() for trial in run.trials)
+    assert not next(entry for entry in plots.legend_entries() if entry.key == ("run", 1)).active
+    plots.click_legend_entry(("run", 1))
+    assert all(plots.curve("loss", trial.name, "val_loss", 1).isVisible() for trial in other.trials)
+
+
+def _csv(path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_curve_data_exports_as_csv_with_units_in_the_header(plots, run, tmp_path):
+    plots.set_runs([run])
+    plots.set_batch_size_visible(128, False)                  # what is shown is what is exported
+    shown = [trial for trial in run.trials if trial.batch_size != 128]
+
+    plots.export_data(schema.EPOCH_GROUP, tmp_path / "epochs.csv")
+    rows = _csv(tmp_path / "epochs.csv")
+    assert list(rows[0])[:5] == ["run", "trial", "batch_size", "seed", "lr"]
+    assert {"epoch (epochs)", "wall_time_s (s)", "val_accuracy (fraction)", "peak_memory_bytes (bytes)",
+            "samples_per_s (samples/s)"} <= set(rows[0])
+    assert len(rows) == sum(len(trial.epoch["epoch"]) for trial in shown)
+    first = shown[0]
+    mine = [row for row in rows if row["trial"] == first.name]
+    assert [float(row["val_accuracy (fraction)"]) for row in mine] == first.epoch["val_accuracy"].tolist()
+    assert {row["run"] for row in rows} == {run.path.stem} and "128" not in {row["batch_size"] for row in rows}
+
+    plots.export_data(schema.STEP_GROUP, tmp_path / "steps.csv")
+    rows = _csv(tmp_path / "steps.csv")
+    assert {"step (optimizer steps)", "samples (samples)", "loss (nats)", "lr", "grad_norm"} <= set(rows[0])
+    assert len(rows) == sum(len(trial.step["step"]) for trial in shown)
+    mine = [row for row in rows if row["trial"] == first.name]
+    np.testing.assert_array_equal(np.array([float(row["loss (nats)"]) for row in mine], dtype=np.float32),
+                                  first.step["loss"])
+    with pytest.raises(UserError):
+        plots.export_data(schema.STEP_GROUP, tmp_path / "missing" / "steps.csv")
+
+
+def test_keyboard_shortcuts_choose_the_x_axis_and_fit(plots, run, qtbot):
+    plots.set_runs([run])
+    plots.activateWindow()
+    qtbot.waitUntil(plots.isActiveWindow, timeout=2000)
+    for number, key in zip((2, 3, 4, 1), ("step", "samples", "wall_time_s", "epoch")):
+        assert f"Ctrl+{number}" in plots.toolbar().x_axis_button(key).toolTip()
+        qtbot.keyClick(plots, getattr(Qt.Key, f"Key_{number}"), Qt.KeyboardModifier.ControlModifier)
+        assert plots.x_axis() == key and plots.toolbar().x_axis_button(key).isChecked()
+    plots.plot_item("loss").getViewBox().setXRange(1.0, 1.5, padding=0)
+    assert plots.is_zoomed() and "Ctrl+0" in plots.toolbar().fit_button().toolTip()
+    qtbot.keyClick(plots, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert not plots.is_zoomed()
+
+
+def _mean_color(widget) -> tuple[float, float, float]:
+    image = widget.grab().toImage()
+    colors = [image.pixelColor(x, y) for x in range(2, image.width() - 2, 3) for y in range(2, image.height() - 2, 3)]
+    return tuple(sum(getattr(color, part)() for color in colors) / len(colors) for part in ("red", "green", "blue"))
+
+
+@pytest.mark.parametrize("theme_name", ["light", "dark"])
+def test_the_chosen_x_axis_stands_out_in_both_themes(plots, qapp, theme_name):
+    from gui import theme
+    theme.apply_theme(qapp, theme_name)
+    try:
+        plots.set_x_axis("samples")
+        chosen = _mean_color(plots.toolbar().x_axis_button("samples"))
+        other = _mean_color(plots.toolbar().x_axis_button("step"))
+        assert sum(abs(a - b) for a, b in zip(chosen, other)) > 120     # filled with the accent, not a faint tint
+    finally:
+        theme.apply_theme(qapp, "light")
+
+
+@pytest.mark.parametrize(("width", "columns"), [(1100, 3), (700, 2), (420, 1)])
+def test_plots_keep_a_readable_size_in_a_small_window(plots, run, qtbot, width, columns):
+    plots.set_runs([run])
+    plots.resize(width, 420)                  # the Live tab of a 1024×640 window is about 700×350
+    qtbot.waitUntil(lambda: plots.columns() == columns, timeout=2000)
+    for name in plots.plot_names():
+        qtbot.waitUntil(lambda name=name: plots.plot_item(name).height() >= MIN_PLOT_HEIGHT, timeout=2000)
+        assert plots.plot_item(name).width() >= 0.8 * min(MIN_PLOT_WIDTH, width)
