@@ -204,6 +204,8 @@ def _report(args: argparse.Namespace) -> int:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     print(f"{run.header.name}: {run.header.dataset}, {run.header.model}, {run.header.status}, "
           f"{len(run.trials)} trials on {run.environment.get('device_name', '?')}", file=out)
+    if run.header.note:
+        print(f"note: this run file is {run.header.note}", file=out)
     print("  ".join(h.rjust(w) for h, w in zip(headers, widths)), file=out)
     for row in rows:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)), file=out)

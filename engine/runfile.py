@@ -55,9 +55,10 @@ class RunWriter:
         self.path = Path(path)
         try:
             self._file = h5py.File(self.path, "x", libver=LIBVER)
-        except FileExistsError:
-            raise
         except OSError as error:
+            # HDF5 says "file exists" without an errno when this process has that file open already.
+            if isinstance(error, FileExistsError) or "file exists" in str(error):
+                raise FileExistsError(errno.EEXIST, "File exists", str(self.path)) from None
             raise _write_error(self.path, error) from None
         self._room = _Room(self.path)
         self._failure: RunWriteError | None = None
@@ -89,32 +90,36 @@ class RunWriter:
     def reopen(cls, path: Path) -> "RunWriter":
         """Continue writing a run file that a resume goes on with: the header stays as written, the status is
         `running` again and now is added to the `resumed` list. Raises OSError when HDF5 cannot open the file
-        for writing (read-only, or locked by a process that is still writing it)."""
+        for writing (read-only, or locked by a process that is still writing it), RunWriteError when the disk
+        has no room. What it adds is written in this writer's format, whatever the file's own."""
         writer = cls.__new__(cls)
         writer.path = Path(path)
         # locking=True whatever the environment says: two writers on one file would destroy it.
-        writer._file = h5py.File(writer.path, "r+", locking=True)
-        attrs = writer._file.attrs
-        writer.created = _text(attrs.get("created", ""))
-        earlier = attrs.get(schema.RESUMED_ATTR)
-        attrs[schema.RESUMED_ATTR] = [*([] if earlier is None else map(_text, np.atleast_1d(earlier))), _now_iso()]
-        attrs["status"] = schema.RUNNING
+        writer._file = h5py.File(writer.path, "r+", libver=LIBVER, locking=True)
         writer._trials = writer._file[schema.TRIALS_GROUP]
         writer._pending_steps = {}
         writer._room, writer._failure, writer._open_trials = _Room(writer.path), None, set()
-        writer._file.flush()
+        attrs = writer._file.attrs
+        writer.created = _text(attrs.get("created", ""))
+        with writer._writing(METADATA_ROOM):
+            earlier = attrs.get(schema.RESUMED_ATTR)
+            earlier = [] if earlier is None else [_text(moment) for moment in np.atleast_1d(earlier)]
+            attrs[schema.RESUMED_ATTR] = [*earlier, _now_iso()]
+            attrs["status"] = schema.RUNNING
+            writer._file.flush()
         return writer
 
     def set_aside(self, name: str) -> int:
         """Move a trial that is to be trained again out of /trials into /attempts/<name>/<n>, untouched but for
         schema.ATTEMPT_ATTRS; returns n (1 for the first earlier attempt)."""
-        attempts = self._file.require_group(schema.ATTEMPTS_GROUP).require_group(name)
-        number = len(attempts) + 1
-        self._file.move(f"{schema.TRIALS_GROUP}/{name}", f"{schema.ATTEMPTS_GROUP}/{name}/{number}")
-        moved = attempts[str(number)].attrs
-        for key, value in zip(schema.ATTEMPT_ATTRS, (name, number, _now_iso())):
-            moved[key] = value
-        self._file.flush()
+        with self._writing(METADATA_ROOM):
+            attempts = self._file.require_group(schema.ATTEMPTS_GROUP).require_group(name)
+            number = len(attempts) + 1
+            self._file.move(f"{schema.TRIALS_GROUP}/{name}", f"{schema.ATTEMPTS_GROUP}/{name}/{number}")
+            moved = attempts[str(number)].attrs
+            for key, value in zip(schema.ATTEMPT_ATTRS, (name, number, _now_iso())):
+                moved[key] = value
+            self._file.flush()
         return number
 
     def start_trial(self, name: str, attrs: dict[str, Any]) -> None:
