@@ -6,11 +6,14 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QToolButton, QWidget
 
 from engine import schema
 from engine.runfile import RunData
 from engine.science.recommendation import NO_RESULTS, Verdict
+
+# Opened, the reasons take at most this many lines of text and scroll beyond, so the cards keep their room.
+MAX_EXPANDED_LINES = 7
 
 
 class RecommendationView(QWidget):
@@ -24,7 +27,13 @@ class RecommendationView(QWidget):
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        row.addWidget(self.label, 1)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._scroll = QScrollArea()
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._scroll.setWidget(self.label)
+        row.addWidget(self._scroll, 1)
         self.toggle = QToolButton()
         self.toggle.setCheckable(True)
         self.toggle.setText("Why ▸")
@@ -81,3 +90,24 @@ class RecommendationView(QWidget):
         self.label.setText("<br>".join(blocks))
         self.toggle.setVisible(any(len(verdict.reasons) > 1 for _, verdict in self._shown))
         self.setVisible(bool(self._shown))
+        self._fit_height()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """As tall as the text at this width, up to MAX_EXPANDED_LINES lines; the rest scrolls."""
+        # From this view's own width: the scroll area's is not laid out yet when this view is resized.
+        margins = self.layout().contentsMargins()
+        width = self.width() - margins.left() - margins.right()
+        if not self.toggle.isHidden():
+            width -= self.toggle.sizeHint().width() + self.layout().spacing()
+        width = max(width - self._scroll.verticalScrollBar().sizeHint().width(), 200)
+        needed = self.label.heightForWidth(width)
+        cap = self.label.fontMetrics().lineSpacing() * MAX_EXPANDED_LINES
+        height = min(needed, cap) if needed > 0 else self.label.sizeHint().height()
+        if self._scroll.height() != height:
+            self._scroll.setFixedHeight(height)
+        policy = Qt.ScrollBarPolicy.ScrollBarAsNeeded if needed > cap else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        self._scroll.setVerticalScrollBarPolicy(policy)

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 from engine import schema
-from engine.analysis import MEMORY_LABELS, MEMORY_PER_TRIAL, BatchSizeStats
+from engine.analysis import MEMORY_LABELS, MEMORY_PER_TRIAL, BatchSizeStats, memory_measure
 from engine.runfile import RunData
 from gui.colors import batch_size_color
 from gui.plotkit import CompactAxis, Display, Theme, display, make_pen, run_line_style, style_plot_item, with_alpha
@@ -72,7 +72,8 @@ class SummaryPlot:
 SUMMARY_PLOTS: tuple[SummaryPlot, ...] = (
     SummaryPlot("accuracy", "Validation accuracy", ("best_val_accuracy", "final_val_accuracy"),
                 "Higher is better. Filled: the best epoch; hollow: the last epoch. A drop at large batch sizes "
-                "means they generalize worse with this budget."),
+                "means they generalize worse with this budget. Dashed lines: the target and, when in view, the "
+                "no-skill baseline."),
     SummaryPlot("generalization_gap", "Generalization gap", ("generalization_gap",),
                 "Train minus validation accuracy at the end. Closer to zero is better; a large gap means the model "
                 "memorizes the training set."),
@@ -96,9 +97,10 @@ SUMMARY_PLOT_NAMES = tuple(plot.name for plot in SUMMARY_PLOTS)
 # On the CPU, peak memory is the process's resident peak (engine.analysis.MEMORY_PROCESS): it never falls from one
 # trial to the next, so its shape says nothing about the batch size.
 PROCESS_MEMORY_TITLE = "Peak memory, whole process"
-PROCESS_MEMORY_CAPTION = (f"The {MEMORY_LABELS['process']}: the process keeps what earlier trials used, so this "
-                          "only grows in the order trials ran and says nothing about one batch size. Its largest "
-                          "value is what the whole sweep needed.")
+PROCESS_MEMORY_CAPTION = (f"Peak resident memory of the whole process ({MEMORY_LABELS['process']}). The process "
+                          "keeps what earlier trials used, so the values only grow in the order the trials ran and "
+                          "say nothing about one batch size (so the points are not joined); the largest is what "
+                          "the sweep needed.")
 
 
 @dataclass
@@ -193,8 +195,11 @@ class SummaryCard(QFrame):
         layout.addWidget(self.note)
         self.points: list[SummaryPoint] = []
         self.missing: list[MissingPoint] = []
+        self.levels: tuple[tuple[float, str, bool], ...] = ()
         self._title_text = spec.title
         self._theme: Theme | None = None
+        # Points are joined by a line where neighbours are comparable; not where values only accumulate.
+        self.join_points = True
         if on_click is not None:
             self.plot_widget.scene().sigMouseClicked.connect(lambda *_: on_click(spec.name))
 
@@ -241,7 +246,10 @@ class SummaryCard(QFrame):
                   if math.isfinite(entry.mean[measure.key]) and entry.mean[measure.key] > 0]
         return bool(values) and max(values) / min(values) > 4
 
-    def draw(self, series: list[SummarySeries], sizes: list[int], theme: Theme) -> None:
+    def draw(self, series: list[SummarySeries], sizes: list[int], theme: Theme,
+             levels: tuple[tuple[float, str, bool], ...] = ()) -> None:
+        """Draw the series; `levels` are horizontal reference lines (value as shown, label, whether the view
+        widens to show it; otherwise it shows only where it falls inside the data's range)."""
         plot = self.plot_item()
         plot.clear()
         ticks = [(math.log2(size), str(size)) for size in sizes]
@@ -287,7 +295,7 @@ class SummaryCard(QFrame):
                         picks.append((x, y))
                 if not xs:
                     continue
-                if variant == 0:
+                if variant == 0 and self.join_points:
                     plot.addItem(pg.PlotDataItem(xs, ys, pen=make_pen(with_alpha(theme.neutral_line, 0.45), 1.4,
                                                                         run_line_style(one.run_index))))
                 plot.addItem(pg.ErrorBarItem(x=np.array(xs), y=np.array(ys), top=np.array(tops_err),
@@ -312,6 +320,13 @@ class SummaryCard(QFrame):
             item.setToolTip("seeds that reached the target (the mean is over those)")
             plot.addItem(item, ignoreBounds=True)
             item.setPos(x, y)
+        for value, text, widen in levels:
+            line = pg.InfiniteLine(pos=value, angle=0, movable=False,
+                                   pen=make_pen(with_alpha(theme.text, 0.6), 1.0, Qt.PenStyle.DashLine),
+                                   label=text, labelOpts={"position": 0.02, "anchors": [(0, 0), (0, 0)],
+                                                          "color": theme.muted_text})
+            plot.addItem(line, ignoreBounds=not widen)
+        self.levels = tuple(levels)
         self.points = points
         self.missing = [MissingPoint(label, size, reason) for (label, size), reason in missing.items()]
         self._draw_missing(plot, tops, theme, len(series) > 1)
@@ -349,11 +364,15 @@ class SummaryCard(QFrame):
         self.note.show()
 
 
+def memory_per_trial(runs: list[RunData]) -> bool:
+    """Whether every run measured peak memory per trial (CUDA); otherwise it is the process's peak (CPU)."""
+    return bool(runs) and all(memory_measure(run) == MEMORY_PER_TRIAL for run in runs)
+
+
 def memory_texts(runs: list[RunData]) -> tuple[str, str]:
-    """Title and caption of the memory card for what the runs measured (per trial on CUDA, process on CPU)."""
-    from engine.analysis import memory_measure
+    """Title and caption of the memory card for what the runs measured."""
     spec = next(plot for plot in SUMMARY_PLOTS if plot.name == "memory")
-    if runs and all(memory_measure(run) == MEMORY_PER_TRIAL for run in runs):
+    if memory_per_trial(runs):
         return spec.title, spec.caption
     return PROCESS_MEMORY_TITLE, PROCESS_MEMORY_CAPTION
 

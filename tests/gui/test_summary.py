@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import h5py
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QRectF
 
@@ -183,6 +184,7 @@ def test_one_target_drives_the_headline_and_every_card(summary, two_seed_run):
     assert times == pytest.approx({size: e.mean["time_to_target_s"] for size, e in expected.items()
                                    if math.isfinite(e.mean["time_to_target_s"])})
     assert "ring" in summary.key_text()
+    assert summary.card("accuracy").levels == ((60.0, "target 60.0%", False), (10.4, "no-skill 10.4%", False))
 
 
 def test_a_run_that_learned_nothing_is_said_plainly(summary, tmp_path):
@@ -194,6 +196,9 @@ def test_a_run_that_learned_nothing_is_said_plainly(summary, tmp_path):
     assert text.startswith("No batch size learned.") and "Recommended" not in text
     assert "Next: Try a lower learning rate" in text
     assert summary.verdicts()[0].pick is None
+    assert (95.0, "no-skill 95.0%", True) in summary.card("accuracy").levels     # the view shows the baseline
+    low, high = summary.plot_item("accuracy").getViewBox().viewRange()[1]
+    assert low < 95.0 < high
 
 
 def test_one_seed_is_worded_for_one_seed(summary, tmp_path):
@@ -214,17 +219,22 @@ def test_cpu_memory_is_labelled_as_the_process_peak_and_cuda_memory_per_trial(su
     assert "process peak RSS, includes earlier trials" in card.caption.text()
     assert "grows with the batch size" not in card.caption.text()
     assert "Peak memory, whole process (MiB) mean" in summary.table_headers()
+    lines = [item for item in summary.plot_item("memory").items if isinstance(item, pg.PlotDataItem)]
+    assert lines == []                                         # accumulated values are not joined into a trend
     path = write_run(tmp_path / "gpu.h5", batch_sizes=BATCH_SIZES, seeds=(0,), epochs=2, train_size=1024)
     with h5py.File(path, "r+") as handle:
         handle.attrs["device"] = "cuda:0"
     summary.set_runs([read_run(path)])
     assert "grows with the batch size" in card.caption.text() and "whole process" not in card.title.text()
+    assert any(isinstance(item, pg.PlotDataItem) for item in summary.plot_item("memory").items)
 
 
 def test_overlaid_runs_share_one_target_and_are_named_everywhere(summary, two_seed_run, tmp_path):
     other = read_run(write_run(tmp_path / "other.h5", batch_sizes=(16, 512), seeds=(0,), epochs=1,
-                               train_size=1024))
+                               train_size=1024, val_majority_fraction=0.2))
     summary.set_runs([two_seed_run, other])
+    baselines = [level[:2] for level in summary.card("accuracy").levels[1:]]
+    assert baselines == [(20.0, "no-skill 20.0% (highest of the runs)")]
     target = summary.target_accuracy()
     assert target == default_target([two_seed_run, other])
     assert [verdict.target_accuracy for verdict in summary.verdicts()] == [target, target]
