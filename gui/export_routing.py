@@ -34,13 +34,16 @@ class ExportRouting:
         return {window.summary: "summary", window.runs_browser: "runs"}.get(window.tabs.currentWidget(), "trials")
 
     def export_plot(self, path: Path) -> None:
-        self.plot_view().export_current(Path(path))
+        view = self.plot_view()
+        if view is self._window.summary:
+            self._window.fresh_summary()
+        view.export_current(Path(path))
 
     def export_table(self, path: Path, which: str = "") -> None:
         """A table as CSV: which = "trials", "summary" or "runs"; by default the current tab's."""
         window, which = self._window, which or self.table_name()
         if which == "summary":
-            window.summary.export_table(Path(path))
+            window.fresh_summary().export_table(Path(path))
         elif which == "runs":
             window.runs_browser.export_table(Path(path))
         else:

@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self._settings = WindowSettings(self)
         self.exports = ExportRouting(self)
         self._help: HelpDialog | None = None
+        self._summary_stale = False
         self._worker_thread = WorkerThread()
         self.worker = self._worker_thread.worker
         self._live: LiveRun | None = None
@@ -304,6 +305,8 @@ class MainWindow(QMainWindow):
         self.sweep_started.connect(lambda _event: self.experiment.show_runs(self.shown_runs()))
         self.experiment.load_requested.connect(self.load_config_text)
         self.experiment.run_again_requested.connect(self.run_config_text)
+        self.tabs.currentChanged.connect(lambda _index: self.fresh_summary()
+                                         if self.tabs.currentWidget() is self.summary else None)
 
     # --- settings --------------------------------------------------------------------------------------
     def save_settings(self) -> None:
@@ -400,17 +403,17 @@ class MainWindow(QMainWindow):
             model.update_trials(live.run, changed)
         elif isinstance(event, EpochEnded):
             model.update_trials(live.run, changed)
-            self.summary.mark_dirty()
+            self._summary_changed()
         elif isinstance(event, TrialEnded):
             model.update_trials(live.run, changed)
-            self.summary.set_runs(self._shown_runs)
+            self._summary_changed(runs_changed=True)
             outcome = trial_outcome(event)
             if outcome is not None:
                 self.log(*outcome)
             self.trial_ended.emit(event)
         elif isinstance(event, SweepEnded):
             model.mark_not_run()
-            self.summary.refresh()     # the run is no longer "so far"
+            self._summary_changed(runs_changed=True)     # the run is no longer "so far"
             counts: dict[str, int] = {}
             for status in event.trial_statuses.values():
                 counts[status] = counts.get(status, 0) + 1
@@ -446,6 +449,22 @@ class MainWindow(QMainWindow):
     def _reset_progress(self) -> None:
         self._progress = SweepProgress()
         self.sweep_status.reset()
+
+    # --- the Summary is recomputed only when seen: a refresh takes ~0.1 s of the GUI thread ---------------
+    def _summary_changed(self, runs_changed: bool = False) -> None:
+        if self.tabs.currentWidget() is not self.summary:
+            self._summary_stale = True
+        elif runs_changed:
+            self.summary.set_runs(self._shown_runs)
+        else:
+            self.summary.mark_dirty()
+
+    def fresh_summary(self) -> SummaryView:
+        """The Summary, brought up to date with the runs shown if a sweep changed them while it was hidden."""
+        if self._summary_stale:
+            self._summary_stale = False
+            self.summary.set_runs(self._shown_runs)
+        return self.summary
 
     @property
     def progress(self) -> SweepProgress:

@@ -5,6 +5,9 @@ without Qt); this file decides the words and the bars.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from engine import schema
@@ -12,12 +15,18 @@ from engine.progress import ENDED, PREPARING, TRAINING, SweepProgress
 from gui.trial_table import format_duration
 
 PROGRESS_STEPS = 1000
+# Within one trial the bars are redrawn at most this often: QProgressBar repaints synchronously on every
+# visible change, which the GUI thread pays for at each batch of steps otherwise.
+MIN_REDRAW_S = 0.25
 
 
 class SweepStatus:
     """Two labelled bars added to a status bar: the running trial, and the sweep with its time left."""
 
-    def __init__(self, bar: QStatusBar):
+    def __init__(self, bar: QStatusBar, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._drawn: tuple = ()
+        self._drawn_at = -float("inf")
         self.trial_label = QLabel("")
         self.trial_label.setObjectName("trialProgressLabel")
         self.trial_progress = QProgressBar()
@@ -38,6 +47,7 @@ class SweepStatus:
         self.reset()
 
     def reset(self) -> None:
+        self._drawn = ()
         for progress_bar in (self.trial_progress, self.sweep_progress):
             progress_bar.setRange(0, PROGRESS_STEPS)
             progress_bar.setValue(0)
@@ -54,7 +64,12 @@ class SweepStatus:
         self.trial_label.setVisible(running)
 
     def show(self, progress: SweepProgress) -> None:
-        """Draw the progress as it stands now."""
+        """Draw the progress as it stands now (within a trial, at most every MIN_REDRAW_S)."""
+        state = (progress.phase, progress.current, progress.trials_ended())
+        now = self._clock()
+        if state == self._drawn and now - self._drawn_at < MIN_REDRAW_S:
+            return
+        self._drawn, self._drawn_at = state, now
         if progress.phase == PREPARING or (progress.phase == TRAINING and progress.current is None
                                            and not progress.trials_ended()):
             self._busy(progress.activity or "Preparing…")

@@ -185,7 +185,10 @@ class TrialTableModel(QAbstractTableModel):
             row.total_epochs = total_epochs
         if elapsed_s is not None and math.isfinite(elapsed_s):
             row.elapsed_s = elapsed_s
-        self._row_changed(row_number)
+        # Only these cells move between epochs; a whole row costs the view every role of every cell.
+        for key in ("epoch", "elapsed"):
+            cell = self.index(row_number, COLUMN_INDEX[key])
+            self.dataChanged.emit(cell, cell)
 
     # --- reading ---------------------------------------------------------------------------------------
     def rows(self) -> list[TrialRow]:

@@ -27,8 +27,8 @@ from tests.progress_recordings import FakeClock
 def test_status_bar_says_what_happens_while_preparing_then_the_time_left(qtbot):
     bar = QStatusBar()
     qtbot.addWidget(bar)
-    status = SweepStatus(bar)
     clock = FakeClock()
+    status = SweepStatus(bar, clock)
     progress = SweepProgress(clock)
     progress.start("Preparing the data set mnist1d…")
     status.show(progress)
@@ -45,6 +45,13 @@ def test_status_bar_says_what_happens_while_preparing_then_the_time_left(qtbot):
         status.show(progress)
         if isinstance(event, TrialEnded):
             assert status.sweep_progress.maximum() > 0 and status.trial_progress.isVisibleTo(bar)
+            shown = status.sweep_progress.format()
+            clock.now += 0.1
+            progress.apply(event)       # nothing new, and soon after: the bars are not redrawn
+            status.sweep_progress.setFormat("unchanged")
+            status.show(progress)
+            assert status.sweep_progress.format() == "unchanged"
+            status.sweep_progress.setFormat(shown)
             assert status.sweep_progress.format().endswith(" left")
             assert status.sweep_progress.format().split(" · ")[0].endswith("%")
     clock.now += 0.05
