@@ -197,8 +197,9 @@ class RunsBrowser(QWidget):
         paths = self.selected_paths()
         if len(paths) != 1:
             return None
-        entry = next(entry for entry in self._entries if entry.path == paths[0])
-        return entry.path if entry.header.status != schema.COMPLETED else None
+        header = next(entry.header for entry in self._entries if entry.path == paths[0])
+        # A run another process is writing is not interrupted: its sweep is still going.
+        return paths[0] if header.status != schema.COMPLETED and not header.being_written else None
 
     def resume_selected(self) -> None:
         """Ask to go on with the selected run (emits resume_requested)."""

@@ -43,15 +43,19 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, TrialData]:
+def reference_file(tmp_path_factory) -> Path:
     """The uninterrupted sweep, trained once for every test here."""
     before = torch.get_num_threads()
     torch.set_num_threads(THREADS)
     try:
-        path = run_sweep(parse_config(TABLE), tmp_path_factory.mktemp("reference"))
+        return run_sweep(parse_config(TABLE), tmp_path_factory.mktemp("reference"))
     finally:
         torch.set_num_threads(before)
-    return {trial.name: trial for trial in read_run(path).trials}
+
+
+@pytest.fixture(scope="module")
+def reference(reference_file) -> dict[str, TrialData]:
+    return {trial.name: trial for trial in read_run(reference_file).trials}
 
 
 def assert_same_numbers(trial: TrialData, expected: TrialData, rows: int | None = None) -> None:
@@ -163,6 +167,28 @@ def test_kill_9_then_resume_gives_the_numbers_of_an_uninterrupted_sweep(tmp_path
         for partial in interrupted:
             attrs = handle[f"{schema.ATTEMPTS_GROUP}/{partial.name}/1"].attrs
             assert attrs["attempt_of"] == partial.name and attrs["attempt"] == 1
+
+
+def test_a_run_stopped_by_the_file_size_limit_resumes_to_the_same_numbers(tmp_path, reference, reference_file):
+    resource = pytest.importorskip("resource")
+    limit = reference_file.stat().st_size * 2 // 3   # room for some trials, not for all of them
+    config = tmp_path / "experiment.toml"
+    config.write_text(tomli_w.dumps(TABLE))
+    stopped = subprocess.run([sys.executable, str(ROOT / "main.py"), "run", str(config), "--out", str(tmp_path),
+                              "--threads", str(THREADS)], capture_output=True, text=True, timeout=120,
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert stopped.returncode == 3 and "file size limit" in stopped.stderr, stopped.stderr
+    path = next(tmp_path.glob("*.h5"))
+    before = read_run(path)
+    assert before.header.status == schema.FAILED and before.trials[-1].status == schema.FAILED
+    finished = {t.name: t for t in before.trials[:-1]}
+    assert all(t.status == schema.COMPLETED for t in finished.values())
+
+    result = _cli("run", "--resume", path, "--threads", THREADS)
+    assert result.returncode == 0, result.stderr
+    assert_resumed_like(path, reference, finished)
+    [attempt] = read_attempts(path)[before.trials[-1].name]
+    assert attempt.status == schema.FAILED and "file size limit" in attempt.error
 
 
 # ---------------------------------------------------------------- Stop, and resuming a resume

@@ -2,6 +2,8 @@
 sweep in the same file and shows the whole sweep, kept trials included."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 from PySide6.QtCore import Qt
@@ -12,6 +14,7 @@ from engine.config import parse_config
 from engine.events import EpochEnded
 from engine.runfile import read_attempts, read_run
 from engine.sweep import run_sweep
+from gui.runs_browser import RunsBrowser
 from tests.conftest import tiny_table
 
 SWEEP_TIMEOUT_MS = 60_000
@@ -82,3 +85,20 @@ def test_resuming_a_run_that_cannot_go_on_is_one_message(qtbot, main_window, wor
     errors = window.message_texts("error")
     assert len(errors) == 1 and str(stopped) in errors[0]
     assert window.run_action.isEnabled() and not window.is_running()
+
+
+def test_a_run_another_process_is_writing_is_not_offered_for_resuming(qtbot, tmp_path):
+    stopped = _stopped_run(tmp_path)
+    # As a sweep writing it would be: open for writing, status running.
+    writer = subprocess.Popen([sys.executable, "-c", "import sys, h5py; f = h5py.File(sys.argv[1], 'r+'); "
+                               "f.attrs['status'] = 'running'; f.flush(); print('open', flush=True); "
+                               "sys.stdin.read()", str(stopped)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        browser = RunsBrowser(tmp_path)
+        qtbot.addWidget(browser)
+        browser.select_paths([stopped])
+        assert browser.selected_paths() == [stopped] and browser.resumable_path() is None
+    finally:
+        writer.communicate("", timeout=30)
