@@ -252,3 +252,17 @@ def test_status_words_are_spelled_only_in_the_schema():
                 restated.append((source.name, node.lineno, node.value))
     assert restated == []
     assert set(schema.STATUSES) <= set(schema.STATUS_LABELS)
+
+
+def test_a_hidden_summary_is_brought_up_to_date_when_shown_or_exported(qtbot, main_window, fill_form, tmp_path):
+    window = main_window
+    fill_form(window, batch_sizes=(16, 32), num_samples=200, epochs=1, name="hidden")
+    with qtbot.waitSignal(window.sweep_finished, timeout=60_000):
+        window.run_action.trigger()
+    assert window.tabs.currentWidget() is window.live_splitter
+    assert window.summary.table_rows() == []            # not recomputed while out of sight
+    window.export_table(tmp_path / "summary.csv", "summary")
+    with open(tmp_path / "summary.csv", encoding="utf-8") as handle:
+        assert [row[0] for row in csv.reader(handle)][1:] == ["16", "32"]
+    window.tabs.setCurrentWidget(window.summary)
+    assert [row[0] for row in window.summary.table_rows()] == [16, 32]
