@@ -219,7 +219,8 @@ def _report(args: argparse.Namespace) -> int:
     if verdict.target_accuracy is not None:
         source = "--target" if args.target is not None else f"automatic: {AUTO_TARGET_FRACTION:.0%} of the best trial's"
         print(f"\nTarget: {verdict.target_accuracy:.1%} validation accuracy ({source})", file=out)
-    print(f"\n{verdict.headline}", file=out)
+    so_far = " (so far: the run is not finished)" if run.header.status == schema.RUNNING else ""
+    print(f"\n{verdict.headline}{so_far}", file=out)
     for reason in verdict.reasons:
         print(f"  {reason}", file=out)
     for suggestion in verdict.suggestions:

@@ -6,6 +6,7 @@ import json
 import math
 import re
 
+import h5py
 import numpy as np
 import pytest
 
@@ -312,3 +313,11 @@ def test_a_sweep_records_the_validation_class_balance(tiny_config, tmp_path):
     live = LiveRun()
     live.apply(next(event for event in events if isinstance(event, SweepStarted)))
     assert (live.run.num_classes, live.run.val_majority_fraction) == (run.num_classes, run.val_majority_fraction)
+
+
+def test_report_says_so_far_for_a_run_that_is_not_finished(tmp_path, capsys):
+    path = write_file(tmp_path / "run.h5", [trial(32, 0, [0.5, 0.8])])
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["status"] = schema.RUNNING
+    code, out, _ = report(capsys, path)
+    assert code == 0 and "Recommended batch size: 32 (so far: the run is not finished)" in out
