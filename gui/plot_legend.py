@@ -1,15 +1,23 @@
-"""The legend of the live plots: entries with a line sample (colour, line style, marker) that wrap to the width
-they are given, grouped (batch sizes, seeds, lines, runs); clicking an entry with a key shows or hides its curves.
+"""The legend of the live plots: what it lists (`legend_groups`: batch sizes by colour, seeds by marker, the
+kinds of line, runs by line style) and how it is drawn (`FlowLegend`: entries with a line sample that wrap to the
+width they are given; clicking an entry with a key shows or hides its curves).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QTextDocument
 from PySide6.QtWidgets import QGraphicsObject, QSizePolicy
 from pyqtgraph.graphicsItems.ScatterPlotItem import drawSymbol
+
+from engine import schema
+from engine.runfile import RunData
+from gui.colors import batch_size_color
+from gui.plot_specs import FAINT, MAIN, SPECS, STEP, TRAIN
+from gui.plotkit import PlotColors, make_pen, run_line_style, seed_symbol, with_alpha
 
 
 @dataclass(frozen=True)
@@ -143,3 +151,93 @@ class FlowLegend(pg.GraphicsWidget):
         self.setMaximumHeight(height)
         self.setPreferredHeight(height)
         self.update()
+
+
+@dataclass(frozen=True)
+class LegendState:
+    """What the legend depends on: the runs shown and what the user has switched off or set."""
+    runs: Sequence[RunData]
+    colors: PlotColors
+    color_batch_sizes: tuple[int, ...]          # the sizes the colour map spreads over
+    hidden_batch_sizes: frozenset[int] = frozenset()
+    hidden_seeds: frozenset[int] = frozenset()
+    hidden_runs: frozenset[int] = frozenset()   # run indexes
+    markers: dict[str, bool] = field(default_factory=dict)    # plot name -> its epoch points have markers
+    smoothing: float = 0.0
+    show_step_loss: bool = True
+
+    def shows(self, run_index: int, batch_size: int, seed: int) -> bool:
+        return (run_index not in self.hidden_runs and batch_size not in self.hidden_batch_sizes
+                and seed not in self.hidden_seeds)
+
+
+def legend_groups(state: LegendState, for_plot: str | None = None) -> list[list[LegendEntry]]:
+    """The legend's groups: batch sizes (with the statuses that are not a success), seeds when there are several,
+    the kinds of line, and runs when several are overlaid; the entries of batch sizes, seeds and runs carry the
+    key their click toggles. For one plot (an export that must stand alone): only what is visible in it."""
+    colors = state.colors
+    statuses: dict[int, set[str]] = {}
+    seeds: set[int] = set()
+    for index, run in enumerate(state.runs):
+        for trial in run.trials:
+            seeds.add(trial.seed)
+            if for_plot is None or state.shows(index, trial.batch_size, trial.seed):
+                statuses.setdefault(trial.batch_size, set()).add(trial.status)
+    if not statuses:
+        return []
+    muted = colors.muted_text.name()
+    sizes = [LegendEntry("<b>Batch size</b>")]
+    for batch_size in sorted(statuses):
+        color = batch_size_color(batch_size, state.color_batch_sizes, dark=colors.dark)
+        problems = sorted(statuses[batch_size] - {schema.COMPLETED, schema.RUNNING})
+        text = str(batch_size)
+        if problems:
+            words = ", ".join(schema.STATUS_LABELS.get(problem, problem) for problem in problems)
+            text += f"&nbsp;<span style='color:{muted}'>({words.replace(' ', '&nbsp;')})</span>"
+        sizes.append(LegendEntry(text, pen=make_pen(color, 2.5), key=("batch_size", batch_size),
+                                 active=batch_size not in state.hidden_batch_sizes))
+    groups = [sizes]
+    neutral = colors.neutral_line
+    if len(seeds) > 1 and (for_plot is None or state.markers.get(for_plot, False)):
+        group = [LegendEntry("<b>Seed</b>")]
+        for index, seed in enumerate(sorted(seeds)):
+            if for_plot is not None and seed in state.hidden_seeds:
+                continue
+            group.append(LegendEntry(str(seed), symbol=seed_symbol(index), symbol_brush=neutral,
+                                     symbol_pen=colors.background, key=("seed", seed),
+                                     active=seed not in state.hidden_seeds))
+        groups.append(group)
+    groups.append([LegendEntry("<b>Lines</b>")] + _line_entries(state, for_plot))
+    if len(state.runs) > 1:
+        group = [LegendEntry("<b>Runs</b>")]
+        for index, run in enumerate(state.runs):
+            if for_plot is not None and index in state.hidden_runs:
+                continue
+            group.append(LegendEntry(run.path.stem, pen=make_pen(neutral, 2.0, run_line_style(index)),
+                                     key=("run", index), active=index not in state.hidden_runs,
+                                     tooltip="Click to show or hide this run's curves"))
+        groups.append(group)
+    return groups
+
+
+def _line_entries(state: LegendState, for_plot: str | None) -> list[LegendEntry]:
+    neutral, background = state.colors.neutral_line, state.colors.background
+    samples = {MAIN: dict(pen=make_pen(neutral, 2.0), symbol="o", symbol_brush=neutral, symbol_pen=background),
+               TRAIN: dict(pen=make_pen(with_alpha(neutral, 0.5), 1.3)),
+               STEP: dict(pen=make_pen(with_alpha(neutral, 0.85), 1.0)),
+               FAINT: dict(pen=make_pen(with_alpha(neutral, 0.35), 1.0))}
+    if for_plot is None:
+        return [LegendEntry("validation", **samples[MAIN]), LegendEntry("train", **samples[TRAIN]),
+                LegendEntry("per step", **samples[FAINT])]
+    entries = []
+    for series in SPECS[for_plot].series:
+        if series.role == FAINT and not state.show_step_loss:
+            continue
+        sample = dict(samples[series.role])
+        if series.role == MAIN and not state.markers.get(for_plot, True):
+            sample.pop("symbol")
+        label = schema.METRICS[series.metric].label
+        if series.smooth and state.smoothing > 0:
+            label += f" (smoothed, {state.smoothing:.2f})"
+        entries.append(LegendEntry(label, **sample))
+    return entries

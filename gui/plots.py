@@ -32,7 +32,7 @@ from gui.colors import batch_size_color
 from gui.crosshair import Crosshair, nearest_point
 from gui.export import CurrentPlotExport, export_widget_image
 from gui.plot_export import export_curve_data, export_figure
-from gui.plot_legend import FlowLegend, LegendEntry
+from gui.plot_legend import FlowLegend, LegendEntry, LegendState, legend_groups
 from gui.plot_specs import EPOCH, FAINT, MAIN, PLOT_NAMES, PLOTS, SPECS, STEP, STEP_GROUP, TRAIN, PlotSpec, Series
 from gui.plot_toolbar import PlotToolbar
 from gui.plotkit import (FLAT_RANGE_PADDING, CompactAxis, Display, PaddedViewBox, PlotColors, display, make_pen,
@@ -717,72 +717,11 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._arrange(self._columns)
 
     def _legend_groups(self, for_plot: str | None = None) -> list[list[LegendEntry]]:
-        """Batch sizes (colour), seeds (marker), lines and runs (line style); the entries of batch sizes, seeds
-        and runs show or hide their curves when clicked. For one plot (an export): only what is in it."""
-        colors = self._colors
-        statuses: dict[int, set[str]] = {}
-        for index, run in enumerate(self._runs):
-            for trial in run.trials:
-                if for_plot is None or self._trial_visible(index, trial):
-                    statuses.setdefault(trial.batch_size, set()).add(trial.status)
-        if not statuses:
-            return []
-        muted = colors.muted_text.name()
-        sizes = [LegendEntry("<b>Batch size</b>")]
-        for batch_size in sorted(statuses):
-            color = batch_size_color(batch_size, self._color_batch_sizes, dark=colors.dark)
-            problems = sorted(statuses[batch_size] - {schema.COMPLETED, schema.RUNNING})
-            text = str(batch_size)
-            if problems:
-                words = ", ".join(schema.STATUS_LABELS.get(problem, problem) for problem in problems)
-                text += f"&nbsp;<span style='color:{muted}'>({words.replace(' ', '&nbsp;')})</span>"
-            sizes.append(LegendEntry(text, pen=make_pen(color, 2.5), key=("batch_size", batch_size),
-                                     active=batch_size not in self._hidden_batch_sizes))
-        groups = [sizes]
-        neutral = colors.neutral_line
-        seeds = self._seeds()
-        if len(seeds) > 1 and (for_plot is None or self._markers.get(for_plot, False)):
-            group = [LegendEntry("<b>Seed</b>")]
-            for index, seed in enumerate(seeds):
-                if for_plot is not None and seed in self._hidden_seeds:
-                    continue
-                group.append(LegendEntry(str(seed), symbol=seed_symbol(index), symbol_brush=neutral,
-                                         symbol_pen=colors.background, key=("seed", seed),
-                                         active=seed not in self._hidden_seeds))
-            groups.append(group)
-        groups.append([LegendEntry("<b>Lines</b>")] + self._line_entries(for_plot))
-        if len(self._runs) > 1:
-            group = [LegendEntry("<b>Runs</b>")]
-            for index, run in enumerate(self._runs):
-                if for_plot is not None and index in self._hidden_runs:
-                    continue
-                group.append(LegendEntry(run.path.stem, pen=make_pen(neutral, 2.0, run_line_style(index)),
-                                         key=("run", index), active=index not in self._hidden_runs,
-                                         tooltip="Click to show or hide this run's curves"))
-            groups.append(group)
-        return groups
-
-    def _line_entries(self, for_plot: str | None) -> list[LegendEntry]:
-        neutral, background = self._colors.neutral_line, self._colors.background
-        samples = {MAIN: dict(pen=make_pen(neutral, 2.0), symbol="o", symbol_brush=neutral, symbol_pen=background),
-                   TRAIN: dict(pen=make_pen(with_alpha(neutral, 0.5), 1.3)),
-                   STEP: dict(pen=make_pen(with_alpha(neutral, 0.85), 1.0)),
-                   FAINT: dict(pen=make_pen(with_alpha(neutral, 0.35), 1.0))}
-        if for_plot is None:
-            return [LegendEntry("validation", **samples[MAIN]), LegendEntry("train", **samples[TRAIN]),
-                    LegendEntry("per step", **samples[FAINT])]
-        entries = []
-        for series in SPECS[for_plot].series:
-            if series.role == FAINT and not self._show_step_loss:
-                continue
-            sample = dict(samples[series.role])
-            if series.role == MAIN and not self._markers.get(for_plot, True):
-                sample.pop("symbol")
-            label = schema.METRICS[series.metric].label
-            if series.smooth and self._smoothing > 0:
-                label += f" (smoothed, {self._smoothing:.2f})"
-            entries.append(LegendEntry(label, **sample))
-        return entries
+        return legend_groups(LegendState(
+            runs=tuple(self._runs), colors=self._colors, color_batch_sizes=self._color_batch_sizes,
+            hidden_batch_sizes=frozenset(self._hidden_batch_sizes), hidden_seeds=frozenset(self._hidden_seeds),
+            hidden_runs=frozenset(self._hidden_runs), markers=dict(self._markers), smoothing=self._smoothing,
+            show_step_loss=self._show_step_loss), for_plot)
 
     def legend_entries(self) -> list[LegendEntry]:
         return self._legend.entries()
