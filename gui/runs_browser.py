@@ -54,13 +54,15 @@ def _created_text(created: str, modified: float) -> tuple[str, float]:
         return moment.strftime("%Y-%m-%d %H:%M"), modified
 
 
-RUN_STATUS_WORDS = {schema.COMPLETED: "finished", schema.RUNNING: "running or interrupted",
-                    schema.CANCELLED: "stopped", schema.FAILED: "failed"}
+RUN_STATUS_WORDS = {schema.COMPLETED: "finished", schema.CANCELLED: "stopped", schema.FAILED: "failed"}
 
 
 def status_text(header: RunHeader) -> str:
     """How a run ended, in words: 'finished', 'finished · 8 of 10 trials completed, 2 out of memory'."""
-    status = RUN_STATUS_WORDS.get(header.status, header.status.replace("_", " "))
+    if header.status == schema.RUNNING:
+        status = "running" if header.being_written else "interrupted (not closed by its writer)"
+    else:
+        status = RUN_STATUS_WORDS.get(header.status, header.status.replace("_", " "))
     counts = dict(header.trial_statuses)
     done = counts.get(schema.COMPLETED, 0)
     if not header.trial_count or done == header.trial_count:
@@ -70,6 +72,14 @@ def status_text(header: RunHeader) -> str:
         if counts.get(name):
             details.append(f"{counts[name]} {name.replace('_', ' ')}")
     return f"{status} · {', '.join(details)}"
+
+
+def _problem_text(error: str) -> str:
+    """'damaged: <what is wrong>' for a damaged run file, 'not a run file: <why>' for anything else."""
+    damaged = "damaged run file ("
+    if error.startswith(damaged) and error.endswith(")"):
+        return f"damaged: {error[len(damaged):-1]}"
+    return f"not a run file: {error}"
 
 
 def _short_error(error: str, path: Path) -> str:
@@ -360,6 +370,9 @@ class RunsBrowser(QWidget):
             entry = RunEntry(path, None, _short_error(str(error), path), stat.st_mtime)
         except OSError as error:
             entry = RunEntry(path, None, f"cannot be read ({error.strerror or error})", stat.st_mtime)
+        except Exception as error:  # noqa: BLE001 — one file must never stop the listing, nor the app's start
+            entry = RunEntry(path, None, f"cannot be read ({type(error).__name__}: {error})".split("\n")[0],
+                             stat.st_mtime)
         self._cache[path] = (signature, entry)
         return entry
 
@@ -428,7 +441,7 @@ class RunsBrowser(QWidget):
             items = [_SortableItem(entry.path.stem, entry.path.stem.lower()),
                      _SortableItem(created, created_key), _SortableItem("", ""), _SortableItem("", ""),
                      _SortableItem("", ()), _SortableItem("", -1),
-                     _SortableItem(f"not a run file: {entry.error}", "~" + entry.error),
+                     _SortableItem(_problem_text(entry.error), "~" + entry.error),
                      _SortableItem(entry.path.name, entry.path.name.lower())]
             for item in items:
                 item.setForeground(disabled)
@@ -450,6 +463,8 @@ class RunsBrowser(QWidget):
         items[_STATUS].setForeground(status_color(header.status))
         items[_TRIALS].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         tip = f"{entry.path}\nDevice: {header.device_name or 'unknown'}"
+        if header.note:
+            tip += f"\nThis file is {header.note}."
         for item in items:
             item.setToolTip(tip)
         items[_STATUS].setToolTip(status)

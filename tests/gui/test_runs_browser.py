@@ -125,6 +125,7 @@ def test_refresh_rereads_only_changed_files(browser, workspace, monkeypatch):
     monkeypatch.setattr(module, "read_header", lambda path: reads.append(Path(path)) or original(path))
     browser.refresh()
     assert reads == []                                                # all from the cache
+    (workspace / "mlp-a.h5").unlink()                                 # the writer never overwrites a file
     write_run(workspace / "mlp-a.h5", name="mlp-a-rewritten", batch_sizes=(16,), epochs=1, train_size=256)
     browser.refresh()
     assert reads == [workspace / "mlp-a.h5"]
