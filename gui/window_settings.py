@@ -60,7 +60,8 @@ class WindowSettings:
         if isinstance(splitter, QByteArray) and not splitter.isEmpty():
             window.live_splitter.restoreState(splitter)
         else:
-            window.live_splitter.setSizes([560, 250])
+            # Three parts plots, two parts table: the table keeps four rows in view in a 640-pixel-high window.
+            window.live_splitter.setSizes([540, 360])
         return not restored_docks
 
     def save(self) -> None:
