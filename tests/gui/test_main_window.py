@@ -39,7 +39,7 @@ def answer_next_dialog(button: QMessageBox.StandardButton, seen: list[str]) -> N
 
 def wait_for_steps(qtbot, window):
     """Until the window has drawn step data of the running trial (polls the window's own state)."""
-    qtbot.waitUntil(lambda: window._progress.trial_samples_seen > 0, timeout=SWEEP_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.progress.trial_samples_seen > 0, timeout=SWEEP_TIMEOUT_MS)
 
 
 def test_title_icon_and_a_labelled_tooltipped_editor_for_every_config_field(main_window):
