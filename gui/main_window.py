@@ -32,6 +32,7 @@ from gui.export_routing import ExportRouting
 from gui.help import HelpDialog
 from gui.message_log import MessageLog, trial_outcome
 from gui.plots import X_AXES, LivePlots
+from gui.run_follower import RunFollower
 from gui.runs_browser import RunsBrowser
 from gui.setup_panel import SetupPanel
 from gui.summary import SummaryView
@@ -62,6 +63,9 @@ class MainWindow(QMainWindow):
         self.worker = self._worker_thread.worker
         self._live: LiveRun | None = None
         self._shown_runs: list[RunData] = []
+        # Runs opened while another process writes them (a command-line sweep) are re-read as they grow.
+        self.run_follower = RunFollower(self)
+        self.run_follower.updated.connect(self._show_followed_run)
         self._running = False
         self._stopping = False
         self._close_when_stopped = False
@@ -502,7 +506,16 @@ class MainWindow(QMainWindow):
         self.log(f"Opened {', '.join(str(run.path.name) for run in runs)}")
         self.tabs.setCurrentWidget(self.live_splitter)
         self.runs_opened.emit(runs)
+        self.run_follower.follow(runs)
         return runs
+
+    def _show_followed_run(self, run: RunData) -> None:
+        """A shown run file that another process writes has grown: show it as it is now."""
+        self._shown_runs = [run if shown.path == run.path else shown for shown in self._shown_runs]
+        self.trial_table.table_model.show_runs(self._shown_runs,
+                                               planned=self._progress.planned if self._running else ())
+        self.plots.set_runs(self._shown_runs)
+        self.summary.set_runs(self._shown_runs)
 
     def shown_runs(self) -> list[RunData]:
         return list(self._shown_runs)
