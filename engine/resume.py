@@ -87,6 +87,8 @@ def plan_resume(path: str | Path) -> ResumePlan:
         if _LOCKED in str(error):   # readers that honour HDF5's lock cannot read a file being written
             raise _being_written(path) from None
         raise
+    if run.header.being_written:
+        raise _being_written(path)
     try:
         config = loads_config(run.config_text, source=f"{path}: stored config")
     except ConfigError as error:

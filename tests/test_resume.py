@@ -337,17 +337,26 @@ def test_files_that_cannot_be_resumed_are_one_clear_line(tmp_path, capsys):
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: run")
 
 
-def test_a_run_still_being_written_is_not_resumed(tmp_path, capsys):
+def _hold_open_for_writing(path: Path, status: str) -> subprocess.Popen:
+    """Another process with the file open for writing (HDF5 locks it), its status set as that writer would."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, h5py; f = h5py.File(sys.argv[1], 'r+'); "
+                               "f.attrs['status'] = sys.argv[2]; f.flush(); print('open', flush=True); "
+                               "sys.stdin.read()", str(path), status],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    return holder
+
+
+def test_a_run_still_being_written_is_not_resumed(tmp_path):
     stop = threading.Event()
     path = run_sweep(parse_config(TABLE), tmp_path, stop=stop, on_event=_stop_after(stop, 0, 1))
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, h5py; f = h5py.File(sys.argv[1], 'r+'); "
-                               "print('open', flush=True); sys.stdin.read()", str(path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(RunFileError, match="cannot be resumed while another process has it open for writing"):
-            resume_sweep(plan_resume(path))
-    finally:
-        holder.communicate("", timeout=30)
+    for status, step in ((schema.RUNNING, plan_resume), (schema.CANCELLED, lambda p: resume_sweep(plan_resume(p)))):
+        # A live sweep is seen when the file is read; any other writer when its lock is met.
+        holder = _hold_open_for_writing(path, status)
+        try:
+            with pytest.raises(RunFileError, match="cannot be resumed while another process has it open for writ"):
+                step(path)
+        finally:
+            holder.communicate("", timeout=30)
     untouched = read_run(path)
     assert untouched.header.status == schema.CANCELLED and not read_attempts(path)
