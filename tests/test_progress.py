@@ -11,7 +11,7 @@ import pytest
 from engine import schema
 from engine.events import (EpochEnded, Event, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded,
                            TrialStarted)
-from engine.progress import ENDED, IDLE, PREPARING, TRAINING, SweepProgress
+from engine.progress import ENDED, IDLE, ONE_SIZE_EXPONENT, PREPARING, TRAINING, SweepProgress
 from tests.gui.runfactory import sweep_events
 from tests.progress_recordings import RECORDINGS, FakeClock, load, replay
 
@@ -89,22 +89,22 @@ def test_measured_batch_sizes_are_used_and_others_interpolated_in_log_batch_size
         if isinstance(event, TrialEnded):
             seen += 1
             if seen == 1:
-                # One size measured: the same cost per step everywhere (errs low for larger batches).
-                assert progress.step_time_s(256) == pytest.approx(progress.step_time_s(16))
-                assert progress.step_time_s(256) < step_seconds(256)
+                # One size measured: the cost per step grows by the assumed exponent until a second is.
+                assert progress.step_time_s(256) == pytest.approx(progress.step_time_s(16) * 16 ** ONE_SIZE_EXPONENT)
     for batch_size in (16, 64, 256):     # measured, from the recent steps (the curves have ±2% noise)
         assert progress.step_time_s(batch_size) == pytest.approx(step_seconds(batch_size), rel=0.05)
-    # 32 lies between 16 and 64 on a log scale; 1024 beyond, along the fitted power law (exponent ≤ 1).
+    # 32 lies between 16 and 64 on a log scale; 1024 and 4 beyond, along the fitted power law (exponent ≤ 1).
     assert step_seconds(16) < progress.step_time_s(32) < step_seconds(64)
     assert progress.step_time_s(32) == pytest.approx(step_seconds(32), rel=0.1)
     assert step_seconds(256) < progress.step_time_s(1024) <= step_seconds(256) * 4
+    assert step_seconds(16) / 4 <= progress.step_time_s(4) < step_seconds(16)
 
 
 def test_synthetic_sweeps_the_estimate_holds_once_two_batch_sizes_trained():
     for batch_sizes in ((16, 64, 256), (8, 32, 128, 512), (32, 32 * 3, 32 * 9)):
         recording = list(clocked(sweep_events(batch_sizes=batch_sizes, epochs=4, train_size=4096, chunk_steps=8)))
         errors = eta_errors(recording, min_left_s=0.3)
-        assert errors[0][2] < 0, "with one batch size measured the estimate errs low"
+        assert abs(errors[0][2]) < 0.25, (batch_sizes, errors[0][2])
         later = [error for _, _, error in eta_errors(recording, after_trials=2, min_left_s=0.3)]
         assert max(abs(error) for error in later) < 0.4, (batch_sizes, later)
         assert statistics.median(abs(error) for error in later) < 0.3, batch_sizes
@@ -133,10 +133,11 @@ def test_recorded_sweeps_the_time_left_holds_after_the_first_trial(path: Path):
     left = recording[-1][0] - first_moment
     # The estimate this replaced, by the share of samples done, was several times too high here.
     assert naive_samples_eta(recording, first_moment) > 1.5 * left
-    # When the first trial ends only one batch size is measured, and the estimate errs low by up to half
-    # (see _predict); from then on, every event's estimate of the time left is typically within a quarter.
-    assert -0.55 < first_error < 0.25, f"when the first trial ended: {first_error:+.0%}"
-    assert statistics.median(abs(error) for _, _, error in errors) < 0.3
+    # When the first trial ends only one batch size is measured (see engine.progress.ONE_SIZE_EXPONENT): within
+    # a quarter for four of the five presets, a third for the other. From then on the median error over every
+    # event is 13-17% for four presets; the GRU's is 31%, its second trial having run faster than it began.
+    assert abs(first_error) < 0.35, f"when the first trial ended: {first_error:+.0%}"
+    assert statistics.median(abs(error) for _, _, error in errors) < 0.35
     later = [error for _, event, error in eta_errors(recording, after_trials=2, min_left_s=1.0)]
     assert all(abs(error) < 0.5 for error in later), later
 
