@@ -82,7 +82,6 @@ class SweepProgress:
         self._measured: dict[str, _Measured] = {}
         self._started_at: float | None = None
         self._ended_at: float | None = None
-        self._trial_started_at = 0.0
         self._last_boundary_at = 0.0        # the wall clock at the last trial end (or the sweep's start)
         self._last_epoch_at = 0.0
         self._last_epoch_train_s = 0.0
@@ -129,7 +128,7 @@ class SweepProgress:
         self.trial_steps_done = self.trial_samples_seen = 0
         self.trial_epochs = (event.total_steps / event.steps_per_epoch) if event.steps_per_epoch else None
         self.trial_epoch_fraction = 0.0
-        self._trial_started_at = self._last_epoch_at = now
+        self._last_epoch_at = now
         self._last_epoch_train_s = 0.0
         self.activity = ""
 
