@@ -23,8 +23,9 @@ from engine.science.recommendation import NOTHING_LEARNED, Verdict, default_targ
 from gui.export import CurrentPlotExport, export_table_csv, export_widget_image
 from gui.plotkit import Theme
 from gui.recommendation_view import RecommendationView
-from gui.summary_cards import (SERIES_SYMBOLS, SUMMARY_PLOT_NAMES, SUMMARY_PLOTS, KeyCard, MissingPoint,
-                               SummaryCard, SummaryPoint, SummarySeries, memory_per_trial, memory_texts, MIN_CARD_WIDTH)
+from gui.summary_cards import (SERIES_SYMBOLS, SUMMARY_PLOT_NAMES, SUMMARY_PLOTS, KeyCard, Level, MissingPoint,
+                               SummaryCard, SummaryPoint, SummarySeries, levels_caption, memory_per_trial, memory_texts,
+                               MIN_CARD_WIDTH)
 from gui.summary_table import SummaryTable
 from gui.target_bar import TargetBar
 
@@ -240,34 +241,37 @@ class SummaryView(CurrentPlotExport, QWidget):
     def _draw(self) -> None:
         sizes = self._all_batch_sizes()
         memory_title, memory_caption = memory_texts(self._runs)
+        levels = self._levels()
         for card in self._cards.values():
             spec = card.spec
             if spec.name == "memory":
                 card.set_texts(memory_title, memory_caption)
                 card.join_points = memory_per_trial(self._runs)
             else:
-                card.set_texts(spec.title, spec.caption.format(target=self._target_words()))
-            card.draw(self._series, sizes, self._theme, self._levels() if spec.name == "accuracy" else ())
+                card.set_texts(spec.title, spec.caption.format(target=self._target_words(),
+                                                               levels=levels_caption(levels)))
+            card.draw(self._series, sizes, self._theme, levels if spec.name == "accuracy" else ())
         self._key_card.update_key(sizes, self._series, self._theme)
         self._table.fill(self._series, sizes, self._target, self._theme,
                          {"peak_memory_bytes": memory_title})
 
-    def _levels(self) -> tuple[tuple[float, str, bool], ...]:
-        """The accuracy card's reference lines, in percent: the target and each run's no-skill baseline; the
-        view widens to a baseline only when nothing learned (then it is the point), else it would squash the
-        differences between batch sizes."""
-        levels = [(self._target * 100, f"target {self._target:.1%}", False)] if self._target is not None else []
+    def _levels(self) -> tuple[Level, ...]:
+        """The accuracy card's reference lines, in percent: the target and the no-skill baseline. The view
+        widens to a baseline only when nothing learned (then it is the point); otherwise a baseline far below
+        would squash the differences between batch sizes, and it shows only when it falls in view."""
+        levels = [Level(self._target * 100, f"the target, {self._target:.1%}", False, False)] \
+            if self._target is not None else []
         baselines: dict[float, bool] = {}
         for verdict in self._verdicts:
             value = round(verdict.baseline.accuracy, 6)
             baselines[value] = baselines.get(value, False) or verdict.outcome == NOTHING_LEARNED
-        if len(baselines) == 1:
-            ((value, widen),) = baselines.items()
-            levels.append((value * 100, f"no-skill {value:.1%}", widen))
-        elif baselines:
-            # Close lines with overlapping labels would be unreadable: the highest stands for all.
+        if baselines:
+            # Close lines would be indistinguishable: the highest stands for all.
             value = max(baselines)
-            levels.append((value * 100, f"no-skill {value:.1%} (highest of the runs)", any(baselines.values())))
+            which = " (the highest of the runs)" if len(baselines) > 1 else ""
+            widen = any(baselines.values())
+            levels.append(Level(value * 100, f"the no-skill baseline{which}, {value:.1%}"
+                                + ("" if widen else ", when in view"), True, widen))
         return tuple(levels)
 
     # ---------------------------------------------------------------- layout

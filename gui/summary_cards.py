@@ -72,8 +72,7 @@ class SummaryPlot:
 SUMMARY_PLOTS: tuple[SummaryPlot, ...] = (
     SummaryPlot("accuracy", "Validation accuracy", ("best_val_accuracy", "final_val_accuracy"),
                 "Higher is better. Filled: the best epoch; hollow: the last epoch. A drop at large batch sizes "
-                "means they generalize worse with this budget. Dashed lines: the target and, when in view, the "
-                "no-skill baseline."),
+                "means they generalize worse with this budget.{levels}"),
     SummaryPlot("generalization_gap", "Generalization gap", ("generalization_gap",),
                 "Train minus validation accuracy at the end. Closer to zero is better; a large gap means the model "
                 "memorizes the training set."),
@@ -127,6 +126,20 @@ class SummaryPoint:
     color: QColor
     reached_target: int
     trials: int
+
+
+@dataclass(frozen=True)
+class Level:
+    """A horizontal reference line in the units shown: the target (dashed) or a no-skill baseline (dotted)."""
+    value: float
+    label: str                     # "the target, 55.0%", named in the caption and the line's tooltip
+    baseline: bool
+    widen: bool                    # the view widens to show it; otherwise only where it falls in the data's range
+
+
+def levels_caption(levels: tuple[Level, ...]) -> str:
+    parts = [f"{'dotted' if level.baseline else 'dashed'}: {level.label}" for level in levels]
+    return f" Lines: {'; '.join(parts)}." if parts else ""
 
 
 @dataclass(frozen=True)
@@ -195,7 +208,7 @@ class SummaryCard(QFrame):
         layout.addWidget(self.note)
         self.points: list[SummaryPoint] = []
         self.missing: list[MissingPoint] = []
-        self.levels: tuple[tuple[float, str, bool], ...] = ()
+        self.levels: tuple[Level, ...] = ()
         self._title_text = spec.title
         self._theme: Theme | None = None
         # Points are joined by a line where neighbours are comparable; not where values only accumulate.
@@ -247,9 +260,9 @@ class SummaryCard(QFrame):
         return bool(values) and max(values) / min(values) > 4
 
     def draw(self, series: list[SummarySeries], sizes: list[int], theme: Theme,
-             levels: tuple[tuple[float, str, bool], ...] = ()) -> None:
-        """Draw the series; `levels` are horizontal reference lines (value as shown, label, whether the view
-        widens to show it; otherwise it shows only where it falls inside the data's range)."""
+             levels: tuple[Level, ...] = ()) -> None:
+        """Draw the series, and `levels` as horizontal reference lines (named in the caption, not on the plot,
+        where a label would cover points)."""
         plot = self.plot_item()
         plot.clear()
         ticks = [(math.log2(size), str(size)) for size in sizes]
@@ -320,12 +333,12 @@ class SummaryCard(QFrame):
             item.setToolTip("seeds that reached the target (the mean is over those)")
             plot.addItem(item, ignoreBounds=True)
             item.setPos(x, y)
-        for value, text, widen in levels:
-            line = pg.InfiniteLine(pos=value, angle=0, movable=False,
-                                   pen=make_pen(with_alpha(theme.text, 0.6), 1.0, Qt.PenStyle.DashLine),
-                                   label=text, labelOpts={"position": 0.02, "anchors": [(0, 0), (0, 0)],
-                                                          "color": theme.muted_text})
-            plot.addItem(line, ignoreBounds=not widen)
+        for level in levels:
+            style = Qt.PenStyle.DotLine if level.baseline else Qt.PenStyle.DashLine
+            line = pg.InfiniteLine(pos=level.value, angle=0, movable=False,
+                                   pen=make_pen(with_alpha(theme.text, 0.6), 1.2, style))
+            line.setToolTip(level.label)
+            plot.addItem(line, ignoreBounds=not level.widen)
         self.levels = tuple(levels)
         self.points = points
         self.missing = [MissingPoint(label, size, reason) for (label, size), reason in missing.items()]

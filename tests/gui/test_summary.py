@@ -184,7 +184,9 @@ def test_one_target_drives_the_headline_and_every_card(summary, two_seed_run):
     assert times == pytest.approx({size: e.mean["time_to_target_s"] for size, e in expected.items()
                                    if math.isfinite(e.mean["time_to_target_s"])})
     assert "ring" in summary.key_text()
-    assert summary.card("accuracy").levels == ((60.0, "target 60.0%", False), (10.4, "no-skill 10.4%", False))
+    assert [(level.value, level.widen) for level in summary.card("accuracy").levels] == [(60.0, False), (10.4, False)]
+    assert ("Lines: dashed: the target, 60.0%; dotted: the no-skill baseline, 10.4%, when in view."
+            in summary.card("accuracy").caption.text())
 
 
 def test_a_run_that_learned_nothing_is_said_plainly(summary, tmp_path):
@@ -196,7 +198,8 @@ def test_a_run_that_learned_nothing_is_said_plainly(summary, tmp_path):
     assert text.startswith("No batch size learned.") and "Recommended" not in text
     assert "Next: Try a lower learning rate" in text
     assert summary.verdicts()[0].pick is None
-    assert (95.0, "no-skill 95.0%", True) in summary.card("accuracy").levels     # the view shows the baseline
+    baseline = summary.card("accuracy").levels[-1]
+    assert (baseline.value, baseline.baseline, baseline.widen) == (95.0, True, True)   # the view shows it
     low, high = summary.plot_item("accuracy").getViewBox().viewRange()[1]
     assert low < 95.0 < high
 
@@ -233,8 +236,9 @@ def test_overlaid_runs_share_one_target_and_are_named_everywhere(summary, two_se
     other = read_run(write_run(tmp_path / "other.h5", batch_sizes=(16, 512), seeds=(0,), epochs=1,
                                train_size=1024, val_majority_fraction=0.2))
     summary.set_runs([two_seed_run, other])
-    baselines = [level[:2] for level in summary.card("accuracy").levels[1:]]
-    assert baselines == [(20.0, "no-skill 20.0% (highest of the runs)")]
+    baselines = [level for level in summary.card("accuracy").levels if level.baseline]
+    assert [level.value for level in baselines] == [20.0]
+    assert "the no-skill baseline (the highest of the runs), 20.0%" in summary.card("accuracy").caption.text()
     target = summary.target_accuracy()
     assert target == default_target([two_seed_run, other])
     assert [verdict.target_accuracy for verdict in summary.verdicts()] == [target, target]
