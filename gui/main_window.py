@@ -307,6 +307,7 @@ class MainWindow(QMainWindow):
         self.setup.config_edited.connect(self._show_form_experiment)
         self.runs_opened.connect(lambda _runs: self.experiment.show_runs(self.shown_runs()))
         self.sweep_started.connect(lambda _event: self.experiment.show_runs(self.shown_runs()))
+        self.sweep_finished.connect(lambda _path: self.experiment.show_runs(self.shown_runs()))
         self.experiment.load_requested.connect(self.load_config_text)
         self.experiment.run_again_requested.connect(self.run_config_text)
         self.tabs.currentChanged.connect(lambda _index: self.fresh_summary()

@@ -179,6 +179,7 @@ def test_run_again_trains_the_shown_runs_config_into_a_new_file(qtbot, main_wind
         assert not window.experiment.run_again_button.isEnabled()      # one sweep at a time
     new = read_run(finished.args[0])
     assert new.path != path and new.header.name == "again" and [t.batch_size for t in new.trials] == [16]
+    assert new.path.name in window.experiment.source.text() and "completed" in window.experiment.source.text()
 
 
 def test_config_problems_dialog_is_wide_and_lists_each_problem(qtbot, main_window, tmp_path):
