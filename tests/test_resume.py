@@ -99,14 +99,14 @@ def _peek(folder: Path) -> tuple[Path, dict[str, tuple[str, int]]] | None:
                 trials = handle[schema.TRIALS_GROUP]
                 return path, {name: (trials[name].attrs["status"], len(trials[name]["epoch"]["epoch"]))
                               for name in trials}
-        except (OSError, KeyError):
+        except (OSError, KeyError, RuntimeError, ValueError):   # what h5py raises for a file caught mid-write
             return None
     return None
 
 
-def _kill_when(folder: Path, moment, timeout=90.0) -> tuple[Path, dict[str, tuple[str, int]]]:
+def _kill_when(folder: Path, moment, timeout=90.0) -> tuple[Path, dict[str, tuple[str, int]]] | None:
     """Start a sweep in a child process, SIGKILL it as soon as the file shows `moment`, return what the file
-    holds afterwards."""
+    holds afterwards; None when the sweep ended before the moment was seen."""
     folder.mkdir()
     config = folder / "experiment.toml"
     config.write_text(tomli_w.dumps(TABLE))
@@ -122,7 +122,8 @@ def _kill_when(folder: Path, moment, timeout=90.0) -> tuple[Path, dict[str, tupl
     finally:
         process.kill()
         process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL, "the sweep ended before the moment came"
+    if process.returncode != -signal.SIGKILL:
+        return None
     path = next(folder.glob("*.h5"))
     return path, {t.name: (t.status, t.epochs_done) for t in read_run(path).trials}
 
@@ -137,13 +138,15 @@ MOMENTS = {
 
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_kill_9_then_resume_gives_the_numbers_of_an_uninterrupted_sweep(tmp_path, reference, moment):
-    for attempt in range(3):   # polling may see the moment a little late; a late kill is another moment: retry
-        folder = tmp_path / f"try{attempt}"
-        path, trials = _kill_when(folder, MOMENTS[moment])
-        if MOMENTS[moment](trials):
+    seen = []
+    for attempt in range(3):   # polling may see the moment late, or not at all on a busy machine: try again
+        killed = _kill_when(tmp_path / f"try{attempt}", MOMENTS[moment])
+        seen.append(killed and killed[1])
+        if killed is not None and MOMENTS[moment](killed[1]):
+            path = killed[0]
             break
     else:
-        pytest.fail(f"the kill never landed {moment}: {trials}")
+        pytest.fail(f"the kill never landed {moment}: {seen}")
     killed = read_run(path)
     assert killed.header.status == schema.RUNNING
     finished = {t.name: t for t in killed.trials if t.status == schema.COMPLETED}
