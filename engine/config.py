@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import stat
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,10 @@ LR_SCHEDULES = ("constant", "cosine")
 BUDGETS = ("epochs", "samples")
 DEVICES = ("auto", "cpu", "cuda")
 STRATEGIES = ("grid",)
+# Seeds go to numpy's RandomState (MNIST-1D), which takes 0 .. 2**32 - 1, the narrowest of the seeders used.
+SEED_MAX = 2**32 - 1
+# The largest C int, so that a batch size fits every integer widget and tensor index; far beyond any memory.
+BATCH_SIZE_MAX = 2**31 - 1
 
 
 def _field(default: Any, help: str, **constraints: Any) -> Any:
@@ -59,7 +65,7 @@ class DataConfig:
                              min=4, max=1024)
     grayscale: bool = _field(False, "Image folders: convert images to one grey channel.")
     data_seed: int = _field(0, "Seed of the built-in generators and of the validation split; fixed across trials "
-                            "so that every batch size sees the same data.", min=0)
+                            "so that every batch size sees the same data.", min=0, max=SEED_MAX)
 
 
 @dataclass
@@ -88,27 +94,32 @@ class TrainConfig:
                              "base_batch_size. none: the same lr for every batch size. linear: lr grows in "
                              "proportion to batch size. sqrt: lr grows with the square root of batch size.",
                              choices=LR_SCALING_RULES)
-    base_batch_size: int = _field(32, "The batch size at which the learning rate is exactly lr.", min=1)
+    base_batch_size: int = _field(32, "The batch size at which the learning rate is exactly lr.", min=1,
+                                  max=BATCH_SIZE_MAX)
     warmup_epochs: float = _field(0.0, "Raise the learning rate linearly from zero over this many epochs.",
-                                  min=0.0)
+                                  min=0.0, max=100_000.0)
     schedule: str = _field("constant", "After warm-up: keep the learning rate constant, or decay it along a "
                            "cosine to zero by the end of training.", choices=LR_SCHEDULES)
     budget: str = _field("epochs", "How long each trial trains: a number of passes over the data (epochs), or "
                          "a number of examples seen (samples), the same for every batch size.", choices=BUDGETS)
     epochs: int = _field(5, "Passes over the training data when budget is epochs.", min=1, max=100_000)
-    samples: int = _field(100_000, "Training examples to see when budget is samples.", min=1)
+    samples: int = _field(100_000, "Training examples to see when budget is samples.", min=1,
+                          max=10**12)
     seeds: list[int] = _field([0], "Repeats: one trial per seed and batch size. Same seed, same numbers.",
-                              kind="int_list", min=0)
+                              kind="int_list", min=0, max=SEED_MAX)
     eval_batch_size: int = _field(1024, "Batch size used to evaluate, the same for every trial so that "
-                                  "evaluation cost does not depend on the batch size under study.", min=1)
+                                  "evaluation cost does not depend on the batch size under study.", min=1,
+                                  max=BATCH_SIZE_MAX)
 
 
 @dataclass
 class SweepConfig:
     batch_sizes: list[int] = _field([16, 32, 64, 128], "Batch sizes to compare: how many examples the model "
-                                    "sees before each weight update.", kind="int_list", min=1)
+                                    "sees before each weight update.", kind="int_list", min=1,
+                                    max=BATCH_SIZE_MAX)
     learning_rates: list[float] = _field([], "Optional: base learning rates to cross with every batch size. "
-                                         "Empty means train.lr only.", kind="float_list", min_exclusive=0.0)
+                                         "Empty means train.lr only.", kind="float_list", min_exclusive=0.0,
+                                         max=100.0)
     device: str = _field("auto", "Where to train: auto picks the GPU when one is usable, else the CPU.",
                          choices=DEVICES)
     strategy: str = _field("grid", "How trials are chosen: grid tries every combination.", choices=STRATEGIES)
@@ -158,16 +169,62 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and not isinstance(value, bool)
 
 
+# A config is a page of text; reading more than this is never needed, and a file that large is not a config.
+MAX_CONFIG_BYTES = 1 << 20
+# A sweep is planned in full before it starts; more trials than this would take months on any machine.
+MAX_TRIALS = 10_000
+# Built-in datasets are generated in memory: examples × features (synthetic, float32 with float64 intermediates)
+# or examples × time steps × 4 (sequence) floats. This caps either below about 1 GiB, far more than these
+# teaching datasets need and still safe on a laptop.
+MAX_GENERATED_SIZE = 2**26
+# The widest layer a model may have: model.width's own bound, which a cnn's doubling must not get round.
+MAX_CHANNELS = 100_000
+# A learning rate below this, once scaled to a batch size, cannot move float32 weights of ordinary size (their
+# spacing near 1 is 1.2e-7): such a trial would train nothing while looking like a result.
+MIN_LR = 1e-12
+# The one text field that may span lines; every other text is a name, a key or a path.
+MULTILINE_TEXT = {"description"}
+# Unicode categories that are never part of a name: control characters (C0, DEL, C1), line and paragraph
+# separators, and lone surrogates (which cannot even be written to a file).
+_FORBIDDEN_CATEGORIES = {"Cc", "Zl", "Zp", "Cs"}
+
+
+def _shown(value: Any, limit: int = 160) -> str:
+    """A value as a problem message quotes it: one line, short (a long one keeps its start and its end, where
+    a path has its file name), and never an error of its own (repr of an integer over 4300 digits raises
+    ValueError, of a list nested 1000 deep RecursionError)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "<a number of more than 4300 digits>"
+    except RecursionError:
+        return "<a list nested too deeply to show>"
+    if _is_int(value) and len(text) > 40:
+        return f"<a {len(text.lstrip('-'))}-digit number>"
+    return text if len(text) <= limit else f"{text[:limit // 2 - 2]}...{text[-(limit // 2 - 1):]}"
+
+
+def _text_problem(key: str, value: str) -> str | None:
+    """Why a text value cannot be used, or None: characters that split a printed line or a file name, or that
+    cannot be stored as UTF-8."""
+    allowed = "\n\t\r" if key in MULTILINE_TEXT else ""
+    for position, char in enumerate(value):
+        if char not in allowed and unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            return (f"{key} = {_shown(value)}: must not contain control characters (U+{ord(char):04X} at "
+                    f"position {position + 1})")
+    return None
+
+
 def _check_bounds(key: str, value: float, meta: dict, problems: list[str]) -> bool:
     if isinstance(value, float) and not math.isfinite(value):
-        problems.append(f"{key} = {value!r}: must be a finite number")
+        problems.append(f"{key} = {_shown(value)}: must be a finite number")
         return False
     for bound, test, words in (("min", lambda v, b: v >= b, "at least"),
                                ("max", lambda v, b: v <= b, "at most"),
                                ("min_exclusive", lambda v, b: v > b, "greater than"),
                                ("max_exclusive", lambda v, b: v < b, "less than")):
         if bound in meta and not test(value, meta[bound]):
-            problems.append(f"{key} = {value!r}: must be {words} {meta[bound]}")
+            problems.append(f"{key} = {_shown(value)}: must be {words} {meta[bound]}")
             return False
     return True
 
@@ -181,41 +238,45 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, problems: list[str]) -> 
         # An empty batch-size or seed list would mean no trials; an empty lr list means "use train.lr".
         if not isinstance(value, list) or (want_int and not value):
             wanted = "a non-empty list of whole numbers" if want_int else "a list of numbers"
-            problems.append(f"{key} = {value!r}: must be {wanted}")
+            problems.append(f"{key} = {_shown(value)}: must be {wanted}")
             return None
         items = []
         for item in value:
             ok_type = _is_int(item) if want_int else _is_number(item)
             if not ok_type:
-                problems.append(f"{key} contains {item!r}: must be a {'whole ' if want_int else ''}number")
+                problems.append(f"{key} contains {_shown(item)}: must be a {'whole ' if want_int else ''}number")
                 return None
             if not _check_bounds(key, item, meta, problems):
                 return None
             items.append(item if want_int else float(item))
         if len(set(items)) != len(items):
-            problems.append(f"{key} = {value!r}: contains a value twice")
+            problems.append(f"{key} = {_shown(value)}: contains a value twice")
             return None
         return items
     if f.type in ("int", int):
         if not _is_int(value):
-            problems.append(f"{key} = {value!r}: must be a whole number")
+            problems.append(f"{key} = {_shown(value)}: must be a whole number")
             return None
         return value if _check_bounds(key, value, meta, problems) else None
     if f.type in ("float", float):
         if not _is_number(value):
-            problems.append(f"{key} = {value!r}: must be a number")
+            problems.append(f"{key} = {_shown(value)}: must be a number")
             return None
         return float(value) if _check_bounds(key, value, meta, problems) else None
     if f.type in ("bool", bool):
         if not isinstance(value, bool):
-            problems.append(f"{key} = {value!r}: must be true or false")
+            problems.append(f"{key} = {_shown(value)}: must be true or false")
             return None
         return value
     if not isinstance(value, str):
-        problems.append(f"{key} = {value!r}: must be text")
+        problems.append(f"{key} = {_shown(value)}: must be text")
         return None
     if "choices" in meta and value not in meta["choices"]:
-        problems.append(f"{key} = {value!r}: must be one of {', '.join(meta['choices'])}")
+        problems.append(f"{key} = {_shown(value)}: must be one of {', '.join(meta['choices'])}")
+        return None
+    problem = _text_problem(key, value)
+    if problem:
+        problems.append(problem)
         return None
     return value
 
@@ -229,7 +290,8 @@ def _build(cls: type, table: Any, prefix: str, problems: list[str]) -> Any:
     for key, value in table.items():
         if key not in fields:
             where = f"[{prefix.rstrip('.')}]" if prefix else "the top level"
-            problems.append(f"{prefix}{key}: unknown key in {where} (known: {', '.join(fields)})")
+            shown = key if isinstance(key, str) and key.isprintable() else _shown(key)
+            problems.append(f"{prefix}{shown}: unknown key in {where} (known: {', '.join(fields)})")
             continue
         f = fields[key]
         if key in SECTIONS and not prefix:
@@ -253,44 +315,90 @@ def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> Experime
     return config
 
 
+def scaled_lr(train: TrainConfig, base_lr: float, batch_size: int) -> float:
+    """The learning rate for batch_size under the scaling rule, relative to base_batch_size."""
+    power = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}[train.lr_scaling]
+    return base_lr * (batch_size / train.base_batch_size) ** power
+
+
 def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: list[str]) -> None:
     """Checks that involve more than one key, or the file system."""
     if not config.name.strip():
         problems.append("name = '': must not be empty")
     elif any(c in config.name for c in '/\\:*?"<>|'):
-        problems.append(f"name = {config.name!r}: must not contain any of / \\ : * ? \" < > |")
+        problems.append(f"name = {_shown(config.name)}: must not contain any of / \\ : * ? \" < > |")
     dataset = config.data.dataset
     if dataset not in BUILTIN_DATASETS:
-        path = Path(dataset).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
         if not dataset.strip():
             problems.append("data.dataset = '': give a built-in name "
                             f"({', '.join(BUILTIN_DATASETS)}) or the path to a file or folder")
-        elif not path.exists():
-            problems.append(f"data.dataset = {dataset!r}: no such file or folder, and not a built-in dataset "
-                            f"({', '.join(BUILTIN_DATASETS)})")
         else:
-            config.data.dataset = str(path.resolve())
-            if path.suffix.lower() == ".npy" and not config.data.labels:
-                problems.append("data.labels = '': an .npy dataset needs the path of an .npy file of labels")
+            path = _existing_path("data.dataset", dataset, base_dir, problems, "no such file or folder, and not a "
+                                  f"built-in dataset ({', '.join(BUILTIN_DATASETS)})")
+            if path is not None:
+                config.data.dataset = str(path)
+                if path.suffix.lower() == ".npy" and not config.data.labels:
+                    problems.append("data.labels = '': an .npy dataset needs the path of an .npy file of labels")
     if config.data.labels:
-        labels = Path(config.data.labels).expanduser()
-        if not labels.is_absolute() and base_dir is not None:
-            labels = base_dir / labels
-        if not labels.exists():
-            problems.append(f"data.labels = {config.data.labels!r}: no such file")
-        else:
-            config.data.labels = str(labels.resolve())
-    if config.model.batch_norm and config.model.kind in ("lstm", "gru"):
-        problems.append(f"model.batch_norm = true: batch normalization does not apply to {config.model.kind} "
+        labels = _existing_path("data.labels", config.data.labels, base_dir, problems, "no such file")
+        if labels is not None:
+            config.data.labels = str(labels)
+    model = config.model
+    if model.batch_norm and model.kind in ("lstm", "gru"):
+        problems.append(f"model.batch_norm = true: batch normalization does not apply to {model.kind} "
                         "models (use mlp or cnn, or set it to false)")
+    elif model.batch_norm and 1 in config.sweep.batch_sizes:
+        problems.append("sweep.batch_sizes contains 1: batch normalization (model.batch_norm = true) needs at "
+                        "least 2 examples in a batch to normalize them")
+    last_channels = model.width * 2 ** (model.depth - 1)
+    if model.kind == "cnn" and last_channels > MAX_CHANNELS:
+        problems.append(f"model.depth = {model.depth}: a cnn doubles its channels in every block, so with "
+                        f"model.width = {model.width} the last block would have {last_channels:,} channels, "
+                        f"more than {MAX_CHANNELS:,}")
     if config.data.dataset in BUILTIN_DATASETS:
         limit = config.data.num_samples
         for batch_size in config.sweep.batch_sizes:
             if batch_size > limit:
                 problems.append(f"sweep.batch_sizes contains {batch_size}: larger than the dataset "
                                 f"(data.num_samples = {limit}); every trial needs at least one full batch")
+    data = config.data
+    generated = {"synthetic": ("data.num_features", data.num_features),
+                 "sequence": ("data.sequence_length", data.sequence_length)}.get(data.dataset)
+    if generated is not None:
+        key, per_example = generated
+        size = data.num_samples * per_example
+        if size > MAX_GENERATED_SIZE:
+            problems.append(f"data.num_samples = {data.num_samples} with {key} = {per_example}: their product "
+                            f"{size:,} is over {MAX_GENERATED_SIZE:,} (about 1 GiB to generate); use fewer of either")
+    lr_key = "sweep.learning_rates" if config.sweep.learning_rates else "train.lr"
+    for base_lr in config.sweep.learning_rates or [config.train.lr]:
+        batch_size = min(config.sweep.batch_sizes, key=lambda size: scaled_lr(config.train, base_lr, size))
+        lr = scaled_lr(config.train, base_lr, batch_size)
+        if lr < MIN_LR:
+            problems.append(f"{lr_key} = {_shown(base_lr)}: scaled for batch size {batch_size} (lr_scaling = "
+                            f"{config.train.lr_scaling}, base_batch_size = {config.train.base_batch_size}) it "
+                            f"becomes {lr:.3g}, below {MIN_LR:g}, too small to change the weights")
+    trials = (len(config.sweep.batch_sizes) * len(config.train.seeds)
+              * max(1, len(config.sweep.learning_rates)))
+    if trials > MAX_TRIALS:
+        problems.append(f"sweep.batch_sizes × train.seeds × sweep.learning_rates make {trials:,} trials: at most "
+                        f"{MAX_TRIALS:,} in one sweep")
+
+
+def _existing_path(key: str, text: str, base_dir: Path | None, problems: list[str], missing: str) -> Path | None:
+    """The resolved path that a config value names (relative to base_dir), or None with a problem naming the key.
+    The file system's own refusals (a name too long, ~user with no such user) are problems too, not crashes."""
+    try:
+        path = Path(text).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if path.exists():
+            return path.resolve()
+        problems.append(f"{key} = {_shown(text)}: {missing}")
+    except (OSError, RuntimeError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        problems.append(f"{key} = {_shown(text)}: cannot be used as a path ({reason})")
+    return None
 
 
 def check_batch_sizes(config: ExperimentConfig, train_size: int) -> None:
@@ -303,23 +411,42 @@ def check_batch_sizes(config: ExperimentConfig, train_size: int) -> None:
 
 
 def loads_config(text: str, base_dir: Path | None = None, source: str = "config") -> ExperimentConfig:
-    """Parse TOML text into a validated config."""
+    """Parse TOML text into a validated config. Anything that is not a valid config raises ConfigError."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{source}: not valid TOML ({error})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{source}: not a config (arrays or tables nested too deeply)"]) from None
+    except ValueError as error:
+        # An integer over Python's 4300-digit conversion limit; no config value needs more than 20 digits.
+        raise ConfigError([f"{source}: not a config (a number too long to read: {str(error).split(':')[0]})"]) \
+            from None
     return parse_config(data, base_dir)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML config file."""
+    """Read and validate a TOML config file. Anything that is not a valid config raises ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError([f"{path}: is a folder, not a config file"])
+        if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+            raise ConfigError([f"{path}: not a regular file, so not a config file"])
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such config file"]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([f"{path}: cannot be read ({error})"]) from None
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError([f"{path}: cannot be read ({reason})"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB, so not an experiment config"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"{path}: not a text file (byte {error.start} is not UTF-8)"]) from None
     return loads_config(text, path.parent, source=str(path))
 
 

@@ -81,6 +81,12 @@ RESUMED_ATTR = "resumed"      # root attribute: when the sweep was resumed, ISO 
 
 
 def trial_name(batch_size: int, seed: int, base_lr: float | None = None) -> str:
-    """A trial's group name; sorts by batch size when listed. base_lr only when learning rates are swept."""
+    """A trial's group name; sorts by batch size when listed. base_lr only when learning rates are swept.
+
+    Distinct (batch_size, seed, base_lr) always give distinct names: the learning rate is written short (0.05)
+    where that reads back as the same number, else in full (0.1000001), never rounded onto a neighbour."""
     name = f"bs{batch_size:05d}_seed{seed}"
-    return name if base_lr is None else f"{name}_lr{base_lr:g}"
+    if base_lr is None:
+        return name
+    short = f"{base_lr:g}"
+    return f"{name}_lr{short if float(short) == base_lr else repr(base_lr)}"

@@ -37,6 +37,11 @@ def plan_trials(config: ExperimentConfig) -> list[TrialSpec]:
                     index=len(trials), name=schema.trial_name(batch_size, seed, base_lr if swept else None),
                     batch_size=batch_size, seed=seed, base_lr=base_lr,
                     lr=scaled_lr(config.train, base_lr, batch_size)))
+    names = [trial.name for trial in trials]
+    if len(set(names)) != len(names):
+        # Only a config built without the validator can repeat a value; one name twice would overwrite a trial.
+        raise ConfigError([f"sweep.batch_sizes, train.seeds and sweep.learning_rates give the trial "
+                           f"{next(n for n in names if names.count(n) > 1)} twice: each value may appear once"])
     return trials
 
 

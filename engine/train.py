@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import schema
-from engine.config import ExperimentConfig, TrainConfig
+from engine.config import ExperimentConfig, TrainConfig, scaled_lr  # noqa: F401 (sweep and tests import it here)
 from engine.devices import PeakMemory, is_out_of_memory
 from engine.events import EpochEnded, Event, StepsLogged, TrialEnded, TrialSpec, TrialStarted
 from engine.models import build_model, parameter_count
@@ -28,12 +28,6 @@ if TYPE_CHECKING:
     from engine.data import Dataset
 
 FLUSH_INTERVAL_S = 0.1   # how often step records leave the device (and the stop flag is honoured at the latest)
-
-
-def scaled_lr(train: TrainConfig, base_lr: float, batch_size: int) -> float:
-    """The learning rate for batch_size under the scaling rule, relative to base_batch_size."""
-    power = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}[train.lr_scaling]
-    return base_lr * (batch_size / train.base_batch_size) ** power
 
 
 def lr_at(step: int, peak_lr: float, warmup_steps: int, total_steps: int, schedule: str) -> float:
