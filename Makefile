@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test benchmark screenshots clean package package-test
+.PHONY: run test fuzz-long benchmark screenshots clean package package-test
 
 # Reinstall when a requirements file changes, not on every call.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -18,6 +18,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# 14,200 generated configs through the validator and `run` instead of the 710 of `make test` (minutes).
+fuzz-long: $(STAMP)
+	FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -p no:randomly --timeout 0 tests/test_config_fuzz.py
 
 # Speed figures for the README's performance section (minutes; run on a quiet machine).
 benchmark: $(STAMP)
