@@ -219,8 +219,9 @@ class SummaryView(CurrentPlotExport, QWidget):
         for index, (run_index, run, verdict, base_lr, stats) in enumerate(per_run):
             parts = ([run.path.stem] if several_runs else []) + ([f"lr {base_lr:g}"] if lr_swept else [])
             pick = verdict.batch_size if verdict.pick is not None and verdict.base_lr == base_lr else None
+            roles = {c.batch_size: c.role for c in verdict.candidates if c.base_lr == base_lr}
             series.append(SummarySeries(run_index, run, base_lr, stats, " · ".join(parts),
-                                        SERIES_SYMBOLS[index % len(SERIES_SYMBOLS)], pick))
+                                        SERIES_SYMBOLS[index % len(SERIES_SYMBOLS)], pick, roles))
         return series
 
     def _all_batch_sizes(self) -> list[int]:

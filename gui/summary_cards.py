@@ -7,7 +7,7 @@ A series is one run and one base learning rate; several are told apart by symbol
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
@@ -112,6 +112,7 @@ class SummarySeries:
     label: str                     # "" when only one series is shown
     symbol: str
     pick: int | None = None        # the recommended batch size of this series, if its verdict has one
+    roles: dict[int, str] = field(default_factory=dict)   # batch size -> role in the run's verdict
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from engine import schema
 from engine.analysis import BatchSizeStats
+from engine.science.recommendation import PICK, ROLE_WORDS
 from gui.colors import batch_size_color
 from gui.plotkit import Theme
 from gui.summary_cards import MEASURES, Measure, SummarySeries
@@ -71,7 +72,7 @@ class SummaryTable(QTableWidget):
             columns.append("Run")
         if self._lr_swept():
             columns.append("Base lr")
-        columns += ["Seeds", "Reached target"]
+        columns += ["Seeds", "Reached target", "Verdict"]
         columns += [self._title(measure) for measure in MEASURES.values()]
         self.clear()
         self.setColumnCount(len(columns))
@@ -96,6 +97,15 @@ class SummaryTable(QTableWidget):
             self.setItem(row, column, NumberItem(f"{entry.reached_target}/{entry.trials}",
                                                  entry.reached_target / max(entry.trials, 1)))
             column += 1
+            role = one.roles.get(entry.batch_size)
+            verdict = QTableWidgetItem(ROLE_WORDS.get(role, ""))
+            verdict.setToolTip("How the recommendation judged this batch size (see the reasons above)")
+            if role == PICK:
+                font = verdict.font()
+                font.setBold(True)
+                verdict.setFont(font)
+            self.setItem(row, column, verdict)
+            column += 1
             for measure in MEASURES.values():
                 mean, std = entry.mean[measure.key], entry.std[measure.key]
                 if not math.isfinite(mean):
@@ -117,7 +127,7 @@ class SummaryTable(QTableWidget):
             headers.append("Run")
         if self._lr_swept():
             headers.append("Base learning rate")
-        headers += ["Trials", "Completed", "Reached target", "Target validation accuracy (%)"]
+        headers += ["Trials", "Completed", "Reached target", "Target validation accuracy (%)", "Verdict"]
         for measure in MEASURES.values():
             headers += [f"{self._title(measure)} mean", f"{self._title(measure)} std"]
         return headers
@@ -133,7 +143,8 @@ class SummaryTable(QTableWidget):
                     row.append(one.run.path.stem)
                 if self._lr_swept():
                     row.append(one.base_lr)
-                row += [entry.trials, entry.completed, entry.reached_target, target]
+                row += [entry.trials, entry.completed, entry.reached_target, target,
+                        ROLE_WORDS.get(one.roles.get(entry.batch_size), "")]
                 for measure in MEASURES.values():
                     scale = measure.display.scale
                     row += [entry.mean[measure.key] * scale, entry.std[measure.key] * scale]

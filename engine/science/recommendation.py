@@ -48,6 +48,8 @@ LESS_ACCURATE = "less_accurate"                # reached the target, but less ac
 MISSED_TARGET = "missed_target"                # learned, but not every seed reached the target (or one failed)
 DID_NOT_LEARN = "did_not_learn"                # not above the baseline by more than the noise
 NO_RESULT = "no_result"                        # no finished epoch: out of memory, failed, still queued/running
+ROLE_WORDS = {PICK: "recommended", AS_ACCURATE_SLOWER: "as accurate, slower", LESS_ACCURATE: "less accurate",
+              MISSED_TARGET: "missed the target", DID_NOT_LEARN: "did not learn", NO_RESULT: "no result"}
 
 
 @dataclass(frozen=True)

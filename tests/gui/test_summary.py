@@ -15,7 +15,7 @@ from engine.runfile import read_run
 from gui.colors import batch_size_color
 from gui.plotkit import CompactAxis
 from gui.plots import LivePlots
-from engine.science.recommendation import AUTO_TARGET_FRACTION, default_target
+from engine.science.recommendation import AUTO_TARGET_FRACTION, ROLE_WORDS, default_target
 from gui.summary import SummaryView
 from gui.summary_cards import MEASURES, MIN_CARD_WIDTH
 from tests.gui.runfactory import write_run
@@ -184,6 +184,11 @@ def test_one_target_drives_the_headline_and_every_card(summary, two_seed_run):
     assert times == pytest.approx({size: e.mean["time_to_target_s"] for size, e in expected.items()
                                    if math.isfinite(e.mean["time_to_target_s"])})
     assert "ring" in summary.key_text()
+    headers, rows = summary.table_headers(), summary.table_rows()
+    verdicts = {row[0]: row[headers.index("Verdict")] for row in rows}
+    assert verdicts[verdict.batch_size] == "recommended"
+    assert {size: verdict.role_of(size) for size in verdicts} == {
+        size: next(key for key, words in ROLE_WORDS.items() if words == text) for size, text in verdicts.items()}
     assert [(level.value, level.widen) for level in summary.card("accuracy").levels] == [(60.0, False), (10.4, False)]
     assert ("Lines: dashed: the target, 60.0%; dotted: the no-skill baseline, 10.4%, when in view."
             in summary.card("accuracy").caption.text())
