@@ -85,7 +85,8 @@ def resolve_config_path(name: str) -> Path:
     """A path as given, or the bundled preset of that name."""
     from engine.resources import presets
     path = Path(name)
-    if not path.exists() and name in presets():
+    # The preset test first: a name the file system refuses (too long) is for load_config to explain.
+    if name in presets() and not path.exists():
         return presets()[name]
     return path
 

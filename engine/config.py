@@ -444,7 +444,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB, so not an experiment config"])
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")   # Notepad starts UTF-8 files with a byte order mark
     except UnicodeDecodeError as error:
         raise ConfigError([f"{path}: not a text file (byte {error.start} is not UTF-8)"]) from None
     return loads_config(text, path.parent, source=str(path))

@@ -288,3 +288,17 @@ def test_a_plan_never_names_two_trials_alike():
     config.sweep.batch_sizes = [16, 16]   # past the validator: built in code
     with pytest.raises(ConfigError, match="give the trial bs00016_seed0 twice"):
         plan_trials(config)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_config(tmp_path):
+    path = tmp_path / "notepad.toml"
+    path.write_bytes(b"\xef\xbb\xbfname = \"bom\"\n")
+    assert load_config(path).name == "bom"
+
+
+def test_a_config_path_the_file_system_refuses_is_one_error(tmp_path, capsys):
+    from engine import cli
+
+    assert cli.main(["run", "a" * 5000, "--out", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].endswith(": cannot be read (File name too long)")
