@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test fuzz-long benchmark screenshots clean package package-test
+.PHONY: run test fuzz-long fuzz benchmark screenshots clean package package-test
 
 # Reinstall when a requirements file changes, not on every call.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -18,6 +18,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# 3,000 damaged run files in each file format through `report` and the app's loaders (minutes; `make test` runs 500).
+fuzz: $(STAMP)
+	$(PY) tests/damaged_corpus.py --count 3000
+	$(PY) tests/damaged_corpus.py --count 3000 --legacy --seed 2
 
 # 14,200 generated configs through the validator and `run` instead of the 710 of `make test` (minutes).
 fuzz-long: $(STAMP)

@@ -1,17 +1,25 @@
 """One long-lived child process that reads run files for this process.
 
-A damaged HDF5 file can crash the HDF5 library (one flipped byte gave SIGSEGV), and no check before the read
-can rule that out. So files are read in a child: if it crashes or hangs, the file is reported as damaged,
-the child is replaced, and the app or the command line carries on. One child serves every read (it starts
-once, ~0.3 s, and then answers each read for the cost of the read itself plus sending the arrays back);
-docs/run-files.md has the figures.
+A damaged HDF5 file can crash the HDF5 library (one flipped byte gave SIGSEGV) or send it into an endless loop,
+and no check before the read can rule that out. So files are read in a child: if it crashes or hangs, the file
+is reported as damaged, the child is replaced, and the app or the command line carries on. One child serves
+every read (it starts once, ~0.3-1 s, and then answers each read for the cost of the read itself plus sending
+the arrays back); docs/run-files.md has the figures.
+
+The child is `python -m engine.reader_process` talking over its stdin and stdout, so that it never imports
+the caller's own main script (multiprocessing's spawn would, and a user's script without a
+`if __name__ == "__main__"` guard would then start over in it). A packaged app has no Python to start that
+way; there, and on Windows, the child is a multiprocessing spawn child (main.py calls freeze_support).
 """
 from __future__ import annotations
 
-import multiprocessing
+import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +33,7 @@ SECONDS_PER_MB = 0.1
 START_TIMEOUT_S = 120.0
 
 
-def _serve(connection) -> None:
+def _serve(receive: Connection, send: Connection) -> None:
     """The child's loop: call each requested function and send back its result or its user error."""
     try:
         import resource
@@ -34,10 +42,10 @@ def _serve(connection) -> None:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the parent, which then ends this child
     import engine.runfile_reader  # noqa: F401 — imported before "ready", so that read timeouts leave it out
-    connection.send("ready")
+    send.send("ready")
     while True:
         try:
-            function, args = connection.recv()
+            function, args = receive.recv()
         except (EOFError, OSError):
             return
         try:
@@ -47,16 +55,65 @@ def _serve(connection) -> None:
         except Exception:  # noqa: BLE001 — a bug: the parent raises it with this traceback
             import traceback
             reply = ("bug", traceback.format_exc())
-        connection.send(reply)
+        send.send(reply)
+
+
+def _serve_spawned(connection: Connection) -> None:
+    _serve(connection, connection)
+
+
+class _Child:
+    """The child and its two ends, however it was started."""
+
+    def __init__(self, spawn: bool) -> None:
+        if not spawn:
+            root = Path(__file__).resolve().parent.parent
+            path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+            self._popen = subprocess.Popen([sys.executable, "-m", "engine.reader_process"], stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
+            self.send = Connection(os.dup(self._popen.stdin.fileno()), readable=False)
+            self.receive = Connection(os.dup(self._popen.stdout.fileno()), writable=False)
+            self._popen.stdin.close()
+            self._popen.stdout.close()
+            self._process = None
+        else:
+            import multiprocessing
+            context = multiprocessing.get_context("spawn")
+            parent_end, child_end = context.Pipe()
+            self._process = context.Process(target=_serve_spawned, args=(child_end,), name="run-file-reader",
+                                            daemon=True)
+            self._process.start()
+            child_end.close()
+            self.send = self.receive = parent_end
+            self._popen = None
+
+    def alive(self) -> bool:
+        return self._popen.poll() is None if self._popen else self._process.is_alive()
+
+    def exit_status(self, wait_s: float) -> int | None:
+        if self._popen:
+            try:
+                return self._popen.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                return None
+        self._process.join(wait_s)
+        return self._process.exitcode
+
+    def stop(self) -> None:
+        for end in {self.send, self.receive}:
+            end.close()
+        if self.alive():
+            (self._popen or self._process).kill()
+        self.exit_status(5)
 
 
 class ReaderProcess:
     """Calls functions in one child process; a crash or a hang there becomes a RunFileError here."""
 
-    def __init__(self) -> None:
+    def __init__(self, spawn: bool | None = None) -> None:
         self._lock = threading.Lock()
-        self._process = None
-        self._connection = None
+        self._child: _Child | None = None
+        self._spawn = (os.name != "posix" or getattr(sys, "frozen", False)) if spawn is None else spawn
 
     def call(self, function: Callable[..., Any], path: Path, timeout_s: float | None = None) -> Any:
         """function(path) in the child. function must be importable by name (a module-level function)."""
@@ -68,14 +125,13 @@ class ReaderProcess:
                 size_mb = 0.0
             timeout_s = BASE_TIMEOUT_S + SECONDS_PER_MB * size_mb
         with self._lock:
-            connection = self._started()
+            child = self._started()
             try:
-                connection.send((function, (path,)))
-                finished = connection.poll(timeout_s)
-                if not finished:
+                child.send.send((function, (path,)))
+                if not child.receive.poll(timeout_s):
                     self._stop()
                     raise RunFileError(f"{path}: damaged run file (reading it did not finish in {timeout_s:.0f} s)")
-                kind, value = connection.recv()
+                kind, value = child.receive.recv()
             except (EOFError, OSError):
                 how = self._crash_description()
                 raise RunFileError(f"{path}: damaged run file (reading it crashed the HDF5 library: {how})") from None
@@ -89,28 +145,21 @@ class ReaderProcess:
         with self._lock:
             self._stop()
 
-    def _started(self):
-        if self._process is not None and self._process.is_alive():
-            return self._connection
+    def _started(self) -> _Child:
+        if self._child is not None and self._child.alive():
+            return self._child
         self._stop()
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe()
-        process = context.Process(target=_serve, args=(child_end,), name="run-file-reader", daemon=True)
-        process.start()
-        child_end.close()
-        self._process, self._connection = process, parent_end
+        self._child = _Child(self._spawn)
         try:
-            if parent_end.poll(START_TIMEOUT_S) and parent_end.recv() == "ready":
-                return parent_end
+            if self._child.receive.poll(START_TIMEOUT_S) and self._child.receive.recv() == "ready":
+                return self._child
         except (EOFError, OSError):
             pass
         how = self._crash_description()
         raise RuntimeError(f"the run file reader process did not start ({how})")
 
     def _crash_description(self) -> str:
-        process = self._process
-        process.join(5)
-        code = process.exitcode
+        code = self._child.exit_status(5)
         self._stop()
         if code is not None and code < 0:
             try:
@@ -120,13 +169,9 @@ class ReaderProcess:
         return f"the reader process ended with exit status {code}"
 
     def _stop(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join(5)
-        self._process = self._connection = None
+        if self._child is not None:
+            self._child.stop()
+        self._child = None
 
 
 _reader = ReaderProcess()
@@ -135,3 +180,11 @@ _reader = ReaderProcess()
 def call(function: Callable[..., Any], path: Path, timeout_s: float | None = None) -> Any:
     """function(path) in this process's reader child (started on first use, replaced after a crash)."""
     return _reader.call(function, path, timeout_s)
+
+
+if __name__ == "__main__":
+    # The child's own stdout carries the replies; anything else printed (by HDF5, say) goes to stderr.
+    replies = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _serve(Connection(0, writable=False), Connection(replies, readable=False))

@@ -132,3 +132,38 @@ def test_a_run_that_was_not_closed_opens_with_a_note(tmp_path):
     assert header.status == schema.RUNNING and not header.being_written
     assert header.note.startswith("not closed by its writer")
     assert read_run(path).trials[0].epochs_done == 1
+
+
+@pytest.mark.parametrize("spawn", [False, True], ids=["python -m child", "multiprocessing spawn child"])
+def test_both_kinds_of_reader_process_survive_a_crash(tmp_path, spawn):
+    # The packaged app and Windows use a multiprocessing spawn child; elsewhere `python -m engine.reader_process`.
+    from engine.reader_process import ReaderProcess
+    from engine.runfile_reader import read_header_here, read_run_here
+    legacy = write_legacy_copy(write_source(tmp_path / "source.h5"), tmp_path / "legacy.h5")
+    data = bytearray(legacy.read_bytes())
+    offset, xor = LEGACY_CRASHERS[0]
+    data[offset] ^= xor
+    (tmp_path / "flipped.h5").write_bytes(bytes(data))
+    reader = ReaderProcess(spawn=spawn)
+    try:
+        assert reader.call(read_header_here, legacy).name == "corpus"
+        with pytest.raises(RunFileError, match="crashed the HDF5 library: SIGSEGV"):
+            reader.call(read_run_here, tmp_path / "flipped.h5")
+        assert reader.call(read_header_here, legacy).name == "corpus"
+    finally:
+        reader.close()
+
+
+def test_a_script_without_a_main_guard_can_read_run_files(tmp_path):
+    # The reader process must not run the caller's script again (multiprocessing's spawn would).
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    source = write_source(tmp_path / "source.h5")
+    script = tmp_path / "script.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom engine.runfile import read_run\n"
+                      f"print(read_run({str(source)!r}).header.name)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "corpus"
