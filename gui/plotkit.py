@@ -213,6 +213,24 @@ class PlotColors:
                    dark=dark)
 
 
+class ManualXViewBox(PaddedViewBox):
+    """A PaddedViewBox whose x range only its owner sets (with setXRange): x auto-range is off, and stays off
+    when pyqtgraph would turn it on (switching a log scale, the plot menu's "Auto"), which would move the x range
+    of every linked plot away from what the owner chose. The y axis auto-ranges as usual."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        pg.ViewBox.enableAutoRange(self, pg.ViewBox.XAxis, False)
+
+    def enableAutoRange(self, axis=None, enable=True, x=None, y=None):
+        if x is not None or y is not None:
+            if y is not None:
+                super().enableAutoRange(pg.ViewBox.YAxis, y)
+            return
+        if axis in (None, pg.ViewBox.XYAxes, "xy", pg.ViewBox.YAxis, "y"):
+            super().enableAutoRange(pg.ViewBox.YAxis, enable)
+
+
 # The summary modules still import the old name; gui/theme.py's Theme is the application theme.
 Theme = PlotColors
 

@@ -35,7 +35,7 @@ from gui.plot_export import export_curve_data, export_figure
 from gui.plot_legend import FlowLegend, LegendEntry, LegendState, legend_groups
 from gui.plot_specs import EPOCH, FAINT, MAIN, PLOT_NAMES, PLOTS, SPECS, STEP, STEP_GROUP, TRAIN, PlotSpec, Series
 from gui.plot_toolbar import PlotToolbar
-from gui.plotkit import (FLAT_RANGE_PADDING, CompactAxis, Display, PaddedViewBox, PlotColors, display, make_pen,
+from gui.plotkit import (FLAT_RANGE_PADDING, CompactAxis, Display, ManualXViewBox, PlotColors, display, make_pen,
                          run_line_style, seed_symbol, style_plot_item, with_alpha)
 from gui.smoothing import ema
 from gui.x_axis import X_AXES, data_range, map_range, x_values
@@ -420,7 +420,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._plots: dict[str, pg.PlotItem] = {}
         first: pg.PlotItem | None = None
         for spec in PLOTS:
-            plot = pg.PlotItem(viewBox=PaddedViewBox(),
+            plot = pg.PlotItem(viewBox=ManualXViewBox(),      # the x range is set by _follow_data
                                axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
@@ -428,7 +428,6 @@ class LivePlots(CurrentPlotExport, QWidget):
             plot.hideButtons()
             view = plot.getViewBox()
             view.setDefaultPadding(0.02)
-            view.enableAutoRange(axis=pg.ViewBox.XAxis, enable=False)     # see _follow_data
             view.menu.viewAll.triggered.connect(self.fit_view)
             plot.getAxis("left").setWidth(48)
             plot.setLabel("bottom", x_axis_label(self._x_axis))

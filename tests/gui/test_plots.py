@@ -143,6 +143,14 @@ def test_a_zoom_is_kept_in_the_new_units_and_fit_shows_everything_again(plots, r
     plots.set_x_axis("epoch")
     np.testing.assert_allclose(plots.x_range(), (1.0, 2.0), rtol=0.02)
 
+    plots.set_log_y("loss", True)                                             # the zoom survives a log scale
+    plots.set_log_y("accuracy", True)
+    assert plots.is_zoomed()
+    qtbot.waitUntil(lambda: plots.plot_item("accuracy").getViewBox().viewRange()[1][1] < 3, timeout=2000)  # log10
+    np.testing.assert_allclose(plots.x_range(), (1.0, 2.0), rtol=0.02)
+    plots.set_log_y("loss", False)
+    plots.set_log_y("accuracy", False)
+
     plots.plot_item("loss").getViewBox().setXRange(50.0, 60.0, padding=0)    # past the end of every trial
     plots.set_x_axis("step")                                                  # nothing to keep: fitted
     assert not plots.is_zoomed()
