@@ -13,6 +13,7 @@ way; there, and on Windows, the child is a multiprocessing spawn child (main.py 
 """
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -175,6 +176,7 @@ class ReaderProcess:
 
 
 _reader = ReaderProcess()
+atexit.register(_reader.close)
 
 
 def call(function: Callable[..., Any], path: Path, timeout_s: float | None = None) -> Any:

@@ -64,7 +64,7 @@ def is_being_written(path: str | Path) -> bool:
     mark of a writer that died."""
     try:
         import fcntl
-    except ImportError:   # Windows: no flock; a running file is then shown as "running or interrupted"
+    except ImportError:   # Windows: no flock; a file being written then reads as interrupted until it closes
         return False
     try:
         descriptor = os.open(path, os.O_RDONLY)

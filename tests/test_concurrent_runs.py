@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from tests.conftest import ROOT, tiny_table
 CREATOR = r"""
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
-from pathlib import Path
 from engine.sweep import _create_writer
 folder, gun, name = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 while not gun.exists():
