@@ -7,17 +7,19 @@ README's config reference and the GUI's tooltips all read the same facts. Valida
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import stat
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import tomli_w
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, Problem
 
 BUILTIN_DATASETS = ("mnist1d", "synthetic", "sequence")
 MODEL_KINDS = ("mlp", "cnn", "lstm", "gru")
@@ -33,11 +35,19 @@ SEED_MAX = 2**32 - 1
 BATCH_SIZE_MAX = 2**31 - 1
 
 
-def _field(default: Any, help: str, **constraints: Any) -> Any:
-    """A dataclass field with its help text and constraints (choices, min, max, min_exclusive, kind)."""
+def _field(default: Any, help: str, *, label: str, choice_labels: dict[str, str] | None = None,
+           applies: dict[str, tuple[str, ...]] | None = None, **constraints: Any) -> Any:
+    """A dataclass field with what a person reads about it and what the validator checks.
+
+    label: the field's name in a form. choice_labels: friendlier words for some of its choices (the value stored
+    is always the choice itself). applies: when the field means anything, as {other key: the values it must
+    have}, all of them true; for data.dataset the values are what `dataset_kind` says (a built-in name, a
+    file's suffix, "folder"). constraints: choices, min, max, min_exclusive, max_exclusive, kind."""
+    metadata = {"help": help, "label": label, "choice_labels": choice_labels or {}, "applies": applies or {},
+                **constraints}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **constraints})
-    return field(default=default, metadata={"help": help, **constraints})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -45,90 +55,116 @@ class DataConfig:
     dataset: str = _field("mnist1d", "A built-in dataset (mnist1d, synthetic, sequence) or the path to your own "
                           "data: a CSV, NPY or NPZ file, an HDF5 file, a folder of MNIST/Fashion-MNIST IDX files, "
                           "a folder of CIFAR-10 python batches, or an image folder with one sub-folder per class.",
-                          kind="dataset")
+                          kind="dataset", label="Dataset")
     val_fraction: float = _field(0.2, "Share of the examples held out to measure generalization, used when the "
                                  "dataset has no test split of its own (or use_test_split is false).",
-                                 min_exclusive=0.0, max_exclusive=1.0)
-    use_test_split: bool = _field(True, "Validate on the dataset's own test split where it has one.")
-    label_column: str = _field("label", "CSV files: the name of the column that holds the class label.")
-    labels: str = _field("", "NPY files: the path of a second .npy file that holds one integer label per example.")
-    x_key: str = _field("x", "NPZ and HDF5 files: the name of the inputs array (its test split is <x_key>_test).")
-    y_key: str = _field("y", "NPZ and HDF5 files: the name of the labels array (its test split is <y_key>_test).")
+                                 min_exclusive=0.0, max_exclusive=1.0, label="Validation share")
+    use_test_split: bool = _field(True, "Validate on the dataset's own test split where it has one.",
+                                  label="Use test split")
+    label_column: str = _field("label", "CSV files: the name of the column that holds the class label.",
+                               label="Label column", applies={"data.dataset": ("csv",)})
+    labels: str = _field("", "NPY files: the path of a second .npy file that holds one integer label per example.",
+                         label="Labels file", applies={"data.dataset": ("npy",)})
+    x_key: str = _field("x", "NPZ and HDF5 files: the name of the inputs array (its test split is <x_key>_test).",
+                        label="Inputs array", applies={"data.dataset": ("npz", "h5", "hdf5")})
+    y_key: str = _field("y", "NPZ and HDF5 files: the name of the labels array (its test split is <y_key>_test).",
+                        label="Labels array", applies={"data.dataset": ("npz", "h5", "hdf5")})
     num_samples: int = _field(4000, "Built-in datasets: how many examples to generate (train and validation).",
-                              min=20, max=2_000_000)
-    num_features: int = _field(32, "synthetic: how many input dimensions each example has.", min=1, max=100_000)
-    num_classes: int = _field(4, "synthetic and sequence: how many classes to tell apart.", min=2, max=1000)
+                              min=20, max=2_000_000, label="Examples", applies={"data.dataset": BUILTIN_DATASETS})
+    num_features: int = _field(32, "synthetic: how many input dimensions each example has.", min=1, max=100_000,
+                               label="Features", applies={"data.dataset": ("synthetic",)})
+    num_classes: int = _field(4, "synthetic and sequence: how many classes to tell apart.", min=2, max=1000,
+                              label="Classes", applies={"data.dataset": ("synthetic", "sequence")})
     label_noise: float = _field(0.0, "synthetic: share of training labels replaced by a random class, to study "
-                                "memorization. Validation labels stay clean.", min=0.0, max=1.0)
-    sequence_length: int = _field(40, "sequence: how many time steps each example has.", min=4, max=10_000)
+                                "memorization. Validation labels stay clean.", min=0.0, max=1.0,
+                                label="Label noise", applies={"data.dataset": ("synthetic",)})
+    sequence_length: int = _field(40, "sequence: how many time steps each example has.", min=4, max=10_000,
+                                  label="Sequence length", applies={"data.dataset": ("sequence",)})
     image_size: int = _field(32, "Image folders: every image is resized to this many pixels square.",
-                             min=4, max=1024)
-    grayscale: bool = _field(False, "Image folders: convert images to one grey channel.")
+                             min=4, max=1024, label="Image size", applies={"data.dataset": ("folder",)})
+    grayscale: bool = _field(False, "Image folders: convert images to one grey channel.",
+                             label="Greyscale", applies={"data.dataset": ("folder",)})
     data_seed: int = _field(0, "Seed of the built-in generators and of the validation split; fixed across trials "
-                            "so that every batch size sees the same data.", min=0, max=SEED_MAX)
+                            "so that every batch size sees the same data.", min=0, max=SEED_MAX, label="Data seed")
 
 
 @dataclass
 class ModelConfig:
     kind: str = _field("mlp", "mlp: fully connected layers. cnn: convolutions (1-D for signals, 2-D for images). "
-                       "lstm / gru: recurrent networks that read a sequence step by step.", choices=MODEL_KINDS)
+                       "lstm / gru: recurrent networks that read a sequence step by step.", choices=MODEL_KINDS,
+                       label="Architecture",
+                       choice_labels={"mlp": "MLP (fully connected)", "cnn": "CNN (convolutions)",
+                                      "lstm": "LSTM (recurrent)", "gru": "GRU (recurrent)"})
     batch_norm: bool = _field(False, "Add batch normalization after each hidden layer (mlp and cnn). Its "
-                              "statistics depend on the batch, so it interacts with batch size.")
+                              "statistics depend on the batch, so it interacts with batch size.",
+                              label="Batch norm", applies={"model.kind": ("mlp", "cnn")})
     width: int = _field(128, "Units per hidden layer (mlp), channels of the first convolution (cnn) or hidden "
-                        "state size (lstm, gru).", min=1, max=100_000)
+                        "state size (lstm, gru).", min=1, max=100_000, label="Width")
     depth: int = _field(2, "Number of hidden layers (mlp), convolution blocks (cnn) or stacked recurrent layers.",
-                        min=1, max=64)
+                        min=1, max=64, label="Depth")
 
 
 @dataclass
 class TrainConfig:
     optimizer: str = _field("sgd", "sgd: stochastic gradient descent with momentum. adam / adamw: adaptive "
-                            "optimizers (adamw decouples weight decay).", choices=OPTIMIZERS)
+                            "optimizers (adamw decouples weight decay).", choices=OPTIMIZERS, label="Optimizer",
+                            choice_labels={"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"})
     lr: float = _field(0.05, "Learning rate at base_batch_size: how big each weight update is.",
-                       min_exclusive=0.0, max=100.0)
+                       min_exclusive=0.0, max=100.0, label="Learning rate")
     momentum: float = _field(0.9, "SGD only: how much of the previous update carries into the next.",
-                             min=0.0, max_exclusive=1.0)
+                             min=0.0, max_exclusive=1.0,
+                             label="Momentum", applies={"train.optimizer": ("sgd",)})
     weight_decay: float = _field(0.0, "Pull weights towards zero by this factor each step (regularization).",
-                                 min=0.0, max=1.0)
+                                 min=0.0, max=1.0, label="Weight decay")
     lr_scaling: str = _field("linear", "How the learning rate changes with batch size, relative to "
                              "base_batch_size. none: the same lr for every batch size. linear: lr grows in "
                              "proportion to batch size. sqrt: lr grows with the square root of batch size.",
-                             choices=LR_SCALING_RULES)
-    base_batch_size: int = _field(32, "The batch size at which the learning rate is exactly lr.", min=1,
-                                  max=BATCH_SIZE_MAX)
+                             choices=LR_SCALING_RULES, label="LR rule",
+                             choice_labels={"none": "none: same LR for every batch size",
+                                            "linear": "linear: LR ∝ batch size", "sqrt": "sqrt: LR ∝ √batch size"})
+    base_batch_size: int = _field(32, "The batch size at which the learning rate is exactly lr.",
+                                  min=1, max=BATCH_SIZE_MAX, label="Base batch size",
+                                  applies={"train.lr_scaling": ("linear", "sqrt")})
     warmup_epochs: float = _field(0.0, "Raise the learning rate linearly from zero over this many epochs.",
-                                  min=0.0, max=100_000.0)
+                                  min=0.0, max=100_000.0, label="Warm-up epochs")
     schedule: str = _field("constant", "After warm-up: keep the learning rate constant, or decay it along a "
-                           "cosine to zero by the end of training.", choices=LR_SCHEDULES)
+                           "cosine to zero by the end of training.", choices=LR_SCHEDULES,
+                           label="LR schedule", choice_labels={"cosine": "cosine decay to zero"})
     budget: str = _field("epochs", "How long each trial trains: a number of passes over the data (epochs), or "
-                         "a number of examples seen (samples), the same for every batch size.", choices=BUDGETS)
-    epochs: int = _field(5, "Passes over the training data when budget is epochs.", min=1, max=100_000)
-    samples: int = _field(100_000, "Training examples to see when budget is samples.", min=1,
-                          max=10**12)
+                         "a number of examples seen (samples), the same for every batch size.", choices=BUDGETS,
+                         label="Budget", choice_labels={"epochs": "epochs: passes over the data",
+                                                        "samples": "samples: same examples for all"})
+    epochs: int = _field(5, "Passes over the training data when budget is epochs.", min=1, max=100_000,
+                         label="Epochs", applies={"train.budget": ("epochs",)})
+    samples: int = _field(100_000, "Training examples to see when budget is samples.", min=1, max=10**12,
+                          label="Samples", applies={"train.budget": ("samples",)})
     seeds: list[int] = _field([0], "Repeats: one trial per seed and batch size. Same seed, same numbers.",
-                              kind="int_list", min=0, max=SEED_MAX)
+                              kind="int_list", min=0, max=SEED_MAX, label="Repeats (seeds)")
     eval_batch_size: int = _field(1024, "Batch size used to evaluate, the same for every trial so that "
                                   "evaluation cost does not depend on the batch size under study.", min=1,
-                                  max=BATCH_SIZE_MAX)
+                                  max=BATCH_SIZE_MAX, label="Eval batch size")
 
 
 @dataclass
 class SweepConfig:
     batch_sizes: list[int] = _field([16, 32, 64, 128], "Batch sizes to compare: how many examples the model "
                                     "sees before each weight update.", kind="int_list", min=1,
-                                    max=BATCH_SIZE_MAX)
+                                    max=BATCH_SIZE_MAX, label="Batch sizes")
     learning_rates: list[float] = _field([], "Optional: base learning rates to cross with every batch size. "
-                                         "Empty means train.lr only.", kind="float_list", min_exclusive=0.0,
-                                         max=100.0)
+                                         "Empty means train.lr only.", kind="float_list", min_exclusive=0.0, max=100.0,
+                                         label="Base LRs to cross")
     device: str = _field("auto", "Where to train: auto picks the GPU when one is usable, else the CPU.",
-                         choices=DEVICES)
-    strategy: str = _field("grid", "How trials are chosen: grid tries every combination.", choices=STRATEGIES)
+                         choices=DEVICES, label="Device",
+                         choice_labels={"auto": "auto: GPU if usable, else CPU", "cpu": "CPU", "cuda": "GPU (CUDA)"})
+    strategy: str = _field("grid", "How trials are chosen: grid tries every combination.", choices=STRATEGIES,
+                           label="Strategy", choice_labels={"grid": "grid: every combination"})
 
 
 @dataclass
 class ExperimentConfig:
-    name: str = _field("experiment", "A short name for the experiment; it starts the run file's name.")
-    description: str = _field("", "Free text stored in the run file.")
+    name: str = _field("experiment", "A short name for the experiment; it starts the run file's name.",
+                       label="Name")
+    description: str = _field("", "Free text stored in the run file.", label="Description")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -240,15 +276,21 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, problems: list[str]) -> 
             wanted = "a non-empty list of whole numbers" if want_int else "a list of numbers"
             problems.append(f"{key} = {_shown(value)}: must be {wanted}")
             return None
-        items = []
-        for item in value:
+        items, bad_items = [], 0
+        for item in value:          # name every bad item (up to a few), not only the first
+            if bad_items == MAX_BAD_ITEMS:
+                problems.append(f"{key}: more items may be wrong; fix these {MAX_BAD_ITEMS} first")
+                break
             ok_type = _is_int(item) if want_int else _is_number(item)
             if not ok_type:
                 problems.append(f"{key} contains {_shown(item)}: must be a {'whole ' if want_int else ''}number")
-                return None
-            if not _check_bounds(key, item, meta, problems):
-                return None
-            items.append(item if want_int else float(item))
+                bad_items += 1
+            elif not _check_bounds(key, item, meta, problems):
+                bad_items += 1
+            else:
+                items.append(item if want_int else float(item))
+        if bad_items:
+            return None
         if len(set(items)) != len(items):
             problems.append(f"{key} = {_shown(value)}: contains a value twice")
             return None
@@ -272,7 +314,8 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, problems: list[str]) -> 
         problems.append(f"{key} = {_shown(value)}: must be text")
         return None
     if "choices" in meta and value not in meta["choices"]:
-        problems.append(f"{key} = {_shown(value)}: must be one of {', '.join(meta['choices'])}")
+        problems.append(f"{key} = {_shown(value)}: must be one of {', '.join(meta['choices'])}"
+                        f"{_did_you_mean(value, meta['choices'])}")
         return None
     problem = _text_problem(key, value)
     if problem:
@@ -297,7 +340,9 @@ def _build(cls: type, table: Any, prefix: str, problems: list[str]) -> Any:
         if key in SECTIONS and not prefix:
             values[key] = _build(SECTIONS[key], value, f"{key}.", problems)
             continue
-        coerced = _coerce(prefix + key, value, f, problems)
+        found: list[str] = []
+        coerced = _coerce(prefix + key, value, f, found)
+        problems += [Problem(prefix + key, problem) for problem in found]
         if coerced is not None:
             values[key] = coerced
     return cls(**values)
@@ -324,43 +369,48 @@ def scaled_lr(train: TrainConfig, base_lr: float, batch_size: int) -> float:
 def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: list[str]) -> None:
     """Checks that involve more than one key, or the file system."""
     if not config.name.strip():
-        problems.append("name = '': must not be empty")
+        problems.append(Problem("name", "name = '': must not be empty"))
     elif any(c in config.name for c in '/\\:*?"<>|'):
-        problems.append(f"name = {_shown(config.name)}: must not contain any of / \\ : * ? \" < > |")
+        problems.append(Problem("name", f"name = {_shown(config.name)}: must not contain any of "
+                                "/ \\ : * ? \" < > |"))
     dataset = config.data.dataset
     if dataset not in BUILTIN_DATASETS:
         if not dataset.strip():
-            problems.append("data.dataset = '': give a built-in name "
-                            f"({', '.join(BUILTIN_DATASETS)}) or the path to a file or folder")
+            problems.append(Problem("data.dataset", "data.dataset = '': give a built-in name "
+                                    f"({', '.join(BUILTIN_DATASETS)}) or the path to a file or folder"))
         else:
             path = _existing_path("data.dataset", dataset, base_dir, problems, "no such file or folder, and not a "
-                                  f"built-in dataset ({', '.join(BUILTIN_DATASETS)})")
+                                  f"built-in dataset ({', '.join(BUILTIN_DATASETS)})"
+                                  f"{_did_you_mean(dataset, BUILTIN_DATASETS)}")
             if path is not None:
                 config.data.dataset = str(path)
                 if path.suffix.lower() == ".npy" and not config.data.labels:
-                    problems.append("data.labels = '': an .npy dataset needs the path of an .npy file of labels")
+                    problems.append(Problem("data.labels", "data.labels = '': an .npy dataset needs the path of an "
+                                            ".npy file of labels"))
     if config.data.labels:
         labels = _existing_path("data.labels", config.data.labels, base_dir, problems, "no such file")
         if labels is not None:
             config.data.labels = str(labels)
     model = config.model
-    if model.batch_norm and model.kind in ("lstm", "gru"):
-        problems.append(f"model.batch_norm = true: batch normalization does not apply to {model.kind} "
-                        "models (use mlp or cnn, or set it to false)")
+    if model.batch_norm and not applies("model.batch_norm", dataclasses.asdict(config)):
+        kinds = " or ".join(field_info("model.batch_norm")["applies"]["model.kind"])
+        problems.append(Problem("model.batch_norm", "model.batch_norm = true: batch normalization does not apply "
+                                f"to {model.kind} models (use {kinds}, or set it to false)"))
     elif model.batch_norm and 1 in config.sweep.batch_sizes:
-        problems.append("sweep.batch_sizes contains 1: batch normalization (model.batch_norm = true) needs at "
-                        "least 2 examples in a batch to normalize them")
+        problems.append(Problem("sweep.batch_sizes", "sweep.batch_sizes contains 1: batch normalization "
+                                "(model.batch_norm = true) needs at least 2 examples in a batch to normalize them"))
     last_channels = model.width * 2 ** (model.depth - 1)
     if model.kind == "cnn" and last_channels > MAX_CHANNELS:
-        problems.append(f"model.depth = {model.depth}: a cnn doubles its channels in every block, so with "
-                        f"model.width = {model.width} the last block would have {last_channels:,} channels, "
-                        f"more than {MAX_CHANNELS:,}")
+        problems.append(Problem("model.depth", f"model.depth = {model.depth}: a cnn doubles its channels in every "
+                                f"block, so with model.width = {model.width} the last block would have "
+                                f"{last_channels:,} channels, more than {MAX_CHANNELS:,}"))
     if config.data.dataset in BUILTIN_DATASETS:
         limit = config.data.num_samples
         for batch_size in config.sweep.batch_sizes:
             if batch_size > limit:
-                problems.append(f"sweep.batch_sizes contains {batch_size}: larger than the dataset "
-                                f"(data.num_samples = {limit}); every trial needs at least one full batch")
+                problems.append(Problem("sweep.batch_sizes", f"sweep.batch_sizes contains {batch_size}: larger than "
+                                        f"the dataset (data.num_samples = {limit}); every trial needs at least one "
+                                        "full batch"))
     data = config.data
     generated = {"synthetic": ("data.num_features", data.num_features),
                  "sequence": ("data.sequence_length", data.sequence_length)}.get(data.dataset)
@@ -368,21 +418,23 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
         key, per_example = generated
         size = data.num_samples * per_example
         if size > MAX_GENERATED_SIZE:
-            problems.append(f"data.num_samples = {data.num_samples} with {key} = {per_example}: their product "
-                            f"{size:,} is over {MAX_GENERATED_SIZE:,} (about 1 GiB to generate); use fewer of either")
+            problems.append(Problem("data.num_samples", f"data.num_samples = {data.num_samples} with {key} = "
+                                    f"{per_example}: their product {size:,} is over {MAX_GENERATED_SIZE:,} (about "
+                                    "1 GiB to generate); use fewer of either"))
     lr_key = "sweep.learning_rates" if config.sweep.learning_rates else "train.lr"
     for base_lr in config.sweep.learning_rates or [config.train.lr]:
         batch_size = min(config.sweep.batch_sizes, key=lambda size: scaled_lr(config.train, base_lr, size))
         lr = scaled_lr(config.train, base_lr, batch_size)
         if lr < MIN_LR:
-            problems.append(f"{lr_key} = {_shown(base_lr)}: scaled for batch size {batch_size} (lr_scaling = "
-                            f"{config.train.lr_scaling}, base_batch_size = {config.train.base_batch_size}) it "
-                            f"becomes {lr:.3g}, below {MIN_LR:g}, too small to change the weights")
+            problems.append(Problem(lr_key, f"{lr_key} = {_shown(base_lr)}: scaled for batch size {batch_size} "
+                                    f"(lr_scaling = {config.train.lr_scaling}, base_batch_size = "
+                                    f"{config.train.base_batch_size}) it becomes {lr:.3g}, below {MIN_LR:g}, too small "
+                                    "to change the weights"))
     trials = (len(config.sweep.batch_sizes) * len(config.train.seeds)
               * max(1, len(config.sweep.learning_rates)))
     if trials > MAX_TRIALS:
-        problems.append(f"sweep.batch_sizes × train.seeds × sweep.learning_rates make {trials:,} trials: at most "
-                        f"{MAX_TRIALS:,} in one sweep")
+        problems.append(Problem("sweep.batch_sizes", "sweep.batch_sizes × train.seeds × sweep.learning_rates make "
+                                f"{trials:,} trials: at most {MAX_TRIALS:,} in one sweep"))
 
 
 def _existing_path(key: str, text: str, base_dir: Path | None, problems: list[str], missing: str) -> Path | None:
@@ -394,10 +446,10 @@ def _existing_path(key: str, text: str, base_dir: Path | None, problems: list[st
             path = base_dir / path
         if path.exists():
             return path.resolve()
-        problems.append(f"{key} = {_shown(text)}: {missing}")
+        problems.append(Problem(key, f"{key} = {_shown(text)}: {missing}"))
     except (OSError, RuntimeError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error)
-        problems.append(f"{key} = {_shown(text)}: cannot be used as a path ({reason})")
+        problems.append(Problem(key, f"{key} = {_shown(text)}: cannot be used as a path ({reason})"))
     return None
 
 
@@ -405,9 +457,9 @@ def check_batch_sizes(config: ExperimentConfig, train_size: int) -> None:
     """Once the training set is loaded: every batch size must fit in it at least once."""
     too_big = [b for b in config.sweep.batch_sizes if b > train_size]
     if too_big:
-        raise ConfigError([f"sweep.batch_sizes contains {b}: larger than the training set ({train_size} "
-                           f"examples of {config.data.dataset}); every trial needs at least one full batch"
-                           for b in too_big])
+        raise ConfigError([Problem("sweep.batch_sizes", f"sweep.batch_sizes contains {b}: larger than the "
+                                   f"training set ({train_size} examples of {config.data.dataset}); every trial "
+                                   "needs at least one full batch") for b in too_big])
 
 
 def loads_config(text: str, base_dir: Path | None = None, source: str = "config") -> ExperimentConfig:
@@ -450,10 +502,67 @@ def load_config(path: str | Path) -> ExperimentConfig:
     return loads_config(text, path.parent, source=str(path))
 
 
-def validate(data: dict[str, Any], base_dir: Path | None = None) -> list[str]:
-    """Every problem in a config table, for inline validation in the GUI; empty when valid."""
+def validate(data: dict[str, Any], base_dir: Path | None = None) -> list[Problem]:
+    """Every problem in a config table, each with the key it is about, for inline validation in the GUI; empty
+    when valid."""
     try:
         parse_config(data, base_dir)
     except ConfigError as error:
         return error.problems
     return []
+
+
+# ----- what a form needs to know about each field ------------------------------------------------------------
+
+def _field_of(key: str) -> dataclasses.Field:
+    section, _, name = key.rpartition(".")
+    cls = SECTIONS[section] if section else ExperimentConfig
+    return {f.name: f for f in dataclasses.fields(cls)}[name]
+
+
+def field_info(key: str) -> Mapping[str, Any]:
+    """Everything known about a dotted key such as 'train.lr': help, label, choice_labels, applies and its
+    constraints (see `_field`)."""
+    return _field_of(key).metadata
+
+
+def dataset_kind(dataset: str, base_dir: Path | None = None) -> str:
+    """What a data.dataset value names, in the words of the fields' `applies`: a built-in dataset's name,
+    "folder", or else a file's suffix without its dot ("csv", "npz"; "" when it has none)."""
+    if dataset in BUILTIN_DATASETS:
+        return dataset
+    path = Path(dataset).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if dataset.strip() and path.is_dir():
+        return "folder"
+    return path.suffix.lower().lstrip(".")
+
+
+def applies(key: str, table: Mapping[str, Any], base_dir: Path | None = None) -> bool:
+    """Whether a field means anything given the rest of a config table, which may hold anything a user typed;
+    a key the table leaves out counts as its default. Relative dataset paths are taken from base_dir."""
+    for other, wanted in field_info(key)["applies"].items():
+        section, _, name = other.rpartition(".")
+        source = table.get(section, {}) if section else table
+        f = _field_of(other)
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        value = source.get(name, default) if isinstance(source, Mapping) else default
+        if other == "data.dataset":
+            value = dataset_kind(str(value), base_dir)
+        if value not in wanted:
+            return False
+    return True
+
+
+def _did_you_mean(value: Any, choices: tuple[str, ...]) -> str:
+    """'; did you mean 'mnist1d'?' when the value is close to one choice (case aside), else ''."""
+    if not isinstance(value, str):
+        return ""
+    by_lower = {choice.lower(): choice for choice in choices}
+    matches = difflib.get_close_matches(value.strip().lower(), list(by_lower), n=1)
+    return f"; did you mean {by_lower[matches[0]]!r}?" if matches else ""
+
+
+# A list's bad items are each named up to this many; a list of a million bad numbers would otherwise print them all.
+MAX_BAD_ITEMS = 10

@@ -1,13 +1,16 @@
 """The setup panel: every experiment-config field as a form, validated by the engine on every edit.
 
-The form is built from `engine.config.iter_fields()`: each field's metadata gives its help text (the
-tooltip), its choices and its range, so a field the engine adds appears here without a GUI change. What the
-user types is passed to `engine.config.validate` as typed (a number where it parses as one, the raw text
-where it does not), so every message the user sees is the engine's own, naming the key.
+The form is built from `engine.config.iter_fields()`: each field's metadata gives its label, its help text
+(the tooltip), its choices and their words, its range and when it applies (`engine.config.applies`), so a
+field the engine adds appears here without a GUI change; the file types offered are those the engine's loaders
+read (`engine.data.FILE_FORMATS`). What the user types is passed to `engine.config.validate` as typed (a number
+where it parses as one, the raw text where it does not), so every message the user sees is the engine's own,
+and each problem's key says which field to mark. A CSV file's first rows are checked as soon as it is named.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import math
 import re
@@ -16,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QPainter, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu,
-                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QStyle, QStyleOptionFrame,
+                               QToolButton, QVBoxLayout, QWidget)
 
-from engine.config import BUILTIN_DATASETS, ExperimentConfig, iter_fields, parse_config, validate
+from engine.config import (BUILTIN_DATASETS, DataConfig, ExperimentConfig, applies, field_info, iter_fields,
+                           parse_config, validate)
+from engine.data import FILE_FORMATS, check_head
 from engine.devices import available_devices
+from engine.errors import DataError, Problem
 from gui import theme
 
 POWERS_OF_TWO = tuple(2 ** k for k in range(13))      # 1 … 4096
@@ -33,43 +39,12 @@ LABEL_WIDTH = 100          # one label column width for every section, so the fi
 SECTION_TITLES = {"": "Experiment", "data": "Data", "model": "Model", "train": "Training", "sweep": "Sweep"}
 SECTION_ORDER = ("", "sweep", "data", "model", "train")
 
-# What a person reads next to each field. Keys the engine adds later fall back to their own name.
-LABELS = {
-    "name": "Name", "description": "Description",
-    "data.dataset": "Dataset", "data.val_fraction": "Validation share", "data.use_test_split": "Use test split",
-    "data.label_column": "Label column", "data.labels": "Labels file", "data.x_key": "Inputs array",
-    "data.y_key": "Labels array", "data.num_samples": "Examples", "data.num_features": "Features",
-    "data.num_classes": "Classes", "data.label_noise": "Label noise", "data.sequence_length": "Sequence length",
-    "data.image_size": "Image size", "data.grayscale": "Greyscale", "data.data_seed": "Data seed",
-    "model.kind": "Architecture", "model.batch_norm": "Batch norm", "model.width": "Width", "model.depth": "Depth",
-    "train.optimizer": "Optimizer", "train.lr": "Learning rate", "train.momentum": "Momentum",
-    "train.weight_decay": "Weight decay", "train.lr_scaling": "LR rule", "train.base_batch_size": "Base batch size",
-    "train.warmup_epochs": "Warm-up epochs", "train.schedule": "LR schedule", "train.budget": "Budget",
-    "train.epochs": "Epochs", "train.samples": "Samples", "train.seeds": "Repeats (seeds)",
-    "train.eval_batch_size": "Eval batch size",
-    "sweep.batch_sizes": "Batch sizes", "sweep.learning_rates": "Base LRs to cross", "sweep.device": "Device",
-    "sweep.strategy": "Strategy",
-}
-
-# Friendlier words for some choices; the value stored is always the engine's choice.
-CHOICE_LABELS = {
-    "model.kind": {"mlp": "MLP (fully connected)", "cnn": "CNN (convolutions)", "lstm": "LSTM (recurrent)",
-                   "gru": "GRU (recurrent)"},
-    "train.optimizer": {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"},
-    "train.lr_scaling": {"none": "none: same LR for every batch size", "linear": "linear: LR ∝ batch size",
-                         "sqrt": "sqrt: LR ∝ √batch size"},
-    "train.schedule": {"constant": "constant", "cosine": "cosine decay to zero"},
-    "train.budget": {"epochs": "epochs: passes over the data", "samples": "samples: same examples for all"},
-    "sweep.strategy": {"grid": "grid: every combination"},
-    "sweep.device": {"auto": "auto: GPU if usable, else CPU", "cpu": "CPU", "cuda": "GPU (CUDA)"},
-}
-
+# Fields that need the panel's whole width (the batch-size toggles, a path): label above, field below.
+FULL_WIDTH = {"sweep.batch_sizes", "data.dataset"}
 # Rarely changed fields, shown with "Show all options" (or whenever they have a problem).
 ADVANCED = {"description", "data.val_fraction", "data.use_test_split", "data.data_seed", "train.weight_decay",
             "train.warmup_epochs", "train.schedule", "train.eval_batch_size", "sweep.learning_rates",
             "sweep.strategy"}
-
-_PROBLEM_KEY = re.compile(r"^([a-z_]+(?:\.[a-z_]+)?)\b")
 
 
 def parse_number(text: str) -> Any:
@@ -110,7 +85,7 @@ def _constraint_text(meta: dict) -> str:
 
 def tooltip_for(key: str, field: dataclasses.Field) -> str:
     meta = field.metadata
-    parts = [f"<b>{html.escape(LABELS.get(key, key))}</b>", html.escape(meta.get("help", ""))]
+    parts = [f"<b>{html.escape(meta['label'])}</b>", html.escape(meta["help"])]
     constraint = _constraint_text(meta)
     if constraint:
         parts.append(html.escape(constraint))
@@ -118,11 +93,61 @@ def tooltip_for(key: str, field: dataclasses.Field) -> str:
     return "<qt>" + "<br>".join(p for p in parts if p) + "</qt>"
 
 
+def file_filter(kinds: tuple[str, ...] | None = None) -> str:
+    """A file dialog's filter from the formats the engine reads (only those whose suffixes, without the dot,
+    are among `kinds`, when given): all of them together, then each on its own, then all files."""
+    formats = [(name, suffixes) for name, suffixes in FILE_FORMATS
+               if kinds is None or any(suffix.lstrip(".") in kinds for suffix in suffixes)]
+    patterns = lambda suffixes: " ".join(f"*{suffix}" for suffix in suffixes)   # noqa: E731
+    entries = [f"{name} ({patterns(suffixes)})" for name, suffixes in formats]
+    if len(formats) > 1:
+        entries.insert(0, f"Data files ({patterns([s for _, suffixes in formats for s in suffixes])})")
+    return ";;".join(entries + ["All files (*)"])
+
+
+class PathEdit(QLineEdit):
+    """A path field that, while it is not being edited, shows a long path with its middle elided: the file's
+    name whole and as much of the start as fits, so both where it is and what it is stay in view. The whole
+    path is always in `text()`."""
+
+    def shown_text(self) -> str:
+        """What the field shows now: the whole text while it has the focus or fits, else its elided form."""
+        text, metrics, width = self.text(), self.fontMetrics(), self._text_rect().width()
+        if self.hasFocus() or metrics.horizontalAdvance(text) <= width:
+            return text
+        folder, separator, name = text.rpartition("/") if "/" in text else text.rpartition("\\")
+        room = width - metrics.horizontalAdvance(separator + name)
+        if not folder or room < metrics.horizontalAdvance("/…"):
+            return metrics.elidedText(text, Qt.TextElideMode.ElideLeft, width)
+        return metrics.elidedText(folder, Qt.TextElideMode.ElideRight, room) + separator + name
+
+    def _text_rect(self):
+        option = QStyleOptionFrame()
+        self.initStyleOption(option)
+        margins = self.textMargins()
+        # QLineEdit keeps 2 px between its contents rectangle and the text.
+        return self.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, self).adjusted(
+            margins.left() + 2, margins.top(), -margins.right() - 2, -margins.bottom())
+
+    def paintEvent(self, event) -> None:
+        shown = self.shown_text()
+        if shown == self.text():
+            super().paintEvent(event)
+            return
+        painter = QPainter(self)
+        option = QStyleOptionFrame()
+        self.initStyleOption(option)
+        self.style().drawPrimitive(QStyle.PrimitiveElement.PE_PanelLineEdit, option, painter, self)
+        painter.setPen(self.palette().color(QPalette.ColorRole.Text))
+        painter.drawText(self._text_rect(), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, shown)
+
+
 class _Binding:
     """One config key bound to its editor: get the value as typed, set it from a config, notify on edits."""
 
     def __init__(self, key: str, widget: QWidget, focus: QWidget | None = None):
         self.key, self.widget = key, widget
+        self._tip = ""
         self.focus = focus or widget
         self.highlight: list[QWidget] = [self.focus]
 
@@ -134,6 +159,24 @@ class _Binding:
 
     def connect(self, slot: Callable[[], None]) -> None:
         raise NotImplementedError
+
+    def set_tooltip(self, tip: str) -> None:
+        self._tip = tip
+        self.refresh_tooltip()
+
+    def refresh_tooltip(self) -> None:
+        self.widget.setToolTip(self._tip)
+        self.focus.setToolTip(self._tip)
+
+
+class _PathTooltip:
+    """For path fields, which may show a path elided: the whole path heads the tooltip."""
+
+    def refresh_tooltip(self) -> None:
+        path = self.get()
+        tip = self._tip.replace("<qt>", f"<qt><b>{html.escape(path)}</b><br>", 1) if path else self._tip
+        self.widget.setToolTip(tip)
+        self.focus.setToolTip(tip)
 
 
 class _TextBinding(_Binding):
@@ -215,7 +258,7 @@ class _BoolBinding(_Binding):
 class _ChoiceBinding(_Binding):
     def __init__(self, key: str, choices: tuple[str, ...] | list[str]):
         combo = QComboBox()
-        labels = CHOICE_LABELS.get(key, {})
+        labels = field_info(key)["choice_labels"]
         for choice in choices:
             combo.addItem(labels.get(choice, choice), choice)
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -236,15 +279,15 @@ class _ChoiceBinding(_Binding):
         self.widget.currentIndexChanged.connect(lambda _index: slot())
 
 
-class _PathBinding(_Binding):
+class _PathBinding(_PathTooltip, _Binding):
     """A path typed or chosen with a file dialog (data.labels)."""
 
-    def __init__(self, key: str, placeholder: str, file_filter: str):
+    def __init__(self, key: str, placeholder: str, dialog_filter: str):
         row = QWidget()
         layout = QHBoxLayout(row)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
-        self.edit = QLineEdit()
+        self.edit = PathEdit()
         self.edit.setPlaceholderText(placeholder)
         button = QToolButton()
         button.setObjectName("browseButton")
@@ -252,9 +295,10 @@ class _PathBinding(_Binding):
         button.clicked.connect(self._browse)
         layout.addWidget(self.edit, 1)
         layout.addWidget(button)
-        self._filter = file_filter
+        self._filter = dialog_filter
         super().__init__(key, row, self.edit)
         self._slot: Callable[[], None] | None = None
+        self.edit.textChanged.connect(lambda _text: self.refresh_tooltip())
 
     def get(self) -> str:
         return self.edit.text().strip()
@@ -275,11 +319,8 @@ class _PathBinding(_Binding):
                 self._slot()
 
 
-class _DatasetBinding(_Binding):
+class _DatasetBinding(_PathTooltip, _Binding):
     """A built-in dataset name from the list, any path typed in, or a file or folder chosen in a dialog."""
-
-    FILE_FILTER = ("Data files (*.csv *.npy *.npz *.h5 *.hdf5 *.hdf);;CSV (*.csv);;NumPy (*.npy *.npz);;"
-                   "HDF5 (*.h5 *.hdf5 *.hdf);;All files (*)")
 
     def __init__(self, key: str):
         row = QWidget()
@@ -287,7 +328,7 @@ class _DatasetBinding(_Binding):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         self.combo = QComboBox()
-        self.combo.setEditable(True)
+        self.combo.setLineEdit(PathEdit())
         self.combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.combo.addItems(list(BUILTIN_DATASETS))
         self.combo.lineEdit().setPlaceholderText("built-in name, or a file or folder")
@@ -296,8 +337,11 @@ class _DatasetBinding(_Binding):
         self.browse = QToolButton()
         self.browse.setObjectName("browseButton")
         self.browse.setText("Browse…")
-        self.browse.setToolTip("Use your own data: choose a file (CSV, NPY, NPZ, HDF5) or a folder (MNIST IDX "
-                               "files, CIFAR-10 batches, or images in one sub-folder per class).")
+        # An icon, not the word: the path beside it needs the width more.
+        self.browse.setIcon(theme.icon("open"))
+        self.browse.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.browse.setToolTip("<qt><b>Choose a file or folder of your own data</b><br>"
+                               f"{html.escape(field_info(key)['help'])}</qt>")
         self.browse.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.browse)
         self.choose_file_action = QAction("Choose a file…", menu)
@@ -311,6 +355,7 @@ class _DatasetBinding(_Binding):
         layout.addWidget(self.browse)
         super().__init__(key, row, self.combo)
         self._slot: Callable[[], None] | None = None
+        self.combo.editTextChanged.connect(lambda _text: self.refresh_tooltip())
 
     def get(self) -> str:
         return self.combo.currentText().strip()
@@ -330,7 +375,7 @@ class _DatasetBinding(_Binding):
 
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.widget, "Choose a data file", self._start_folder(),
-                                              self.FILE_FILTER)
+                                              file_filter())
         if path:
             self.set(path)
 
@@ -450,10 +495,11 @@ class _BatchSizesBinding(_Binding):
 def _make_binding(key: str, field: dataclasses.Field) -> _Binding:
     meta = field.metadata
     kind = meta.get("kind")
-    if key == "data.dataset":
+    if kind == "dataset":
         return _DatasetBinding(key)
     if key == "data.labels":
-        return _PathBinding(key, "labels.npy (only for .npy data)", "NumPy labels (*.npy);;All files (*)")
+        # The labels file is of the format of the datasets it applies to.
+        return _PathBinding(key, "the file of labels", file_filter(meta["applies"]["data.dataset"]))
     if key == "sweep.batch_sizes":
         return _BatchSizesBinding(key)
     if key == "train.seeds":
@@ -477,45 +523,33 @@ def _make_binding(key: str, field: dataclasses.Field) -> _Binding:
     return _TextBinding(key)
 
 
-def _dataset_kind(dataset: str) -> str:
-    """builtin name, or the file type the path suggests: csv, npy, keyed (npz/hdf5), folder, other."""
-    if dataset in BUILTIN_DATASETS:
-        return dataset
+def _head_problems(table: dict[str, Any], base_dir: Path | None) -> list[Problem]:
+    """What the engine finds wrong in the first rows of the dataset file the form names (a CSV with text in a
+    column of numbers, say), so that it shows before Run rather than after."""
+    data = table.get("data", {})
+    dataset, label_column = data.get("dataset"), data.get("label_column")
+    if not (isinstance(dataset, str) and isinstance(label_column, str)) or dataset in BUILTIN_DATASETS:
+        return []
     path = Path(dataset).expanduser()
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix == ".npy":
-        return "npy"
-    if suffix in (".npz", ".h5", ".hdf5", ".hdf"):
-        return "keyed"
-    if path.is_dir():
-        return "folder"
-    return "other"
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        stat = path.stat()
+    except OSError:
+        return []         # the validator has said that the path does not exist
+    message = _head_message(str(path), label_column, stat.st_mtime_ns, stat.st_size)
+    return [Problem("data.dataset", message)] if message else []
 
 
-def _relevant(key: str, table: dict[str, Any]) -> bool:
-    """Whether a field means anything for the rest of the config (the others are hidden, kept as they are)."""
-    data, train = table.get("data", {}), table.get("train", {})
-    dataset_kind = _dataset_kind(str(data.get("dataset", "")))
-    rules = {
-        "data.num_samples": dataset_kind in BUILTIN_DATASETS,
-        "data.num_features": dataset_kind == "synthetic",
-        "data.num_classes": dataset_kind in ("synthetic", "sequence"),
-        "data.label_noise": dataset_kind == "synthetic",
-        "data.sequence_length": dataset_kind == "sequence",
-        "data.label_column": dataset_kind == "csv",
-        "data.labels": dataset_kind == "npy" or bool(data.get("labels")),
-        "data.x_key": dataset_kind == "keyed",
-        "data.y_key": dataset_kind == "keyed",
-        "data.image_size": dataset_kind == "folder",
-        "data.grayscale": dataset_kind == "folder",
-        "train.momentum": train.get("optimizer") == "sgd",
-        "train.base_batch_size": train.get("lr_scaling") != "none",
-        "train.epochs": train.get("budget") != "samples",
-        "train.samples": train.get("budget") == "samples",
-    }
-    return rules.get(key, True)
+@functools.lru_cache(maxsize=16)
+def _head_message(path: str, label_column: str, _mtime_ns: int, _size: int) -> str:
+    """check_head's message for this version of the file, '' when its head is fine. Cached, as the form is
+    validated on every keystroke in any field; a changed file has a new time or size."""
+    try:
+        check_head(DataConfig(dataset=path, label_column=label_column))
+    except DataError as error:
+        return str(error)
+    return ""
 
 
 class SetupPanel(QWidget):
@@ -596,6 +630,7 @@ class SetupPanel(QWidget):
         """After a theme change: icons and the colours set from code follow the new theme."""
         self.run_button.setIcon(theme.icon("run"))
         self.stop_button.setIcon(theme.icon("stop"))
+        self._bindings["data.dataset"].browse.setIcon(theme.icon("open"))
         self._revalidate()
 
     def set_running(self, running: bool) -> None:
@@ -653,15 +688,13 @@ class SetupPanel(QWidget):
         for key, field in fields:
             binding = _make_binding(key, field)
             tip = tooltip_for(key, field)
-            label = QLabel(LABELS.get(key, key.rpartition(".")[2].replace("_", " ").capitalize()))
+            label = QLabel(field.metadata["label"])
             label.setToolTip(tip)
             label.setBuddy(binding.focus)
             label.setMinimumWidth(LABEL_WIDTH)
-            binding.widget.setToolTip(tip)
-            binding.focus.setToolTip(tip)
+            binding.set_tooltip(tip)
             form = forms[key.rpartition(".")[0]]
-            if key == "sweep.batch_sizes":
-                # The toggles need the panel's whole width: label above, buttons below.
+            if key in FULL_WIDTH:
                 form.addRow(label)
                 form.addRow(binding.widget)
             else:
@@ -712,8 +745,10 @@ class SetupPanel(QWidget):
     def _revalidate(self) -> None:
         table = self.table()
         self._problems = validate(table, self._base_dir)
+        if not any(p.key in ("data.dataset", "data.label_column") for p in self._problems):
+            self._problems += _head_problems(table, self._base_dir)
         was_valid, self._valid = self._valid, not self._problems
-        invalid_keys = {match.group(1) for p in self._problems if (match := _PROBLEM_KEY.match(p))}
+        invalid_keys = self._invalid_keys()
         for key, binding in self._bindings.items():
             for widget in binding.highlight:
                 if bool(widget.property("invalid")) != (key in invalid_keys):
@@ -722,11 +757,9 @@ class SetupPanel(QWidget):
                     widget.style().polish(widget)
         self.problem_list.clear()
         for problem in self._problems:
-            match = _PROBLEM_KEY.match(problem)
-            key = match.group(1) if match else ""
-            label = LABELS.get(key)
+            label = field_info(problem.key)["label"] if problem.key in self._bindings else ""
             item = QListWidgetItem(theme.icon("error"), f"{label}: {problem}" if label else problem)
-            item.setData(Qt.ItemDataRole.UserRole, key)
+            item.setData(Qt.ItemDataRole.UserRole, problem.key)
             item.setToolTip(problem)
             self.problem_list.addItem(item)
         self.problem_list.setVisible(bool(self._problems))
@@ -762,13 +795,17 @@ class SetupPanel(QWidget):
     def _update_visibility(self, table: dict[str, Any] | None = None, invalid_keys: set[str] | None = None) -> None:
         table = table if table is not None else self.table()
         if invalid_keys is None:
-            invalid_keys = {m.group(1) for p in self._problems if (m := _PROBLEM_KEY.match(p))}
+            invalid_keys = self._invalid_keys()
         show_all = self.show_all.isChecked()
         for key, (form, label) in self._rows.items():
-            visible = key in invalid_keys or (_relevant(key, table) and (show_all or key not in ADVANCED))
-            if key == "sweep.batch_sizes":
-                continue
+            visible = key in invalid_keys or (applies(key, table, self._base_dir)
+                                              and (show_all or key not in ADVANCED))
             form.setRowVisible(self._bindings[key].widget, visible)
+            if key in FULL_WIDTH:
+                form.setRowVisible(label, visible)
+
+    def _invalid_keys(self) -> set[str]:
+        return {problem.key for problem in self._problems if problem.key}
 
     def _update_buttons(self) -> None:
         self.run_button.setEnabled(self._valid and not self._running)

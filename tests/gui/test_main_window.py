@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import __version__, schema
 from engine.config import iter_fields, load_config
+from engine.data import HEAD_ROWS
 from engine.resources import presets
 from engine.runfile import read_run
 from gui.main_window import MainWindow
@@ -228,14 +229,16 @@ def test_invalid_fields_disable_run_and_are_named(qtbot, main_window):
 
 def test_a_data_problem_at_run_time_is_a_message_not_a_crash(qtbot, fill_form, main_window, tmp_path):
     window = main_window
-    data_file = tmp_path / "no-label-column.csv"
-    data_file.write_text("a,b\n1,2\n3,4\n" * 30, encoding="utf-8")
+    # Its head is fine (the form checks only the first rows when the file is chosen); a row further down is not.
+    data_file = tmp_path / "late-text.csv"
+    data_file.write_text("a,b,label\n" + "1,2,0\n3,4,1\n" * HEAD_ROWS + "5,six,0\n", encoding="utf-8")
     fill_form(window, batch_sizes=(4,), dataset=str(data_file))
     with qtbot.waitSignal(window.sweep_finished, timeout=SWEEP_TIMEOUT_MS) as finished:
         click(qtbot, window.setup.run_button)
     assert finished.args == [""]
     errors = window.message_texts("error")
-    assert len(errors) == 1 and "no-label-column.csv" in errors[0] and "Traceback" not in errors[0]
+    assert len(errors) == 1 and "late-text.csv" in errors[0] and "'six'" in errors[0]
+    assert "Traceback" not in errors[0]
     assert window.run_action.isEnabled() and not window.is_running()
 
 
