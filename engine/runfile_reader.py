@@ -67,7 +67,8 @@ def is_being_written(path: str | Path) -> bool:
     except ImportError:   # Windows: no flock; a file being written then reads as interrupted until it closes
         return False
     try:
-        descriptor = os.open(path, os.O_RDONLY)
+        # O_NONBLOCK: a pipe given as a run file must not block here.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return False
     try:
@@ -109,6 +110,8 @@ def _open(path: Path) -> h5py.File:
             raise RunFileError(f"{path}: is a folder, not a run file")
         if not path.exists():
             raise RunFileError(f"{path}: no such file")
+        if not path.is_file():   # a pipe or a device would block or never end
+            raise RunFileError(f"{path}: not a regular file, not a run file")
         size = path.stat().st_size
         with path.open("rb") as stream:
             start = stream.read(len(HDF5_SIGNATURE))
@@ -338,7 +341,12 @@ def _text(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    shown = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    if isinstance(value, np.ndarray):
+        shown = repr(value.ravel()[:8].tolist())
+        if value.size > 8 or value.ndim > 1:
+            shown = f"an array of shape {value.shape}: {shown[:-1]}, ...]"
+    else:
+        shown = repr(value)
     return shown if len(shown) <= 40 else shown[:37] + "..."
 
 

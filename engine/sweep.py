@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import os
 import platform
 import threading
@@ -14,7 +15,7 @@ from engine import __version__, schema
 from engine.config import ExperimentConfig, check_batch_sizes
 from engine.data import Dataset, load_dataset
 from engine.devices import device_name, resolve_device
-from engine.errors import ConfigError
+from engine.errors import ConfigError, RunWriteError
 from engine.events import (EpochEnded, Event, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
                            TrialStarted)
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
@@ -100,6 +101,8 @@ def _prepare_out_dir(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):   # the disk, not the config: exit 3, like a full file
+            raise RunWriteError(f"output folder {out_dir}: cannot be created ({error.strerror})") from None
         raise ConfigError([f"output folder {out_dir}: cannot be created ({error.strerror})"]) from None
     if not os.access(out_dir, os.W_OK):
         raise ConfigError([f"output folder {out_dir}: not writable"])

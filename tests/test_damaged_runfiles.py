@@ -167,3 +167,16 @@ def test_a_script_without_a_main_guard_can_read_run_files(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "corpus"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes need a POSIX system")
+def test_a_pipe_a_device_or_a_folder_is_one_line_at_once(tmp_path):
+    import os
+    os.mkfifo(tmp_path / "pipe.h5")              # opening it to read would wait forever for a writer
+    os.symlink("/dev/zero", tmp_path / "zeros.h5")
+    (tmp_path / "folder.h5").mkdir()
+    for name, words in (("pipe.h5", "not a regular file"), ("zeros.h5", "not a regular file"),
+                        ("folder.h5", "is a folder")):
+        for reader in (read_header, read_run):
+            with pytest.raises(RunFileError, match=words):
+                reader(tmp_path / name)
