@@ -60,7 +60,7 @@ X_PADDING = 0.02                  # of the data's x extent, left and right of it
 # The grid has as many columns (3, 2 or 1) as fit plots this wide, and scrolls rather than squeeze a plot
 # below this height: at 1024×640 six plots in one screen were 45 px tall, their titles cut.
 MIN_PLOT_WIDTH = 320
-MIN_PLOT_HEIGHT = 190
+MIN_PLOT_HEIGHT = 160
 
 
 def x_axis_label(key: str) -> str:
