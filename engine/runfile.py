@@ -42,6 +42,19 @@ TRIAL_ROOM = 128 * 1024
 CLOSE_ROOM = 64 * 1024
 
 
+def run_file_path(out_dir: Path, name: str, stamp: str, number: int = 1) -> Path:
+    """out_dir/<name>-<stamp>[-<number>].h5, the name shortened (at a character boundary) to fit the file
+    system's limit on a file name's bytes, and characters a file name cannot hold replaced."""
+    suffix = f"-{stamp}" + (f"-{number}" if number > 1 else "") + ".h5"
+    try:
+        limit = min(os.pathconf(out_dir, "PC_NAME_MAX"), 255)
+    except (AttributeError, OSError, ValueError):
+        limit = 255
+    safe = "".join("_" if ord(c) < 32 or c in "/\\\x7f" else c for c in name) or "run"
+    budget = max(1, limit - len(suffix.encode()))
+    return out_dir / (safe.encode()[:budget].decode("utf-8", "ignore") + suffix)
+
+
 def _now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -85,6 +98,18 @@ class RunWriter:
         self._trials = self._file.create_group(schema.TRIALS_GROUP)
         self._pending_steps: dict[str, list[dict[str, np.ndarray]]] = {}
         self._file.flush()
+
+    @classmethod
+    def create(cls, out_dir: Path, name: str, config_text: str, environment: dict[str, Any]) -> "RunWriter":
+        """A new run file in out_dir, named <name>-<date>-<time>[-<n>].h5: never one that exists, so two runs
+        of one name started in the same second, by two processes, get two files."""
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        number = 1
+        while True:
+            try:
+                return cls(run_file_path(Path(out_dir), name, stamp, number), config_text, environment)
+            except FileExistsError:
+                number += 1
 
     @classmethod
     def reopen(cls, path: Path) -> "RunWriter":

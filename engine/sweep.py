@@ -1,7 +1,6 @@
 """A sweep: a queue of trials fed by a search strategy, each trained in turn and written to one run file."""
 from __future__ import annotations
 
-import datetime as _dt
 import errno
 import os
 import platform
@@ -72,31 +71,6 @@ def class_balance(dataset: Dataset) -> dict[str, object]:
     return {"num_classes": int(dataset.num_classes), "val_majority_fraction": share}
 
 
-def _run_path(out_dir: Path, name: str, stamp: str, number: int = 1) -> Path:
-    """<name>-<stamp>[-<number>].h5, the name shortened (at a character boundary) to fit the file system's
-    limit on a file name's bytes, and characters a file name cannot hold replaced."""
-    suffix = f"-{stamp}" + (f"-{number}" if number > 1 else "") + ".h5"
-    try:
-        limit = os.pathconf(out_dir, "PC_NAME_MAX")
-    except (AttributeError, OSError, ValueError):
-        limit = 255
-    safe = "".join("_" if ord(c) < 32 or c in '/\\\x7f' else c for c in name) or "run"
-    budget = max(1, min(limit, 255) - len(suffix.encode()))
-    return out_dir / (safe.encode()[:budget].decode("utf-8", "ignore") + suffix)
-
-
-def _create_writer(out_dir: Path, name: str, config_text: str, attributes: dict[str, object]) -> RunWriter:
-    """A new run file: never one that exists. Creation is exclusive, so two runs of the same name started in
-    the same second by two processes get two files."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    number = 1
-    while True:
-        try:
-            return RunWriter(_run_path(out_dir, name, stamp, number), config_text, attributes)
-        except FileExistsError:
-            number += 1
-
-
 def _prepare_out_dir(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +134,7 @@ def run_sweep(config: ExperimentConfig, out_dir: str | Path, *, device: str | No
     _prepare_out_dir(out_dir)
     dataset, probe = prepare_sweep_data(config, torch_device, on_event)
     env = environment(torch_device)
-    writer = _create_writer(out_dir, config.name, config.to_toml(), {**env, **class_balance(dataset)})
+    writer = RunWriter.create(out_dir, config.name, config.to_toml(), {**env, **class_balance(dataset)})
     return train_trials(writer, config, dataset, probe, torch_device, plan_trials(config), env, on_event=on_event,
                         stop=stop)
 

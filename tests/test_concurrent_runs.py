@@ -18,12 +18,13 @@ from tests.conftest import ROOT, tiny_table
 CREATOR = r"""
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
-from engine.sweep import _create_writer
+from pathlib import Path
+from engine.runfile import RunWriter
 folder, gun, name = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 while not gun.exists():
     time.sleep(0.001)
 for _ in range(int(sys.argv[5])):
-    writer = _create_writer(folder, name, 'name = "same"\n', {"device_name": "test"})
+    writer = RunWriter.create(folder, name, 'name = "same"\n', {"device_name": "test"})
     writer.close("completed")
     print(writer.path, flush=True)
 """
@@ -61,8 +62,7 @@ def test_two_cli_runs_of_one_name_at_once(tmp_path):
 
 @pytest.mark.parametrize("name", ["x" * 300, "é" * 300, "数据" * 100 + "-experiment"])
 def test_a_long_name_is_shortened_to_fit_a_file_name(tmp_path, name):
-    from engine.sweep import _create_writer
-    writers = [_create_writer(tmp_path, name, 'name = "long"\n', {}) for _ in range(3)]
+    writers = [RunWriter.create(tmp_path, name, 'name = "long"\n', {}) for _ in range(3)]
     for writer in writers:
         writer.close(schema.COMPLETED)
         file_name = writer.path.name
