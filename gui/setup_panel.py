@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QRect, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QAction, QPainter, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu,
@@ -538,7 +538,8 @@ def _head_problems(table: dict[str, Any], base_dir: Path | None) -> list[Problem
     except OSError:
         return []         # the validator has said that the path does not exist
     message = _head_message(str(path), label_column, stat.st_mtime_ns, stat.st_size)
-    return [Problem("data.dataset", message)] if message else []
+    # The field above shows the whole path (and its tooltip); the problem needs only the file's name.
+    return [Problem("data.dataset", message.replace(str(path), path.name))] if message else []
 
 
 @functools.lru_cache(maxsize=16)
@@ -763,9 +764,7 @@ class SetupPanel(QWidget):
             item.setToolTip(problem)
             self.problem_list.addItem(item)
         self.problem_list.setVisible(bool(self._problems))
-        if self._problems:
-            rows = sum(self.problem_list.sizeHintForRow(i) for i in range(self.problem_list.count()))
-            self.problem_list.setFixedHeight(min(140, rows + 2 * self.problem_list.frameWidth() + 6))
+        self._fit_problem_list()
         failed_color = theme.STATUS_COLORS[theme.current_theme().name]["failed"]
         if self._problems:
             count = len(self._problems)
@@ -803,6 +802,24 @@ class SetupPanel(QWidget):
             form.setRowVisible(self._bindings[key].widget, visible)
             if key in FULL_WIDTH:
                 form.setRowVisible(label, visible)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_problem_list()
+
+    def _fit_problem_list(self) -> None:
+        """As tall as its problems wrapped at the panel's width, up to a limit past which it scrolls. The rows'
+        own size hints do not help: before the list is laid out they are one line each."""
+        problems = self.problem_list
+        if not self._problems:
+            return
+        icon = problems.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        scroll_bar = problems.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        width = max(60, self.width() - 2 * problems.frameWidth() - icon - scroll_bar - 40)
+        wrap = QRect(0, 0, width, 0)
+        rows = sum(max(problems.sizeHintForRow(i), problems.fontMetrics().boundingRect(
+            wrap, Qt.TextFlag.TextWordWrap, problems.item(i).text()).height() + 6) for i in range(problems.count()))
+        problems.setFixedHeight(min(140, rows + 2 * problems.frameWidth() + 6))
 
     def _invalid_keys(self) -> set[str]:
         return {problem.key for problem in self._problems if problem.key}

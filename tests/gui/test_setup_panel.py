@@ -185,3 +185,19 @@ def test_a_long_dataset_path_shows_its_start_and_its_file_name(qtbot, panel, tmp
     edit.setFocus()
     qtbot.waitUntil(edit.hasFocus)
     assert edit.shown_text() == str(csv)          # while editing, the whole path
+
+
+def test_a_long_problem_is_shown_whole(qtbot, tmp_path):
+    csv = tmp_path / "readings.csv"
+    csv.write_text("a,b,label\n1,2,x\n3,oops,y\n", encoding="utf-8")
+    panel = SetupPanel()
+    qtbot.addWidget(panel)
+    panel.set_config({"data": {"dataset": str(csv)}})          # before the panel was ever laid out
+    panel.resize(DOCK_WIDTH, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    [(text, _)] = problem_items(panel)
+    assert text.startswith("Dataset: readings.csv: line 3") and str(tmp_path) not in text
+    problems = panel.problem_list
+    qtbot.waitUntil(lambda: problems.visualItemRect(problems.item(0)).height() > problems.fontMetrics().height())
+    assert problems.visualItemRect(problems.item(0)).bottom() <= problems.viewport().height()
