@@ -58,6 +58,10 @@ class MainWindow(QMainWindow):
         self._settings = WindowSettings(self)
         self.exports = ExportRouting(self)
         self._help: HelpDialog | None = None
+        # One handler per kind of engine event (steps arrive batched, through _on_steps).
+        self._event_handlers = {SweepStarted: self._show_sweep_started, TrialStarted: self._show_trial_changed,
+                                EpochEnded: self._show_trial_changed, TrialEnded: self._show_trial_ended,
+                                SweepEnded: self._show_sweep_ended, Message: self._show_message}
         self._summary_stale = False
         self._worker_thread = WorkerThread()
         self.worker = self._worker_thread.worker
@@ -388,48 +392,55 @@ class MainWindow(QMainWindow):
         self.sweep_status.show(self._progress)
 
     def _on_event(self, event) -> None:
+        """Every engine event but steps: folded into the live run and the progress, then shown by its handler."""
         live = self._live
         if live is None:
             return
         changed = live.apply(event)
         self._progress.apply(event)
-        model = self.trial_table.table_model
-        if isinstance(event, SweepStarted):
-            self._shown_runs = [live.run]
-            model.show_runs([live.run], planned=event.trials)
-            self.plots.set_runs(self._shown_runs)
-            self.summary.set_runs(self._shown_runs)
-            self.table_hint.setText(f"{live.run.header.name} · {len(event.trials)} trials on {event.device_name}")
-            self.statusBar().clearMessage()
-            self.log(f"Training {len(event.trials)} trials on {event.device_name} ({event.train_size:,} training "
-                     f"and {event.val_size:,} validation examples).")
-            self.sweep_started.emit(event)
-        elif isinstance(event, TrialStarted):
-            model.update_trials(live.run, changed)
-        elif isinstance(event, EpochEnded):
-            model.update_trials(live.run, changed)
-            self._summary_changed()
-        elif isinstance(event, TrialEnded):
-            model.update_trials(live.run, changed)
-            self._summary_changed(runs_changed=True)
-            outcome = trial_outcome(event)
-            if outcome is not None:
-                self.log(*outcome)
-            self.trial_ended.emit(event)
-        elif isinstance(event, SweepEnded):
-            model.mark_not_run()
-            self._summary_changed(runs_changed=True)     # the run is no longer "so far"
-            counts: dict[str, int] = {}
-            for status in event.trial_statuses.values():
-                counts[status] = counts.get(status, 0) + 1
-            summary = ", ".join(f"{n} {schema.STATUS_LABELS.get(s, s)}" for s, n in sorted(counts.items()))
-            self.log(f"Sweep {event.status}: {summary or 'no trials'}. Saved {event.run_path}",
-                     "info" if event.status == schema.COMPLETED else "warning")
-        elif isinstance(event, Message):
-            self.log(event.text, event.level)
+        handler = self._event_handlers.get(type(event))
+        if handler is not None:
+            handler(event, changed)
         self.sweep_status.show(self._progress)
         if changed:
             self.plots.mark_dirty(changed)
+
+    def _show_sweep_started(self, event: SweepStarted, _changed: set[str]) -> None:
+        run = self._live.run
+        self._shown_runs = [run]
+        self.trial_table.table_model.show_runs([run], planned=event.trials)
+        self.plots.set_runs(self._shown_runs)
+        self.summary.set_runs(self._shown_runs)
+        self.table_hint.setText(f"{run.header.name} · {len(event.trials)} trials on {event.device_name}")
+        self.statusBar().clearMessage()
+        self.log(f"Training {len(event.trials)} trials on {event.device_name} ({event.train_size:,} training "
+                 f"and {event.val_size:,} validation examples).")
+        self.sweep_started.emit(event)
+
+    def _show_trial_changed(self, _event: TrialStarted | EpochEnded, changed: set[str]) -> None:
+        self.trial_table.table_model.update_trials(self._live.run, changed)
+        self._summary_changed()
+
+    def _show_trial_ended(self, event: TrialEnded, changed: set[str]) -> None:
+        self.trial_table.table_model.update_trials(self._live.run, changed)
+        self._summary_changed(runs_changed=True)
+        outcome = trial_outcome(event)
+        if outcome is not None:
+            self.log(*outcome)
+        self.trial_ended.emit(event)
+
+    def _show_sweep_ended(self, event: SweepEnded, _changed: set[str]) -> None:
+        self.trial_table.table_model.mark_not_run()
+        self._summary_changed(runs_changed=True)     # the run is no longer "so far"
+        counts: dict[str, int] = {}
+        for status in event.trial_statuses.values():
+            counts[status] = counts.get(status, 0) + 1
+        summary = ", ".join(f"{n} {schema.STATUS_LABELS.get(s, s)}" for s, n in sorted(counts.items()))
+        self.log(f"Sweep {event.status}: {summary or 'no trials'}. Saved {event.run_path}",
+                 "info" if event.status == schema.COMPLETED else "warning")
+
+    def _show_message(self, event: Message, _changed: set[str]) -> None:
+        self.log(event.text, event.level)
 
     def _on_failed(self, message: str) -> None:
         self.log(message, "error")
@@ -440,6 +451,7 @@ class MainWindow(QMainWindow):
     def _on_finished(self, path: str) -> None:
         self._running = self._stopping = False
         self.trial_table.table_model.mark_not_run()
+        self.plots.redraw_now()         # the final curves at once, not on the next redraw tick
         self._update_run_state()
         if path:
             self.statusBar().showMessage(f"Saved {path}", 10_000)
