@@ -36,7 +36,7 @@ _CHUNK_ROWS = {schema.EPOCH_GROUP: 64, schema.STEP_GROUP: 4096}
 LIBVER = ("v108", "v108")
 # Room reserved before each write, beyond the rows themselves: one new chunk per dataset, the metadata that
 # grows with it (B-tree nodes, object headers), and what closing the file after a failed reservation writes.
-# Measured growth per write is in docs/run-files.md; these bound it with a wide margin.
+# tests/test_disk_full.py checks under twenty file size limits that no write ever needs more.
 METADATA_ROOM = 64 * 1024
 TRIAL_ROOM = 128 * 1024
 CLOSE_ROOM = 64 * 1024
