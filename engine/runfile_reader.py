@@ -270,8 +270,6 @@ def _scalar(value: Any) -> Any:
 
 def _integer(attrs, key: str, *, minimum: int, default: Any = _MISSING, where: str = "") -> int:
     value = _scalar(_attr(attrs, key, default, where))
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise Damage(f"{where}{key} = {_show(value)}, expected a whole number")
     if value < minimum:
