@@ -15,10 +15,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
@@ -31,31 +29,22 @@ from engine.runfile import RunData, TrialData
 from gui.colors import batch_size_color
 from gui.crosshair import Crosshair, nearest_point
 from gui.export import CurrentPlotExport, export_widget_image
+from gui.plot_curves import Curve, CurveLook, CurveSet
 from gui.plot_export import export_curve_data, export_figure
 from gui.plot_legend import FlowLegend, LegendEntry, LegendState, legend_groups
-from gui.plot_specs import EPOCH, FAINT, MAIN, PLOT_NAMES, PLOTS, SPECS, STEP, STEP_GROUP, TRAIN, PlotSpec, Series
+from gui.plot_specs import FAINT, PLOT_NAMES, PLOTS, SPECS, PlotSpec
 from gui.plot_toolbar import PlotToolbar
-from gui.plotkit import (FLAT_RANGE_PADDING, CompactAxis, Display, ManualXViewBox, PlotColors, display, make_pen,
-                         run_line_style, seed_symbol, style_plot_item, with_alpha)
-from gui.smoothing import ema
-from gui.x_axis import X_AXES, data_range, map_range, x_values
+from gui.plotkit import FLAT_RANGE_PADDING, CompactAxis, Display, ManualXViewBox, PlotColors, display, style_plot_item
+from gui.x_axis import X_AXES, data_range, map_range
 
-__all__ = ["LivePlots", "PLOTS", "X_AXES", "ema", "REDRAW_INTERVAL_MS", "MAX_REDRAW_INTERVAL_MS"]
+# X_AXES is imported from here by the main window's View menu.
+__all__ = ["LivePlots", "PLOTS", "X_AXES", "REDRAW_INTERVAL_MS", "MAX_REDRAW_INTERVAL_MS"]
 
 REDRAW_INTERVAL_MS = 50           # the shortest interval: at most 20 redraws a second
 MAX_REDRAW_INTERVAL_MS = 250      # the longest: live curves still move at least 4 times a second
 # The redraw interval is at least this many times the last redraw's cost (setData plus paint), so drawing
 # takes at most a third of the GUI thread however slow painting gets (big window, many curves).
 REDRAW_COST_FACTOR = 3.0
-# Epoch curves are antialiased (smooth thick lines) while a plot holds at most this many epoch points; beyond
-# it, thick antialiased lines are the most expensive thing to paint and are drawn plain instead.
-ANTIALIAS_MAX_EPOCH_POINTS = 1500
-# Epoch points get a marker (its shape tells seeds apart) while the plot's main curves hold at most this many
-# points: beyond it the markers overlap into a band, and re-placing them is a third of an x-axis switch.
-MARKERS_MAX_EPOCH_POINTS = 1500
-# Peak downsampling keeps the minimum and maximum of each bin; one bin per pixel column already draws the
-# exact envelope of a long curve, so more samples per pixel (pyqtgraph's default is 5) only cost time.
-STEP_SAMPLES_PER_PIXEL = 1.0
 X_PADDING = 0.02                  # of the data's x extent, left and right of it (pyqtgraph's default padding)
 # The grid has as many columns (3, 2 or 1) as fit plots this wide, and scrolls rather than squeeze a plot
 # below this height: at 1024×640 six plots in one screen were 45 px tall, their titles cut.
@@ -65,18 +54,6 @@ MIN_PLOT_HEIGHT = 160
 
 def x_axis_label(key: str) -> str:
     return display(key).title()
-
-
-@dataclass
-class _Curve:
-    item: pg.PlotDataItem
-    plot: str
-    series: Series
-    run_index: int
-    trial: TrialData
-    drawn_points: int = -1     # how many points its last setData drew (-1: never drawn)
-    smoothed: np.ndarray | None = None     # the smoothed y last drawn, extended as the curve grows
-    smoothed_weight: float = -1.0
 
 
 class _TimedGraphicsLayout(pg.GraphicsLayoutWidget):
@@ -114,9 +91,6 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._show_step_loss = True
         self._log_x = False
         self._log_y = {name: False for name in PLOT_NAMES}
-        self._curves: dict[tuple[int, str], list[_Curve]] = {}     # (run index, trial name) -> its curves
-        self._step_epochs: dict[tuple[int, str], np.ndarray] = {}  # see _x_of
-        self._markers: dict[str, bool] = {}                        # plot name -> epoch points get markers
         self._hidden_batch_sizes: set[int] = set()                 # switched off in the legend
         self._hidden_seeds: set[int] = set()
         self._hidden_runs: set[int] = set()                        # run indexes
@@ -173,11 +147,7 @@ class LivePlots(CurrentPlotExport, QWidget):
 
     def set_runs(self, runs: list[RunData]) -> None:
         """Show these runs (overlaid, told apart by line style). Curves are rebuilt; data is drawn at once."""
-        for curves in self._curves.values():
-            for curve in curves:
-                self._plots[curve.plot].removeItem(curve.item)
         self._curves.clear()
-        self._step_epochs.clear()
         if [run.path for run in runs] != [run.path for run in self._runs]:
             self._hidden_runs.clear()
         self._runs = list(runs)
@@ -233,14 +203,12 @@ class LivePlots(CurrentPlotExport, QWidget):
 
     def curves(self, plot_name: str) -> list[pg.PlotDataItem]:
         """The curve items of one plot (one per trial and series), in trial order."""
-        return [curve.item for curves in self._curves.values() for curve in curves if curve.plot == plot_name]
+        return [curve.item for curve in self._curves.of_plot(plot_name)]
 
     def curve(self, plot_name: str, trial_name: str, metric: str, run_index: int = 0) -> pg.PlotDataItem | None:
         """The curve of one trial's metric in one plot (None until a redraw has seen that trial)."""
-        for curve in self._curves.get((run_index, trial_name), []):
-            if curve.plot == plot_name and curve.series.metric == metric:
-                return curve.item
-        return None
+        curve = self._curves.find(plot_name, trial_name, metric, run_index)
+        return None if curve is None else curve.item
 
     # ---------------------------------------------------------------- the x axis
 
@@ -438,6 +406,7 @@ class LivePlots(CurrentPlotExport, QWidget):
                 plot.setXLink(first)
             self._plots[spec.name] = plot
         self._crosshair = Crosshair(self._plots)
+        self._curves = CurveSet(self._plots)
         self._mouse_proxy = pg.SignalProxy(self._graphics.scene().sigMouseMoved, rateLimit=60,
                                            slot=self._mouse_moved)
         self._graphics.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -525,148 +494,43 @@ class LivePlots(CurrentPlotExport, QWidget):
     def _base_lrs(self) -> list[float]:
         return sorted({trial.base_lr for run in self._runs for trial in run.trials})
 
+    def _look(self) -> CurveLook:
+        return CurveLook(self._colors, self._color_batch_sizes, tuple(self._seeds()))
+
     def _sync_curves(self) -> None:
-        """Create curves for trials that appeared since the last redraw; recolour when the set of batch sizes
+        """Create curves for trials that appeared since the last redraw; restyle when the set of batch sizes
         changed; rebuild the legend when its entries changed."""
         recolor = False
         sizes = self._all_batch_sizes()
         if sizes != self._color_batch_sizes:
             self._color_batch_sizes = sizes
             recolor = True
+        look = self._look()
         for run_index, run in enumerate(self._runs):
             for trial in run.trials:
-                key = (run_index, trial.name)
-                if key not in self._curves:
-                    self._curves[key] = self._create_curves(run_index, trial)
+                if not self._curves.has(run_index, trial.name):
+                    for curve in self._curves.add_trial(run_index, trial, look):
+                        self._apply_visibility(curve)
                     self._dirty.add(trial.name)
         signature = self._legend_key()
         if recolor or signature != self._legend_signature:
-            for curves in self._curves.values():
-                for curve in curves:
-                    self._style_curve(curve)
+            for curve in self._curves:
+                self._curves.style(curve, look)
         if signature != self._legend_signature:
             self._legend_signature = signature
             self._rebuild_legend()
 
-    def _create_curves(self, run_index: int, trial: TrialData) -> list[_Curve]:
-        curves = []
-        for spec in PLOTS:
-            for series in spec.series:
-                item = pg.PlotDataItem(antialias=series.group == EPOCH)
-                if series.group == STEP_GROUP:
-                    item.opts["autoDownsampleFactor"] = STEP_SAMPLES_PER_PIXEL
-                item.setZValue({MAIN: 10, TRAIN: 5, STEP: 3, FAINT: -10}[series.role])
-                self._plots[spec.name].addItem(item)
-                if series.group == EPOCH:
-                    # A few hundred points at most: never downsampled, since pyqtgraph's automatic downsampling
-                    # drops every point of a short curve when the view is much wider than the curve.
-                    item.setDownsampling(auto=False)
-                    item.setClipToView(False)
-                curve = _Curve(item, spec.name, series, run_index, trial)
-                self._style_curve(curve)
-                curves.append(curve)
-        return curves
-
-    def _style_curve(self, curve: _Curve) -> None:
-        trial, role = curve.trial, curve.series.role
-        color = batch_size_color(trial.batch_size, self._color_batch_sizes, dark=self._colors.dark)
-        style = run_line_style(curve.run_index)
-        item = curve.item
-        if role == MAIN:
-            item.setPen(make_pen(color, 2.0, style))
-            seeds = self._seeds()
-            if not self._markers.get(curve.plot, True):
-                item.setSymbol(None)
-            else:
-                item.setSymbol(seed_symbol(seeds.index(trial.seed)) if trial.seed in seeds else "o")
-            item.setSymbolSize(6)
-            item.setSymbolBrush(pg.mkBrush(color))
-            item.setSymbolPen(pg.mkPen(self._colors.background, width=0.8))
-        elif role == TRAIN:
-            item.setPen(make_pen(with_alpha(color, 0.55), 1.3, style))
-            item.setSymbol(None)
-        elif role == STEP:
-            item.setPen(make_pen(with_alpha(color, 0.85), 1.0, style))
-            item.setSymbol(None)
-        else:
-            item.setPen(make_pen(with_alpha(color, 0.28), 1.0, style))
-            item.setSymbol(None)
-        self._apply_visibility(curve)
-
-    def _apply_visibility(self, curve: _Curve) -> None:
+    def _apply_visibility(self, curve: Curve) -> None:
         visible = self._trial_visible(curve.run_index, curve.trial)
         if curve.series.role == FAINT and not self._show_step_loss:
             visible = False
         curve.item.setVisible(visible)
 
     def _refresh_visibility(self) -> None:
-        for curves in self._curves.values():
-            for curve in curves:
-                self._apply_visibility(curve)
+        for curve in self._curves:
+            self._apply_visibility(curve)
         self._rebuild_legend()
         self._follow_data()
-
-    def _update_curve(self, curve: _Curve) -> None:
-        series = curve.series
-        columns = curve.trial.epoch if series.group == EPOCH else curve.trial.step
-        y = columns[series.metric]
-        presentation = display(SPECS[curve.plot].unit_metric)
-        if presentation.scale != 1.0:
-            y = y * presentation.scale
-        if series.smooth and self._smoothing > 0:
-            y = self._smoothed(curve, y)
-        curve.item.setData(self._x_of(curve), y)
-        curve.drawn_points = len(y)
-
-    def _x_of(self, curve: _Curve) -> np.ndarray:
-        """The curve's x on the current axis. Per-step epochs are computed (a division of every step), so they are
-        kept for the trial's other per-step curves and the next switch back, until the trial grows."""
-        trial, group = curve.trial, curve.series.group
-        if not (self._x_axis == "epoch" and group == STEP_GROUP):
-            return x_values(trial, group, self._x_axis)
-        key = (curve.run_index, trial.name)
-        cached = self._step_epochs.get(key)
-        if cached is None or len(cached) != len(trial.step["step"]):
-            cached = self._step_epochs[key] = x_values(trial, group, self._x_axis)
-        return cached
-
-    def _smoothed(self, curve: _Curve, y: np.ndarray) -> np.ndarray:
-        """ema(y), computing only the points added since the last redraw (live arrays only grow)."""
-        done = curve.smoothed
-        if done is not None and curve.smoothed_weight == self._smoothing and len(done) == len(y):
-            return done
-        if done is None or curve.smoothed_weight != self._smoothing or not 0 < len(done) <= len(y):
-            smoothed = ema(y, self._smoothing)
-        else:
-            smoothed = np.concatenate([done, ema(y[len(done):], self._smoothing, previous=done[-1])])
-        curve.smoothed, curve.smoothed_weight = smoothed, self._smoothing
-        return smoothed
-
-    def _update_detail(self) -> None:
-        """Antialiasing and markers of epoch curves while a plot has few enough points for them to show."""
-        points: dict[str, int] = {}
-        marked: dict[str, int] = {}
-        for curves in self._curves.values():
-            for curve in curves:
-                if curve.series.group == EPOCH:
-                    count = len(curve.trial.epoch["epoch"])
-                    points[curve.plot] = points.get(curve.plot, 0) + count
-                    if curve.series.role == MAIN:
-                        marked[curve.plot] = marked.get(curve.plot, 0) + count
-        markers = {name: count <= MARKERS_MAX_EPOCH_POINTS for name, count in marked.items()}
-        restyle = markers != self._markers
-        self._markers = markers
-        for curves in self._curves.values():
-            for curve in curves:
-                if curve.series.group != EPOCH:
-                    continue
-                if restyle and curve.series.role == MAIN:
-                    self._style_curve(curve)
-                smooth = points.get(curve.plot, 0) <= ANTIALIAS_MAX_EPOCH_POINTS
-                if curve.item.opts["antialias"] != smooth:
-                    curve.item.opts["antialias"] = smooth
-                    curve.item.curve.opts["antialias"] = smooth
-                    curve.item.curve.update()
 
     def _redraw(self) -> None:
         if not self._runs:
@@ -678,14 +542,14 @@ class LivePlots(CurrentPlotExport, QWidget):
         started = self._clock()
         dirty, all_dirty = self._dirty, self._all_dirty
         self._dirty, self._all_dirty = set(), False
-        self._update_detail()
-        for (_, trial_name), curves in self._curves.items():
+        self._curves.update_detail(self._look())
+        for (_, trial_name), curves in self._curves.by_trial():
             if all_dirty or trial_name in dirty:
                 for curve in curves:
                     # A live trial's epoch curves grow once an epoch, its step curves every few ms: setData
                     # only what grew, so plots whose data did not change are neither re-autoranged nor repainted.
-                    if all_dirty or self._points(curve) != curve.drawn_points:
-                        self._update_curve(curve)
+                    if all_dirty or curve.points() != curve.drawn_points:
+                        self._curves.set_data(curve, self._x_axis, self._smoothing)
         self._follow_data()
         self._adapt_interval(self._clock() - started)
         if not self._dirty and not self._all_dirty:
@@ -697,11 +561,6 @@ class LivePlots(CurrentPlotExport, QWidget):
         interval = round(min(max(REDRAW_COST_FACTOR * cost_ms, REDRAW_INTERVAL_MS), MAX_REDRAW_INTERVAL_MS))
         if self._timer.interval() != interval:
             self._timer.setInterval(interval)
-
-    @staticmethod
-    def _points(curve: _Curve) -> int:
-        columns = curve.trial.epoch if curve.series.group == EPOCH else curve.trial.step
-        return len(columns[curve.series.metric])
 
     # ---------------------------------------------------------------- legend
 
@@ -719,7 +578,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         return legend_groups(LegendState(
             runs=tuple(self._runs), colors=self._colors, color_batch_sizes=self._color_batch_sizes,
             hidden_batch_sizes=frozenset(self._hidden_batch_sizes), hidden_seeds=frozenset(self._hidden_seeds),
-            hidden_runs=frozenset(self._hidden_runs), markers=dict(self._markers), smoothing=self._smoothing,
+            hidden_runs=frozenset(self._hidden_runs), markers=self._curves.markers(), smoothing=self._smoothing,
             show_step_loss=self._show_step_loss), for_plot)
 
     def legend_entries(self) -> list[LegendEntry]:
@@ -762,8 +621,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         """Put the crosshair at view coordinates (x, y) of a plot; returns the read-out of the nearest value."""
         self.redraw_now()
         self._crosshair.move_to(plot_name, x, y)
-        candidates = [(curve.item, curve) for curves in self._curves.values() for curve in curves
-                      if curve.plot == plot_name and curve.item.isVisible()]
+        candidates = [(curve.item, curve) for curve in self._curves.of_plot(plot_name) if curve.item.isVisible()]
         point = nearest_point(self._plots[plot_name].getViewBox(), candidates, x, y, self._log_x,
                               self._log_y[plot_name])
         if point is None:
@@ -806,7 +664,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._crosshair.hide()
         self._readout = ""
 
-    def _trial_text(self, curve: _Curve) -> str:
+    def _trial_text(self, curve: Curve) -> str:
         trial = curve.trial
         text = f"batch size {trial.batch_size}"
         if len(self._base_lrs()) > 1:
@@ -817,7 +675,7 @@ class LivePlots(CurrentPlotExport, QWidget):
             text += f" · {self._runs[curve.run_index].path.stem}"
         return text
 
-    def _value_texts(self, curve: _Curve, px: float, py: float) -> tuple[str, str, str]:
+    def _value_texts(self, curve: Curve, px: float, py: float) -> tuple[str, str, str]:
         metric = display(curve.series.metric)
         shown: Display = display(SPECS[curve.plot].unit_metric)
         value = shown.format_shown(py)
@@ -827,11 +685,11 @@ class LivePlots(CurrentPlotExport, QWidget):
         x_text = f"{x_display.label.lower()} {x_display.format_shown(px)}"
         return metric.label, value, x_text
 
-    def _describe(self, curve: _Curve, px: float, py: float) -> str:
+    def _describe(self, curve: Curve, px: float, py: float) -> str:
         label, value, x_text = self._value_texts(curve, px, py)
         return f"{self._trial_text(curve)}: {label} {value} at {x_text}"
 
-    def _describe_html(self, curve: _Curve, px: float, py: float) -> str:
+    def _describe_html(self, curve: Curve, px: float, py: float) -> str:
         label, value, x_text = self._value_texts(curve, px, py)
         color = batch_size_color(curve.trial.batch_size, self._color_batch_sizes, dark=self._colors.dark).name()
         return (f"<div style='color:{self._colors.text.name()}'><span style='color:{color}'>●</span> "

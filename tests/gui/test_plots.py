@@ -15,7 +15,8 @@ from engine.events import EpochEnded, StepsLogged
 from engine.runfile import read_run
 from gui.colors import batch_size_color
 from gui.plots import (MAX_REDRAW_INTERVAL_MS, MIN_PLOT_HEIGHT, MIN_PLOT_WIDTH, PLOTS, REDRAW_INTERVAL_MS, X_AXES,
-                       LivePlots, ema)
+                       LivePlots)
+from gui.smoothing import ema
 from tests.gui.runfactory import live_run, write_run
 
 BATCH_SIZES = (16, 32, 64, 128)
@@ -400,7 +401,7 @@ def test_epoch_markers_are_left_out_once_they_would_overlap(plots, run, monkeypa
     plots.set_runs([run])
     trial = run.trials[0]
     assert plots.curve("accuracy", trial.name, "val_accuracy").opts["symbol"] is not None
-    monkeypatch.setattr("gui.plots.MARKERS_MAX_EPOCH_POINTS", len(run.trials) * 3 - 1)   # 3 epochs a trial
+    monkeypatch.setattr("gui.plot_curves.MARKERS_MAX_EPOCH_POINTS", len(run.trials) * 3 - 1)   # 3 epochs a trial
     plots.mark_dirty()
     plots.redraw_now()
     assert plots.curve("accuracy", trial.name, "val_accuracy").opts["symbol"] is None
