@@ -207,7 +207,8 @@ def _is_number(value: Any) -> bool:
 
 # A config is a page of text; reading more than this is never needed, and a file that large is not a config.
 MAX_CONFIG_BYTES = 1 << 20
-# A sweep is planned in full before it starts; more trials than this would take months on any machine.
+# A sweep is planned in full before it starts, and the app lists every trial; 10,000 is far beyond any grid
+# worth running, and keeps those lists and the run file's index small.
 MAX_TRIALS = 10_000
 # Built-in datasets are generated in memory: examples × features (synthetic, float32 with float64 intermediates)
 # or examples × time steps × 4 (sequence) floats. This caps either below about 1 GiB, far more than these
