@@ -79,3 +79,17 @@ def test_the_app_starts_with_damaged_files_in_its_workspace(tmp_path):
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"window shown after \d+\.\d{3} s", done.stdout.strip()), done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_open_run_on_damaged_files_logs_one_line_each(qtbot, workspace):
+    from gui.main_window import MainWindow
+    window = MainWindow()
+    qtbot.addWidget(window)
+    names = ("bad-version.h5", "crashes-hdf5.h5", "truncated.h5", "empty.h5")
+    assert window.open_runs([workspace / name for name in names]) == []
+    errors = window.message_texts("error")
+    for name in names:
+        lines = [line for line in errors if str(workspace / name) in line]
+        assert len(lines) == 1 and "\n" not in lines[0], errors
+    assert window.open_runs([workspace / "good.h5"])[0].header.name == "corpus"
+    window.quit_without_asking()
