@@ -435,10 +435,6 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._graphics.setMinimumHeight(int(rows * MIN_PLOT_HEIGHT + self._legend.preferredHeight() + top + bottom
                                             + rows * layout.layout.verticalSpacing()))
 
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._arrange(self._columns_for(self._scroll.viewport().width() or self.width()))
-
     # ---------------------------------------------------------------- theming
 
     def changeEvent(self, event: QEvent) -> None:
@@ -449,7 +445,6 @@ class LivePlots(CurrentPlotExport, QWidget):
     def _apply_theme(self) -> None:
         self._colors = colors = PlotColors.from_palette(self.palette())
         self._graphics.setBackground(colors.background)
-        self._scroll.viewport().setAutoFillBackground(False)
         for name, plot in self._plots.items():
             style_plot_item(plot, colors)
             plot.setTitle(self._title_html(SPECS[name]), size="10pt")
