@@ -12,10 +12,9 @@ from pathlib import Path
 
 import tomli_w
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMenu,
-                               QMessageBox, QPushButton, QSplitter, QTabWidget, QToolBar, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QPushButton, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from engine import APP_NAME, __version__, schema
 from engine.config import ConfigError, load_config
@@ -23,13 +22,13 @@ from engine.errors import RunFileError, UserError
 from engine.events import EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialStarted
 from engine.live import LiveRun
 from engine.progress import SweepProgress
-from engine.resources import presets
 from engine.runfile import RunData, read_run
 from gui import theme
 from gui.dialogs import config_problems_box
 from gui.experiment_panel import ExperimentPanel
 from gui.export_routing import ExportRouting
 from gui.help import HelpDialog
+from gui.main_menus import build_actions, build_menus, build_toolbar
 from gui.message_log import MessageLog, trial_outcome
 from gui.plots import X_AXES, LivePlots
 from gui.run_follower import RunFollower
@@ -78,9 +77,9 @@ class MainWindow(QMainWindow):
         self._restored = False              # settings applied (until then, changes are not news to log)
 
         self._build_views()
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbar()
+        build_actions(self)
+        build_menus(self)
+        build_toolbar(self)
         self._build_status_bar()
         self._connect()
         self._default_layout_pending = self._settings.restore()
@@ -152,138 +151,6 @@ class MainWindow(QMainWindow):
         self.messages_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                                        | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.messages_dock)
-
-    def _build_actions(self) -> None:
-        self._icon_actions: list[tuple[QAction, str]] = []
-
-        def action(text: str, slot, shortcut=None, icon: str = "", tip: str = "") -> QAction:
-            result = QAction(text, self)
-            if icon:
-                result.setIcon(theme.icon(icon))
-                self._icon_actions.append((result, icon))
-            if shortcut is not None:
-                result.setShortcut(QKeySequence(shortcut))
-            if tip:
-                result.setToolTip(tip)
-                result.setStatusTip(tip)
-            result.triggered.connect(slot)
-            return result
-
-        self.run_action = action("Run sweep", self.start_sweep, "Ctrl+R", "run", "Train every trial (Ctrl+R)")
-        self.stop_action = action("Stop", self.stop_sweep, "Ctrl+.", "stop",
-                                  "Stop the sweep; the running trial is saved as cancelled (Ctrl+.)")
-        self.open_config_action = action("Open config…", self.open_config_dialog, QKeySequence.StandardKey.Open,
-                                         "open", "Load an experiment config (TOML)")
-        self.save_config_action = action("Save config as…", self.save_config_dialog,
-                                         QKeySequence.StandardKey.SaveAs, "save",
-                                         "Save this experiment as a config file (TOML)")
-        self.save_config_action.setShortcuts([QKeySequence("Ctrl+S"), QKeySequence("Ctrl+Shift+S")])
-        self.open_run_action = action("Open run file…", self.open_run_dialog, "Ctrl+Shift+O", "run-file",
-                                      "Show a saved run file in the plots and summary")
-        self.workspace_action = action("Choose workspace folder…", self.choose_workspace_dialog, None, "",
-                                       "The folder where run files are saved and listed")
-        self.export_png_action = action("Export current plot as PNG…", lambda: self.export_plot_dialog("png"),
-                                        None, "export", "Save the plot last clicked (or all plots) of the "
-                                        "current tab as a PNG image")
-        self.export_png_action.setIconText("Export plot")
-        self.export_png_action.setShortcut(QKeySequence("Ctrl+E"))
-        self.export_svg_action = action("Export current plot as SVG…", lambda: self.export_plot_dialog("svg"),
-                                        "Ctrl+Alt+E")
-        self.export_table_action = action("Export table as CSV…", lambda: self.export_table_dialog(),
-                                          "Ctrl+Shift+E", "", "Save the table of the current tab (trials on Live, "
-                                          "the per-batch-size summary on Summary, the run list on Runs) as CSV")
-        self.show_folder_action = action("Show in file manager", self.show_in_file_manager, None, "",
-                                         "Open the folder of the run on screen (or the workspace folder) in the "
-                                         "system's file manager")
-        self.quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.help_action = action("Batch Size Lab help", self.show_help, QKeySequence.StandardKey.HelpContents,
-                                  "", "What each plot means, how to read the recommendation, and the shortcuts")
-        self.about_action = action(f"About {APP_NAME}", self.show_about)
-        # Alt+number for the tabs: Ctrl+number belongs to the x axis inside the plots.
-        self.tab_actions = [action(f"Go to {self.tabs.tabText(index)}",
-                                   lambda _checked=False, i=index: self.tabs.setCurrentIndex(i), f"Alt+{index + 1}")
-                            for index in range(self.tabs.count())]
-
-        self.theme_actions = QActionGroup(self)
-        for name in theme.THEMES:
-            item = QAction(name.capitalize(), self.theme_actions, checkable=True)
-            item.setData(name)
-            item.triggered.connect(lambda _checked=False, n=name: self.set_theme(n))
-        self.x_axis_actions = QActionGroup(self)
-        for key in X_AXES:
-            item = QAction(schema.METRICS[key].label, self.x_axis_actions, checkable=True)
-            item.setData(key)
-            item.triggered.connect(lambda _checked=False, k=key: self.set_x_axis(k))
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        for item in (self.open_config_action, self.save_config_action, None, self.open_run_action,
-                     self.workspace_action, self.show_folder_action, None, self.export_png_action,
-                     self.export_svg_action, self.export_table_action, None, self.quit_action):
-            file_menu.addSeparator() if item is None else file_menu.addAction(item)
-        self.presets_menu = bar.addMenu("&Presets")
-        self._fill_presets_menu(self.presets_menu)
-        run_menu = bar.addMenu("&Sweep")
-        run_menu.addAction(self.run_action)
-        run_menu.addAction(self.stop_action)
-        view_menu = bar.addMenu("&View")
-        theme_menu = view_menu.addMenu("Theme")
-        theme_menu.addActions(self.theme_actions.actions())
-        axis_menu = view_menu.addMenu("X axis")
-        axis_menu.addActions(self.x_axis_actions.actions())
-        view_menu.addSeparator()
-        view_menu.addActions(self.tab_actions)
-        view_menu.addSeparator()
-        view_menu.addAction(self.setup_dock.toggleViewAction())
-        view_menu.addAction(self.messages_dock.toggleViewAction())
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.help_action)
-        help_menu.addSeparator()
-        help_menu.addAction(self.about_action)
-
-    def _fill_presets_menu(self, menu: QMenu) -> None:
-        found = presets()
-        if not found:
-            empty = menu.addAction("No presets found")
-            empty.setEnabled(False)
-        for name, path in found.items():
-            item = menu.addAction(name)
-            item.setData(str(path))
-            item.setToolTip(self._preset_description(path))
-            item.setStatusTip(item.toolTip())
-            item.triggered.connect(lambda _checked=False, p=path: self.load_config_file(p))
-        menu.setToolTipsVisible(True)
-
-    @staticmethod
-    def _preset_description(path: Path) -> str:
-        try:
-            return str(tomllib.loads(path.read_text(encoding="utf-8")).get("description", ""))
-        except (OSError, tomllib.TOMLDecodeError):
-            return ""
-
-    def _build_toolbar(self) -> None:
-        toolbar = QToolBar("Main", self)
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setMovable(False)
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        toolbar.addAction(self.run_action)
-        toolbar.addAction(self.stop_action)
-        toolbar.addSeparator()
-        toolbar.addAction(self.open_config_action)
-        toolbar.addAction(self.save_config_action)
-        presets_button = QToolButton()
-        presets_button.setText("Presets")
-        presets_button.setToolTip("Start from a ready-made experiment")
-        presets_button.setMenu(self.presets_menu)
-        presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        presets_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        toolbar.addWidget(presets_button)
-        toolbar.addSeparator()
-        toolbar.addAction(self.open_run_action)
-        toolbar.addAction(self.export_png_action)
-        self.toolbar = toolbar
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
