@@ -187,3 +187,19 @@ def test_command_line_threads_flag(tmp_path, capsys):
             main(["run", str(config), "--out", str(tmp_path / "out"), "--threads", bad])
         assert exit_code.value.code == 2
         assert "thread count" in capsys.readouterr().err
+
+
+def test_the_app_keeps_a_core_for_its_window(qapp, tmp_path):
+    from gui.worker import SweepWorker
+
+    worker = SweepWorker()   # living on this thread, it runs the sweep inside start_sweep
+    paths, failures = [], []
+    worker.finished.connect(paths.append)
+    worker.failed.connect(failures.append)
+    worker.start_sweep(parse_config(tiny_table(sweep={"batch_sizes": [32]})), tmp_path)
+    assert failures == [] and paths
+    with h5py.File(paths[0], "r") as handle:
+        assert handle.attrs["thread_policy"] == ThreadPolicy(reserve=1).describe()
+        threads = int(handle["trials/bs00032_seed0"].attrs["torch_threads"])
+    assert 1 <= threads <= max(1, threads_module.available_cores() - 1)
+    assert torch.get_num_threads() == 2   # the caller's count is back once the sweep ends
