@@ -120,7 +120,7 @@ class TrainConfig:
                              "base_batch_size. none: the same lr for every batch size. linear: lr grows in "
                              "proportion to batch size. sqrt: lr grows with the square root of batch size.",
                              choices=LR_SCALING_RULES, label="LR rule",
-                             choice_labels={"none": "none: same LR for every batch size",
+                             choice_labels={"none": "none: same LR for all sizes",
                                             "linear": "linear: LR ∝ batch size", "sqrt": "sqrt: LR ∝ √batch size"})
     base_batch_size: int = _field(32, "The batch size at which the learning rate is exactly lr.",
                                   min=1, max=BATCH_SIZE_MAX, label="Base batch size",

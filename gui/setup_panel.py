@@ -261,7 +261,8 @@ class _ChoiceBinding(_Binding):
         labels = field_info(key)["choice_labels"]
         for choice in choices:
             combo.addItem(labels.get(choice, choice), choice)
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        # Its words whole: where the panel is too narrow for them beside the label, the row wraps below it.
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         super().__init__(key, combo)
 
     def get(self) -> str:

@@ -201,3 +201,15 @@ def test_a_long_problem_is_shown_whole(qtbot, tmp_path):
     problems = panel.problem_list
     qtbot.waitUntil(lambda: problems.visualItemRect(problems.item(0)).height() > problems.fontMetrics().height())
     assert problems.visualItemRect(problems.item(0)).bottom() <= problems.viewport().height()
+
+
+def test_every_choice_is_shown_whole_in_a_narrow_panel(qtbot, panel):
+    """In the 1280×720 window's setup dock a long choice goes below its label rather than being cut off."""
+    panel.show_all.setChecked(True)
+    for key, _ in iter_fields():
+        combo = panel.editor(key)
+        if isinstance(combo, QComboBox) and not combo.isEditable():
+            room = combo.width() - combo.iconSize().width()
+            for i in range(combo.count()):
+                assert combo.fontMetrics().horizontalAdvance(combo.itemText(i)) < room, (key, combo.itemText(i))
+    assert panel.scroll.widget().width() <= panel.scroll.viewport().width()
