@@ -231,10 +231,6 @@ class ManualXViewBox(PaddedViewBox):
             super().enableAutoRange(pg.ViewBox.YAxis, enable)
 
 
-# The summary modules still import the old name; gui/theme.py's Theme is the application theme.
-Theme = PlotColors
-
-
 def style_plot_item(plot: pg.PlotItem, theme: PlotColors, font_size_pt: float = 9.0) -> None:
     """Axis pens, tick and label colours, and grid from a theme."""
     for name in ("left", "bottom", "right", "top"):

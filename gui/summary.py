@@ -21,7 +21,7 @@ from engine.analysis import BatchSizeStats, by_batch_size, summarize_run
 from engine.runfile import RunData
 from engine.science.recommendation import NOTHING_LEARNED, Verdict, default_target, judge
 from gui.export import CurrentPlotExport, export_table_csv, export_widget_image
-from gui.plotkit import Theme
+from gui.plotkit import PlotColors
 from gui.recommendation_view import RecommendationView
 from gui.summary_cards import (SERIES_SYMBOLS, SUMMARY_PLOT_NAMES, SUMMARY_PLOTS, KeyCard, Level, MissingPoint,
                                SummaryCard, SummaryPoint, SummarySeries, levels_caption, memory_per_trial, memory_texts,
@@ -45,7 +45,7 @@ class SummaryView(CurrentPlotExport, QWidget):
         self._auto = True
         self._current_plot: str | None = None
         self._columns = 0
-        self._theme = Theme.from_palette(self.palette())
+        self._theme = PlotColors.from_palette(self.palette())
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_DELAY_MS)
@@ -349,7 +349,7 @@ class SummaryView(CurrentPlotExport, QWidget):
         super().changeEvent(event)
 
     def _apply_theme(self) -> None:
-        self._theme = theme = Theme.from_palette(self.palette())
+        self._theme = theme = PlotColors.from_palette(self.palette())
         muted = theme.muted_text
         self.target_bar.note.setStyleSheet(
             f"color: rgba({muted.red()},{muted.green()},{muted.blue()},{muted.alphaF():.2f});")

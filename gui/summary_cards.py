@@ -19,7 +19,7 @@ from engine import schema
 from engine.analysis import MEMORY_LABELS, MEMORY_PER_TRIAL, BatchSizeStats, memory_measure
 from engine.runfile import RunData
 from gui.colors import batch_size_color
-from gui.plotkit import CompactAxis, Display, Theme, display, make_pen, run_line_style, style_plot_item, with_alpha
+from gui.plotkit import CompactAxis, Display, PlotColors, display, make_pen, run_line_style, style_plot_item, with_alpha
 
 SERIES_SYMBOLS = ("o", "s", "t", "d", "p", "h")
 SYMBOL_GLYPHS = {"o": "●", "s": "■", "t": "▼", "d": "◆", "p": "⬟", "h": "⬢"}
@@ -211,7 +211,7 @@ class SummaryCard(QFrame):
         self.missing: list[MissingPoint] = []
         self.levels: tuple[Level, ...] = ()
         self._title_text = spec.title
-        self._theme: Theme | None = None
+        self._theme: PlotColors | None = None
         # Points are joined by a line where neighbours are comparable; not where values only accumulate.
         self.join_points = True
         if on_click is not None:
@@ -226,7 +226,7 @@ class SummaryCard(QFrame):
         if self._theme is not None:
             self.apply_theme(self._theme)
 
-    def apply_theme(self, theme: Theme) -> None:
+    def apply_theme(self, theme: PlotColors) -> None:
         self._theme = theme
         muted = theme.muted_text
         muted_css = f"rgba({muted.red()},{muted.green()},{muted.blue()},{muted.alphaF():.2f})"
@@ -260,7 +260,7 @@ class SummaryCard(QFrame):
                   if math.isfinite(entry.mean[measure.key]) and entry.mean[measure.key] > 0]
         return bool(values) and max(values) / min(values) > 4
 
-    def draw(self, series: list[SummarySeries], sizes: list[int], theme: Theme,
+    def draw(self, series: list[SummarySeries], sizes: list[int], theme: PlotColors,
              levels: tuple[Level, ...] = ()) -> None:
         """Draw the series, and `levels` as horizontal reference lines (named in the caption, not on the plot,
         where a label would cover points)."""
@@ -349,7 +349,7 @@ class SummaryCard(QFrame):
             low, high = math.log2(min(sizes)), math.log2(max(sizes))
             plot.setXRange(low - 0.5, high + 0.5, padding=0)
 
-    def _draw_missing(self, plot: pg.PlotItem, tops: list[float], theme: Theme, named: bool) -> None:
+    def _draw_missing(self, plot: pg.PlotItem, tops: list[float], theme: PlotColors, named: bool) -> None:
         """Batch sizes without a value are marked at the top of the plot with the reason, never drawn as 0."""
         if not self.missing:
             self.note.hide()
@@ -409,7 +409,7 @@ class KeyCard(QFrame):
         self.text.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self.text, 1)
 
-    def update_key(self, sizes: list[int], series: list[SummarySeries], theme: Theme) -> None:
+    def update_key(self, sizes: list[int], series: list[SummarySeries], theme: PlotColors) -> None:
         swatches = " ".join(
             f"<span style='color:{batch_size_color(size, sizes, dark=theme.dark).name()}'>●</span>&nbsp;{size}"
             for size in sizes)

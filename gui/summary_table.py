@@ -11,7 +11,7 @@ from engine import schema
 from engine.analysis import BatchSizeStats
 from engine.science.recommendation import PICK, ROLE_WORDS
 from gui.colors import batch_size_color
-from gui.plotkit import Theme
+from gui.plotkit import PlotColors
 from gui.summary_cards import MEASURES, Measure, SummarySeries
 from gui.theme import dot_icon
 
@@ -62,7 +62,7 @@ class SummaryTable(QTableWidget):
         label = self._titles.get(measure.key, measure.label)
         return f"{label} ({measure.display.unit})" if measure.display.unit else label
 
-    def fill(self, series: list[SummarySeries], sizes: list[int], target: float | None, theme: Theme,
+    def fill(self, series: list[SummarySeries], sizes: list[int], target: float | None, theme: PlotColors,
              titles: dict[str, str]) -> None:
         """Show these series; `titles` renames measures where the runs measured something else (memory)."""
         self._series, self._target, self._titles = series, target, titles
