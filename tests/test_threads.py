@@ -112,6 +112,15 @@ def test_meter_waits_for_a_short_window_only_when_it_has_none():
     assert machine.sleeps[1] == pytest.approx(MIN_WINDOW_S * 4 / 5)   # topped up to the shortest window
 
 
+def test_meter_that_cannot_read_the_counters_says_so():
+    def locked_down():
+        raise PermissionError("/proc/stat")
+
+    meter = LoadMeter(read=locked_down, clock=lambda: 0.0, sleep=lambda seconds: None)
+    assert meter.busy_elsewhere() is None
+    assert decide_threads(2, meter.busy_elsewhere(), 2, AUTO).threads == 2
+
+
 def test_sweep_threads_decide_before_each_trial_and_restore_the_count():
     machine, counts = FakeMachine(), [2]
     sweep = SweepThreads(AUTO, meter=machine.meter(), cores=lambda: 2, get_threads=lambda: counts[-1],

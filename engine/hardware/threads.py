@@ -117,19 +117,28 @@ class LoadMeter:
     _last: tuple[float, CpuCounters] | None = field(default=None, init=False)
 
     def start(self) -> None:
-        self._last = (self.clock(), self.read())
+        self._last = self._reading()
 
     def busy_elsewhere(self) -> float | None:
+        """None when the counters cannot be read (a locked-down /proc): the decision then goes by cores alone."""
         if self._last is None:
             self.start()
+        if self._last is None:
+            return None
         started, before = self._last
         if (waited := self.clock() - started) < MIN_WINDOW_S:
             self.sleep(MIN_WINDOW_S - waited)
-        now, after = self.clock(), self.read()
-        self._last = (now, after)
-        if now <= started:
+        self._last = self._reading()
+        if self._last is None or self._last[0] <= started:
             return None
+        now, after = self._last
         return max(0.0, (after.cores_busy - before.cores_busy - (after.own - before.own)) / (now - started))
+
+    def _reading(self) -> tuple[float, CpuCounters] | None:
+        try:
+            return self.clock(), self.read()
+        except (OSError, psutil.Error):
+            return None
 
 
 class SweepThreads:
