@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QPushButton, QScrollArea, QSizePolicy, QSpinBox, QStyle, QStyleOptionFrame,
                                QToolButton, QVBoxLayout, QWidget)
 
-from engine.config import (BUILTIN_DATASETS, DataConfig, ExperimentConfig, applies, field_info, iter_fields,
-                           parse_config, validate)
+from engine.config import (BUILTIN_DATASETS, DataConfig, ExperimentConfig, SweepConfig, applies, field_info,
+                           iter_fields, parse_config, validate)
 from engine.data import FILE_FORMATS, check_head
 from engine.devices import available_devices
 from engine.errors import DataError, Problem
@@ -506,7 +506,7 @@ def _make_binding(key: str, field: dataclasses.Field) -> _Binding:
     if key == "train.seeds":
         return _SeedsBinding(key)
     if key == "sweep.device":
-        return _ChoiceBinding(key, ["auto", *available_devices()])
+        return _ChoiceBinding(key, _usable_devices())
     if kind in ("int_list", "float_list"):
         return _ListBinding(key, "empty: use the learning rate above" if key == "sweep.learning_rates"
                             else "comma-separated numbers")
@@ -522,6 +522,13 @@ def _make_binding(key: str, field: dataclasses.Field) -> _Binding:
     if field.type in ("float", float):
         return _NumberBinding(key)
     return _TextBinding(key)
+
+
+def _usable_devices() -> list[str]:
+    """The device choices that can run here: the default (auto, which picks one itself) and those present."""
+    default = SweepConfig().device
+    return [device for device in field_info("sweep.device")["choices"]
+            if device == default or device in available_devices()]
 
 
 def _head_problems(table: dict[str, Any], base_dir: Path | None) -> list[Problem]:
@@ -607,10 +614,10 @@ class SetupPanel(QWidget):
                 source = table.get(section, {}) if section else table
                 fallback = defaults.get(section, {}) if section else defaults
                 value = source.get(name, fallback.get(name)) if isinstance(source, dict) else fallback.get(name)
-                if key == "sweep.device" and value not in ("auto", *available_devices()):
+                if key == "sweep.device" and value not in _usable_devices():
                     self.notice.emit(f"This config asks for device '{value}', which is not available here; "
-                                     "the device is set to auto.")
-                    value = "auto"
+                                     f"the device is set to {fallback[name]}.")
+                    value = fallback[name]
                 try:
                     binding.set(value)
                 except (TypeError, ValueError, OverflowError):
