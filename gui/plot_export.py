@@ -53,6 +53,11 @@ def export_figure(source: pg.PlotItem, path: Path, *, title: str, x_label: str, 
             copy = pg.PlotDataItem(x, y, **{key: item.opts[key] for key in CURVE_OPTIONS})
             copy.setZValue(item.zValue())
             plot.addItem(copy)
+            if item.opts["autoDownsample"]:
+                # A long per-step curve as drawn on screen (a min/max pair per pixel column): an SVG of every
+                # one of 100,000 steps would be tens of megabytes and look the same.
+                copy.setDownsampling(auto=True, method="peak")
+                copy.setClipToView(True)
         (x_low, x_high), (y_low, y_high) = source.getViewBox().viewRange()
         plot.setXRange(x_low, x_high, padding=0)
         plot.setYRange(y_low, y_high, padding=0)
