@@ -182,9 +182,7 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": 
 
 def field_help(key: str) -> str:
     """The help text of a dotted key such as 'train.lr', for tooltips and the README."""
-    section, _, name = key.rpartition(".")
-    cls = SECTIONS[section] if section else ExperimentConfig
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[name]
+    return field_info(key)["help"]
 
 
 def iter_fields():
