@@ -34,6 +34,7 @@ import pickletools
 import re
 import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -473,9 +474,12 @@ def _check_start(path: Path, magic: bytes, what: str) -> None:
 def _check_npy_header(file: io.BufferedIOBase, stored_bytes: int, where: str) -> None:
     """Read an .npy header and refuse, before numpy allocates anything, an array of Python objects or one whose
     declared size the stored bytes cannot hold or memory cannot take."""
-    version = np.lib.format.read_magic(file)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read_header(file)
+    try:
+        version = np.lib.format.read_magic(file)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(file)
+    except (ValueError, TypeError, SyntaxError, tokenize.TokenError, EOFError) as error:   # numpy parses it as Python
+        raise DataError(f"{where}: not a readable .npy array (its header is damaged: {error})") from None
     if dtype.hasobject:
         raise DataError(f"{where} holds Python objects, not numbers; they are never loaded, because loading "
                         "them could run code from the file")
@@ -510,7 +514,8 @@ def _load_npz(path: Path, config: DataConfig) -> _Arrays:
     try:
         with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:   # see _read_cache
             return _named_arrays(str(path), list(archive.files), lambda key: read(archive, key), config)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+    # zipfile says NotImplementedError for an unknown compression method, RuntimeError for an encrypted member
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as error:
         raise DataError(f"{path}: not a readable .npz archive of numbers ({error})") from None
 
 
