@@ -93,3 +93,28 @@ def test_open_run_on_damaged_files_logs_one_line_each(qtbot, workspace):
         assert len(lines) == 1 and "\n" not in lines[0], errors
     assert window.open_runs([workspace / "good.h5"])[0].header.name == "corpus"
     window.quit_without_asking()
+
+
+def test_every_readable_damaged_file_shows_in_every_view(qtbot, tmp_path):
+    # Damage the reader lets through (NaN columns, a short column, odd but valid attribute values...) must not
+    # break the plots, the summary or the table: each such file is opened and every tab shown.
+    from engine.errors import RunFileError
+    from engine.runfile import read_run
+    from gui.main_window import MainWindow
+    from tests.damaged_corpus import make_corpus
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    shown = 0
+    for case in make_corpus(write_source(tmp_path / "source.h5"), tmp_path / "corpus", count=0):
+        try:
+            read_run(case.path)
+        except RunFileError:
+            continue
+        assert window.open_runs([case.path]), case.name
+        for tab in range(window.tabs.count()):
+            window.tabs.setCurrentIndex(tab)
+            qtbot.wait(1)
+        shown += 1
+    assert shown > 50
+    window.quit_without_asking()
