@@ -133,6 +133,14 @@ class CurveSet:
         item.setPen(make_pen(with_alpha(color, alpha), width, style))
         item.setSymbol(None)
 
+    def drop_step_data(self) -> None:
+        """Empty the per-step curves (until their next set_data), so that moving the view does not clip and
+        downsample points about to be replaced."""
+        for curve in self:
+            if curve.series.group == STEP_GROUP:
+                curve.item.setData([], [])
+                curve.drawn_points = -1
+
     def update_detail(self, look: CurveLook) -> None:
         """Antialiasing and markers of epoch curves while a plot has few enough points for them to show."""
         points: dict[str, int] = {}
