@@ -2,6 +2,7 @@
 
 The corpus (tests/damaged_corpus.py) runs in one worker process that is restarted after a crash; `make fuzz`
 runs a longer one."""
+import shutil
 from pathlib import Path
 
 import h5py
@@ -23,6 +24,8 @@ def test_no_damaged_file_crashes_report_or_the_loaders(tmp_path):
     cases += make_corpus(legacy, tmp_path / "old", count=40, seed=2, structured=False, flips=LEGACY_CRASHERS)
     assert len(cases) >= 450
     outcome = run_corpus([case.path for case in cases])
+    for folder in ("new", "old"):      # ~200 MB of copies: not left for pytest to keep
+        shutil.rmtree(tmp_path / folder)
     assert outcome.crashes == []
     assert outcome.hangs == []
     assert outcome.tracebacks == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -116,5 +117,6 @@ def test_every_readable_damaged_file_shows_in_every_view(qtbot, tmp_path):
             window.tabs.setCurrentIndex(tab)
             qtbot.wait(1)
         shown += 1
+    shutil.rmtree(tmp_path / "corpus")   # ~170 MB of copies: not left for pytest to keep
     assert shown > 50
     window.quit_without_asking()
