@@ -14,13 +14,14 @@ from engine.runfile import RunWriter, read_header, read_run
 from tests.conftest import ROOT, tiny_table
 
 # Creates run files of one name in one folder as fast as it can, all starting at the same moment (a file
-# that appears as the starting gun), and prints the paths it got.
+# that appears as the starting gun, fired once every creator has said it is ready), and prints the paths.
 CREATOR = r"""
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from engine.runfile import RunWriter
 folder, gun, name = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+Path(sys.argv[6]).touch()
 while not gun.exists():
     time.sleep(0.001)
 for _ in range(int(sys.argv[5])):
@@ -34,9 +35,13 @@ def test_simultaneous_runs_of_one_name_get_separate_files(tmp_path):
     gun = tmp_path / "go"
     folder = tmp_path / "runs"
     folder.mkdir()
-    creators = [subprocess.Popen([sys.executable, "-c", CREATOR, str(ROOT), str(folder), str(gun), "same", "15"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    time.sleep(2)          # all four are waiting for the gun (imports done)
+    ready = [tmp_path / f"ready-{index}" for index in range(4)]
+    creators = [subprocess.Popen([sys.executable, "-c", CREATOR, str(ROOT), str(folder), str(gun), "same", "15",
+                                  str(flag)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for flag in ready]
+    while not all(flag.exists() for flag in ready):     # all four imported and waiting for the gun
+        assert all(creator.poll() is None for creator in creators)
+        time.sleep(0.01)
     gun.touch()
     paths = []
     for creator in creators:
