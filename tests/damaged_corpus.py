@@ -292,7 +292,7 @@ class Outcome:
     seconds: float = 0.0
 
 
-def run_corpus(paths: list[Path], in_process: bool = False, hang_s: float = 60.0) -> Outcome:
+def run_corpus(paths: list[Path], in_process: bool = False, hang_s: float = 120.0) -> Outcome:
     """Each path through the consumers in one worker process, restarted after a crash or a hang."""
     outcome = Outcome()
     started = time.monotonic()
