@@ -111,9 +111,12 @@ def measure(config_path: Path, config, dataset, rounds: int) -> tuple[dict[str, 
                 if threads is None:
                     chosen.setdefault(batch_size, []).append(used)
         for batch_size in config.sweep.batch_sizes:
-            for name, threads in (("plain", default_threads), ("plain 1", 1)):
+            for name, threads in (("plain 1", 1), ("plain", default_threads)):
                 rate = plain_throughput(config, dataset, batch_size, threads)
                 results[name].setdefault(batch_size, []).append(rate)
+                # A thread pool goes on spinning for a while after its last operation; let it stop before the
+                # next measurement, or that one competes with it.
+                time.sleep(0.3)
     medians = {name: {b: statistics.median(r) for b, r in by_batch.items()} for name, by_batch in results.items()}
     return medians, {b: ",".join(map(str, used)) for b, used in chosen.items()}
 
