@@ -277,7 +277,9 @@ def _check_finite_float32(x: np.ndarray, source: str, part: str) -> None:
     would then "diverge" for a reason that lies in the file."""
     rows = x.reshape(len(x), -1)
     not_finite = ~np.isfinite(rows).all(axis=1)
-    too_large = np.zeros(len(x), bool) if x.dtype.itemsize <= 4 else (np.abs(rows) > _FLOAT32_MAX).any(axis=1)
+    # Two comparisons rather than np.abs: no float64 copy of what may be gigabytes of inputs.
+    too_large = np.zeros(len(x), bool) if x.dtype.itemsize <= 4 else \
+        ((rows > _FLOAT32_MAX) | (rows < -_FLOAT32_MAX)).any(axis=1)
     for bad, problem in ((not_finite, "a missing (NaN) or infinite value; remove or fill it"),
                          (too_large, f"a value beyond {_FLOAT32_RANGE}; rescale the data")):
         if bad.any():
