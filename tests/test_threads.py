@@ -163,7 +163,7 @@ def test_sweep_records_each_trials_threads_and_gives_back_the_callers_count(tmp_
     assert torch.get_num_threads() == 2
     with h5py.File(path, "r") as handle:
         assert handle.attrs["thread_policy"] == AUTO.describe()
-        assert handle.attrs["cpu_cores_available"] == 2
+        assert handle.attrs["cpu_cores_available"] >= 1   # this machine's, not the 2 the decisions were told
         trials = [handle[f"trials/{name}"].attrs for name in ("bs00016_seed0", "bs00032_seed0", "bs00064_seed0")]
         assert [int(t["torch_threads"]) for t in trials] == [2, 1, 1]
         assert "1.0 busy with other processes" in trials[1]["threads_reason"]
