@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FORMAT = "batch-size-lab"
-FORMAT_VERSION = 1
+# Version 2 (this round) added the attempts group, the `resumed`, class-balance and thread attributes; every
+# addition of this round (statuses, datasets, attributes) belongs to version 2. Readers accept 1 and 2: a
+# version-1 file simply lacks them, and each reader says what it assumes then.
+FORMAT_VERSION = 2
 TRIALS_GROUP = "trials"
 EPOCH_GROUP = "epoch"
 STEP_GROUP = "step"

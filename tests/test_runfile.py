@@ -87,6 +87,22 @@ def test_newer_format_version_is_refused(tmp_path):
         read_run(path)
 
 
+def test_format_version_1_files_still_read(tmp_path):
+    """A file from round 1: version 1, none of version 2's attributes or groups."""
+    path = write_run(tmp_path / "run.h5", [(32, 0, "completed", [0.5, 0.6])])
+    with h5py.File(path, "a") as handle:
+        handle.attrs["format_version"] = 1
+        for key in (*schema.CLASS_BALANCE_ATTRS, schema.RESUMED_ATTR, "cpu_cores_available", "thread_policy"):
+            if key in handle.attrs:
+                del handle.attrs[key]
+        for key in schema.TRIAL_THREAD_ATTRS:
+            if key in handle["trials/bs00032_seed0"].attrs:
+                del handle["trials/bs00032_seed0"].attrs[key]
+    run = read_run(path)
+    np.testing.assert_allclose(run.trials[0].epoch["val_accuracy"], [0.5, 0.6])
+    assert read_header(path).batch_sizes == [32]
+
+
 def test_damaged_file_is_a_clear_error(tmp_path):
     path = write_run(tmp_path / "run.h5", [(32, 0, "completed", [0.5, 0.6, 0.7])])
     data = path.read_bytes()

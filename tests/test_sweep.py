@@ -48,7 +48,7 @@ def test_three_batch_sizes_end_to_end(tiny_config, tmp_path):
 def test_file_layout_matches_the_contract(tiny_config, tmp_path):
     path = run_sweep(tiny_config(sweep={"batch_sizes": [32]}), tmp_path)
     with h5py.File(path, "r") as handle:
-        assert handle.attrs["format"] == "batch-size-lab" and handle.attrs["format_version"] == 1
+        assert handle.attrs["format"] == "batch-size-lab" and handle.attrs["format_version"] == schema.FORMAT_VERSION == 2
         for key in ("config", "created", "status", *schema.ENVIRONMENT_ATTRS):
             assert key in handle.attrs, key
         trial = handle["trials/bs00032_seed0"]
