@@ -28,11 +28,19 @@ LR_SCALING_RULES = ("none", "linear", "sqrt")
 LR_SCHEDULES = ("constant", "cosine")
 BUDGETS = ("epochs", "samples")
 DEVICES = ("auto", "cpu", "cuda")
-STRATEGIES = ("grid",)
+STRATEGIES = ("grid", "random", "bayesian", "start-small")
+SEARCHES = ("random", "bayesian")            # strategies that draw points from a sampler (engine.search)
+RANGED = ("random", "bayesian", "start-small")   # strategies that search a batch-size range, not a list
+OBJECTIVES = ("time_to_target", "samples_to_target", "best_val_accuracy", "final_val_loss")
+TARGET_OBJECTIVES = ("time_to_target", "samples_to_target")
+PRUNERS = ("none", "median", "hyperband")
 # Seeds go to numpy's RandomState (MNIST-1D), which takes 0 .. 2**32 - 1, the narrowest of the seeders used.
 SEED_MAX = 2**32 - 1
 # The largest C int, so that a batch size fits every integer widget and tensor index; far beyond any memory.
 BATCH_SIZE_MAX = 2**31 - 1
+# A sweep is planned in full before it starts, and the app lists every trial; 10,000 is far beyond any grid
+# worth running, and keeps those lists and the run file's index small.
+MAX_TRIALS = 10_000
 
 
 def _field(default: Any, help: str, *, label: str, choice_labels: dict[str, str] | None = None,
@@ -149,15 +157,85 @@ class TrainConfig:
 class SweepConfig:
     batch_sizes: list[int] = _field([16, 32, 64, 128], "Batch sizes to compare: how many examples the model "
                                     "sees before each weight update.", kind="int_list", min=1,
-                                    max=BATCH_SIZE_MAX, label="Batch sizes")
+                                    max=BATCH_SIZE_MAX, label="Batch sizes", applies={"sweep.strategy": ("grid",)})
     learning_rates: list[float] = _field([], "Optional: base learning rates to cross with every batch size. "
                                          "Empty means train.lr only.", kind="float_list", min_exclusive=0.0, max=100.0,
-                                         label="Base LRs to cross")
+                                         label="Base LRs to cross", applies={"sweep.strategy": ("grid",)})
     device: str = _field("auto", "Where to train: auto picks the GPU when one is usable, else the CPU.",
                          choices=DEVICES, label="Device",
                          choice_labels={"auto": "auto: GPU if usable, else CPU", "cpu": "CPU", "cuda": "GPU (CUDA)"})
-    strategy: str = _field("grid", "How trials are chosen: grid tries every combination.", choices=STRATEGIES,
-                           label="Strategy", choice_labels={"grid": "grid: every combination"})
+    strategy: str = _field("grid", "How trials are chosen. grid: every batch size (× learning rate) listed. "
+                           "random: points drawn at random from the range. bayesian: each point chosen from what "
+                           "the earlier ones scored (Optuna's TPE). start-small: the smallest batch size first, "
+                           "doubled while the objective improves, then refined around the best.",
+                           choices=STRATEGIES, label="Strategy",
+                           choice_labels={"grid": "grid: every combination", "random": "random search",
+                                          "bayesian": "Bayesian search (TPE)",
+                                          "start-small": "start small and double"})
+    trials: int = _field(16, "How many points (batch size, learning rate) the search tries; every point is "
+                         "trained once per seed in train.seeds.", min=1, max=MAX_TRIALS, label="Points to try",
+                         applies={"sweep.strategy": SEARCHES})
+    batch_size_min: int = _field(8, "The smallest batch size the search may try.", min=1, max=BATCH_SIZE_MAX,
+                                 label="Smallest batch size", applies={"sweep.strategy": RANGED})
+    batch_size_max: int = _field(1024, "The largest batch size the search may try.", min=1, max=BATCH_SIZE_MAX,
+                                 label="Largest batch size", applies={"sweep.strategy": RANGED})
+    powers_of_two: bool = _field(True, "Try only powers of two inside the batch-size range.",
+                                 label="Powers of two only", applies={"sweep.strategy": RANGED})
+    lr_min: float = _field(0.0, "With lr_max: search the learning rate too, on a log scale, jointly with the batch "
+                           "size; a searched learning rate is used as is (train.lr_scaling does not apply). 0: not "
+                           "searched, train.lr with the LR rule.", min=0.0, max=100.0, label="Smallest LR",
+                           applies={"sweep.strategy": SEARCHES})
+    lr_max: float = _field(0.0, "With lr_min: the largest learning rate the search may try. 0: not searched.",
+                           min=0.0, max=100.0, label="Largest LR", applies={"sweep.strategy": SEARCHES})
+    objective: str = _field("best_val_accuracy", "What the search optimizes, as the mean over seeds. "
+                            "time_to_target / samples_to_target: training time / examples until the validation "
+                            "accuracy first reaches target_accuracy (lower is better; a point that never reaches "
+                            "it scores worst). best_val_accuracy: higher is better. final_val_loss: lower is "
+                            "better.", choices=OBJECTIVES, label="Objective",
+                            choice_labels={"time_to_target": "time to target", "samples_to_target":
+                                           "samples to target", "best_val_accuracy": "best val accuracy",
+                                           "final_val_loss": "final val loss"},
+                            applies={"sweep.strategy": RANGED})
+    target_accuracy: float = _field(0.0, "The validation accuracy (a fraction) that time_to_target and "
+                                    "samples_to_target count to. 0: not set.", min=0.0, max=1.0,
+                                    label="Target accuracy", applies={"sweep.strategy": RANGED,
+                                                                      "sweep.objective": TARGET_OBJECTIVES})
+    pruner: str = _field("none", "Stop hopeless points early. median: stop a point whose validation result after "
+                         "an epoch is worse than the median of earlier points at that epoch. hyperband: "
+                         "Optuna's Hyperband, which gives more epochs only to the better points.",
+                         choices=PRUNERS, label="Pruning", applies={"sweep.strategy": SEARCHES},
+                         choice_labels={"none": "none: train every point fully", "median": "median rule",
+                                        "hyperband": "Hyperband"})
+    search_seed: int = _field(0, "The search's own seed: the same config proposes the same points.", min=0,
+                              max=SEED_MAX, label="Search seed", applies={"sweep.strategy": RANGED})
+
+
+EVAL_SCHEDULES = ("log", "every", "epoch")
+
+
+@dataclass
+class ScienceConfig:
+    eval_schedule: str = _field("log", "When validation is measured, in examples seen and the same for every batch "
+                                "size, so that steps and examples to a target are known as finely at batch 4 as at "
+                                "2048. log: eval_per_decade times per tenfold of examples. every: every eval_every "
+                                "examples. epoch: at the end of each epoch only.", choices=EVAL_SCHEDULES,
+                                label="Evaluate", choice_labels={"log": "log-spaced in examples",
+                                                                 "every": "every N examples",
+                                                                 "epoch": "each epoch only"})
+    eval_per_decade: int = _field(4, "log schedule: evaluations per tenfold of examples seen, from 100 examples on.",
+                                  min=1, max=100, label="Evaluations per decade",
+                                  applies={"science.eval_schedule": ("log",)})
+    eval_every: int = _field(10_000, "every schedule: examples seen between two evaluations.", min=1, max=10**12,
+                             label="Evaluate every (examples)", applies={"science.eval_schedule": ("every",)})
+    noise_scale: bool = _field(False, "Measure the gradient noise scale B_simple while training (McCandlish et al. "
+                               "2018): every noise_every steps the batch is split into micro-batches at the same "
+                               "weights. It predicts the critical batch size. Not for batch-norm models.",
+                               label="Measure noise scale")
+    noise_every: int = _field(100, "Steps between two noise scale measurements.", min=1, max=10**9,
+                              label="Noise every (steps)", applies={"science.noise_scale": (True,)})
+    noise_microbatches: int = _field(4, "Micro-batches each measurement splits the batch into (at least 2; batch "
+                                     "sizes smaller than this are not measured).", min=2, max=1024,
+                                     label="Micro-batches", applies={"science.noise_scale": (True,)})
 
 
 @dataclass
@@ -169,6 +247,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    science: ScienceConfig = field(default_factory=ScienceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -177,7 +256,8 @@ class ExperimentConfig:
         return tomli_w.dumps(self.to_dict())
 
 
-SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "sweep": SweepConfig}
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "sweep": SweepConfig,
+                           "science": ScienceConfig}
 
 
 def field_help(key: str) -> str:
@@ -205,9 +285,6 @@ def _is_number(value: Any) -> bool:
 
 # A config is a page of text; reading more than this is never needed, and a file that large is not a config.
 MAX_CONFIG_BYTES = 1 << 20
-# A sweep is planned in full before it starts, and the app lists every trial; 10,000 is far beyond any grid
-# worth running, and keeps those lists and the run file's index small.
-MAX_TRIALS = 10_000
 # Built-in datasets are generated in memory: examples × features (synthetic, float32 with float64 intermediates)
 # or examples × time steps × 4 (sequence) floats. This caps either below about 1 GiB, far more than these
 # teaching datasets need and still safe on a laptop.
@@ -533,9 +610,11 @@ def dataset_kind(dataset: str, base_dir: Path | None = None) -> str:
     path = Path(dataset).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    if dataset.strip() and path.is_dir():
-        return "folder"
-    return path.suffix.lower().lstrip(".")
+    try:
+        is_folder = bool(dataset.strip()) and path.is_dir()
+    except (OSError, ValueError):   # a name too long for the file system, say: a file's suffix still tells
+        is_folder = False
+    return "folder" if is_folder else path.suffix.lower().lstrip(".")
 
 
 def applies(key: str, table: Mapping[str, Any], base_dir: Path | None = None) -> bool:

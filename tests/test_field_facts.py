@@ -68,6 +68,12 @@ def test_dataset_kind_of_folders_and_relative_paths(tmp_path):
     assert applies("data.image_size", {"data": {"dataset": "images.v2"}}, base_dir=tmp_path)
 
 
+def test_dataset_kind_of_a_path_the_file_system_refuses():
+    # Typed into the app's dataset field, such a path must still hide and show fields, not raise in a slot.
+    assert dataset_kind("a" * 5000 + ".csv") == "csv"
+    assert dataset_kind("x\x00y.npz") == "npz"
+
+
 def test_the_file_types_offered_are_the_ones_the_loaders_read(tmp_path):
     assert [name for name, _ in FILE_FORMATS] == ["CSV", "NumPy array", "NumPy archive", "HDF5"]
     for _, suffixes in FILE_FORMATS:
