@@ -6,12 +6,30 @@ the time. Each trial's time is modelled as
 
     setup + steps × step_time(batch size) + epochs × evaluation time per epoch
 
-where step_time is measured for every batch size already trained and, for batch sizes not yet trained,
-interpolated or extrapolated on a log-log scale through the measured ones (between a fixed cost per step and
-a cost per sample). The evaluation time per epoch (it does not depend on the training batch size) and the
-set-up time per trial are measured from the gaps between the engine's clock of training time and the wall
-clock. Every finished epoch and trial refines the estimate. The clock is injected, so the model is tested by
-replaying recorded sweeps (tests/progress_recordings.py) without waiting.
+- steps and epochs per trial come from the config's budget (an epochs budget: the same epochs, fewer steps for
+  larger batches; a samples budget: the same samples, so steps fall as 1 / batch size), replaced by the
+  engine's own count once a trial starts.
+- step_time is measured for every batch size already trained: the trial's speed over its last
+  RECENT_WINDOW_S of training. The machine's speed drifts as other programs come and go, and the next trial
+  runs at the speed the machine has now, not the one it had a minute ago. (In the equal-samples-budget
+  recording the first trial ran at 0.7 ms per step for two seconds and 1.2 for the rest; the next trials kept
+  the slower pace. Averaged over its whole 3.6 s, the first trial predicted the rest 31% too short.)
+- For batch sizes not yet trained, step_time is interpolated on a log-log scale between measured sizes and,
+  beyond them, extrapolated along a power law from the nearest measured size, with an exponent between 0 (a
+  fixed cost per step) and 1 (a cost per sample): the slope fitted through all measured sizes, and upwards at
+  least the slope between the two largest, because the cost per sample takes over as batches grow (the curve
+  bends up on a log-log scale). A power law and not a fitted "fixed + per-sample" line, because the line's
+  slope comes from small differences of noisy measurements and multiplies into the largest sizes (tried:
+  errors up to 170% on the recordings once two sizes had trained, against 30% with the power law). While only
+  one size has trained nothing tells how the cost splits, so ONE_SIZE_EXPONENT, a typical measured value,
+  stands in.
+- Evaluation time per epoch (the same for every batch size: a fixed evaluation set and batch) and set-up time
+  per trial are measured from the gaps between the engine's clock of training time and the wall clock.
+
+Every finished report, epoch and trial refines the estimate. The clock is injected, so the model is tested by
+replaying recorded sweeps (tests/progress_recordings.py) without waiting. What it cannot foresee: a change of
+load after the estimate was made, and how much faster than the power law the largest batches grow (their
+cost per sample takes over); both are measured once those trials run.
 """
 from __future__ import annotations
 
@@ -41,7 +59,9 @@ IDLE = "idle"
 
 # A trial's speed is taken over the last this many seconds of its training (or all of it when shorter): the
 # recent past predicts the next minutes best, as other programs come and go and the first steps warm up.
-RECENT_WINDOW_S = 5.0
+# Two seconds are ~20 progress reports, enough to average out single slow steps, and short enough to follow a
+# change of load within the first trial (5 s averaged the equal-samples-budget preset's whole first trial).
+RECENT_WINDOW_S = 2.0
 
 
 @dataclass
@@ -285,7 +305,7 @@ def _recent_step_time(measured: _Measured) -> float | None:
 
 def _predict(rates: dict[int, float], batch_size: int) -> float | None:
     """Seconds per step at `batch_size`: measured when it was; between measured sizes, interpolated on a
-    log-log scale; beyond them, from the nearest measured size along the power law fitted through all of them,
+    log-log scale; beyond them, from the nearest measured size along a power law (see the module docstring),
     with an exponent between 0 (a fixed cost per step) and 1 (a cost per sample). One measured size alone
     cannot say how the cost splits: it then follows ONE_SIZE_EXPONENT until a second size has trained."""
     if not rates:
@@ -300,8 +320,8 @@ def _predict(rates: dict[int, float], batch_size: int) -> float | None:
     if x < points[0][0]:
         return math.exp(points[0][1] + _exponent(points) * (x - points[0][0]))
     # Upwards, cost per step grows faster the larger the batch (from mostly fixed per step to mostly per
-    # sample), so never slower than the one-size assumption.
-    exponent = max(_exponent(points), ONE_SIZE_EXPONENT)
+    # sample): at least as steep as between the two largest sizes, and than the one-size assumption.
+    exponent = max(_exponent(points), _exponent(points[-2:]), ONE_SIZE_EXPONENT)
     return math.exp(points[-1][1] + exponent * (x - points[-1][0]))
 
 

@@ -97,6 +97,9 @@ def test_measured_batch_sizes_are_used_and_others_interpolated_in_log_batch_size
     assert step_seconds(16) < progress.step_time_s(32) < step_seconds(64)
     assert progress.step_time_s(32) == pytest.approx(step_seconds(32), rel=0.1)
     assert step_seconds(256) < progress.step_time_s(1024) <= step_seconds(256) * 4
+    # Upwards the cost bends up (per sample takes over): at least as steep as between the two largest sizes.
+    assert progress.step_time_s(1024) == pytest.approx(
+        progress.step_time_s(256) * progress.step_time_s(256) / progress.step_time_s(64))
     assert step_seconds(16) / 4 <= progress.step_time_s(4) < step_seconds(16)
 
 
@@ -106,7 +109,7 @@ def test_synthetic_sweeps_the_estimate_holds_once_two_batch_sizes_trained():
         errors = eta_errors(recording, min_left_s=0.3)
         assert abs(errors[0][2]) < 0.25, (batch_sizes, errors[0][2])
         later = [error for _, _, error in eta_errors(recording, after_trials=2, min_left_s=0.3)]
-        assert max(abs(error) for error in later) < 0.4, (batch_sizes, later)
+        assert max(abs(error) for error in later) < 0.35, (batch_sizes, later)
         assert statistics.median(abs(error) for error in later) < 0.3, batch_sizes
 
 
@@ -133,11 +136,11 @@ def test_recorded_sweeps_the_time_left_holds_after_the_first_trial(path: Path):
     left = recording[-1][0] - first_moment
     # The estimate this replaced, by the share of samples done, was several times too high here.
     assert naive_samples_eta(recording, first_moment) > 1.5 * left
-    # When the first trial ends only one batch size is measured (see engine.progress.ONE_SIZE_EXPONENT): within
-    # a quarter for four of the five presets, a third for the other. From then on the median error over every
-    # event is 13-17% for four presets; the GRU's is 31%, its second trial having run faster than it began.
-    assert abs(first_error) < 0.35, f"when the first trial ended: {first_error:+.0%}"
-    assert statistics.median(abs(error) for _, _, error in errors) < 0.35
+    # When the first trial ends only one batch size is measured (see engine.progress.ONE_SIZE_EXPONENT); the
+    # five presets were then 0%, -15%, +17%, -17% and +14% off. From then on the median error over every event
+    # is 13-22%.
+    assert abs(first_error) < 0.25, f"when the first trial ended: {first_error:+.0%}"
+    assert statistics.median(abs(error) for _, _, error in errors) < 0.25
     later = [error for _, event, error in eta_errors(recording, after_trials=2, min_left_s=1.0)]
     assert all(abs(error) < 0.5 for error in later), later
 
