@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import singledispatchmethod
 
+from engine import schema
 from engine.config import TrainConfig
 from engine.events import (EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
                            TrialStarted)
@@ -230,7 +231,7 @@ class SweepProgress:
     def sweep_fraction(self) -> float | None:
         """The share of the sweep's time already spent; None while there is no estimate (show a busy bar)."""
         if self.phase == ENDED:
-            return 1.0 if self.status == "completed" else None
+            return 1.0 if self.status == schema.COMPLETED else None
         eta = self.eta_s()
         if eta is None:
             return None

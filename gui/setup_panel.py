@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QPushButton, QScrollArea, QSizePolicy, QSpinBox, QStyle, QStyleOptionFrame,
                                QToolButton, QVBoxLayout, QWidget)
 
+from engine import schema
 from engine.config import (BUILTIN_DATASETS, DataConfig, ExperimentConfig, SweepConfig, applies, field_info,
                            iter_fields, parse_config, validate)
 from engine.data import FILE_FORMATS, check_head
@@ -773,7 +774,7 @@ class SetupPanel(QWidget):
             self.problem_list.addItem(item)
         self.problem_list.setVisible(bool(self._problems))
         self._fit_problem_list()
-        failed_color = theme.STATUS_COLORS[theme.current_theme().name]["failed"]
+        failed_color = theme.status_color(schema.FAILED).name()
         if self._problems:
             count = len(self._problems)
             self.status_label.setText(f"{count} problem{'s' if count > 1 else ''} to fix before running.")

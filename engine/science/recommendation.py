@@ -168,8 +168,8 @@ def _listing(candidates: list[Candidate], lr_grid: bool, detail) -> str:
 
 
 def _status_words(stats: BatchSizeStats) -> str:
-    return ", ".join(f"{count} of {stats.trials} {status.replace('_', ' ')}" if stats.trials > 1
-                     else status.replace("_", " ") for status, count in sorted(stats.statuses.items())
+    return ", ".join(f"{count} of {stats.trials} {schema.STATUS_LABELS.get(status, status)}" if stats.trials > 1
+                     else schema.STATUS_LABELS.get(status, status) for status, count in sorted(stats.statuses.items())
                      if status != schema.COMPLETED)
 
 
