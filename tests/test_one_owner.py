@@ -1,12 +1,15 @@
 """One owner per fact (DESIGN.md, round-2 principles), checked on the source: trial-status words are written
-only in engine/schema.py, and no two classes in the app share a name (a reader finding `Theme` must find one)."""
+only in engine/schema.py, no two classes in the app share a name (a reader finding `Theme` must find one), and
+the trial attributes the schema lists are the ones read (tests/test_sweep.py checks they are the ones written)."""
 from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from dataclasses import fields
 from pathlib import Path
 
 from engine import schema
+from engine.runfile import TrialData
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(path for package in ("engine", "gui") for path in (ROOT / package).rglob("*.py"))
@@ -43,3 +46,8 @@ def test_no_two_classes_share_a_name():
             if isinstance(node, ast.ClassDef):
                 where[node.name].append(str(path.relative_to(ROOT)))
     assert not {name: paths for name, paths in where.items() if len(paths) > 1}
+
+
+def test_every_trial_attribute_the_schema_names_is_read_into_trial_data():
+    read = {field.name for field in fields(TrialData)}
+    assert set(schema.TRIAL_ATTRS) | set(schema.SEARCH_TRIAL_ATTRS) <= read
