@@ -1,4 +1,4 @@
-"""The command line: `run`, `report`. A thin client of the same engine calls the GUI uses.
+"""The command line: `run`, `report`, `find-max-batch`. A thin client of the same engine calls the GUI uses.
 
 Exit codes: 0 success (also `run --resume` of a run that is already complete: it says so); 2 invalid config,
 input file or run file (one line per problem, no traceback); 3 the run file could not be written (a full disk,
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", metavar="OUT.json", help="also write the recommendation, the per-batch-size "
                         "verdicts and every trial's summary as JSON to this path ('-': standard output, and "
                         "the text report goes to standard error)")
+    from engine.hardware.cli import add_find_max_batch
+    add_find_max_batch(commands)
     return parser
 
 
@@ -67,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "find-max-batch":
+            from engine.hardware.cli import find_max_batch_command
+            return find_max_batch_command(args)
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -185,6 +185,21 @@ class RunWriter:
             self._open_trials.discard(name)
             self._file.flush()
 
+    def add_table(self, group_name: str, metrics: tuple[schema.Metric, ...], columns: dict[str, np.ndarray],
+                  attrs: dict[str, Any]) -> None:
+        """A root group of one-dimensional datasets (one per metric, with its units) and attributes, written at
+        once: for files that hold something other than trials (find-max-batch's tries)."""
+        room = sum(np.asarray(columns[m.name]).nbytes for m in metrics) + METADATA_ROOM
+        with self._writing(room):
+            group = self._file.create_group(group_name)
+            for metric in metrics:
+                dataset = group.create_dataset(metric.name, data=np.asarray(columns[metric.name], dtype=metric.dtype),
+                                               fletcher32=True)
+                dataset.attrs["units"] = metric.units
+            for key, value in attrs.items():
+                group.attrs[key] = value
+            self._file.flush()
+
     def close(self, status: str) -> None:
         """Mark the run finished with this status and close the file. After a RunWriteError the file was
         closed already, with the status `failed`."""

@@ -175,11 +175,51 @@ def _header(path: Path, handle: h5py.File) -> RunHeader:
         count += 1
     status = _status(attrs, "")
     being_written = status == schema.RUNNING and is_being_written(path)
+    given_name, notes, tags = _annotations(attrs)
     return RunHeader(
-        path=path, name=str(config.get("name", path.stem)), created=_string(attrs, "created", ""),
+        path=path, name=given_name or str(config.get("name", path.stem)), created=_string(attrs, "created", ""),
         status=status, dataset=str(config.get("data", {}).get("dataset", "")),
         model=str(config.get("model", {}).get("kind", "")), batch_sizes=sorted(batch_sizes), trial_count=count,
-        trial_statuses=statuses, device_name=_string(attrs, "device_name", ""), being_written=being_written)
+        trial_statuses=statuses, device_name=_string(attrs, "device_name", ""), being_written=being_written,
+        given_name=given_name, notes=notes, tags=tags, config_text=_string(attrs, "config"))
+
+
+def _annotations(attrs) -> tuple[str, str, tuple[str, ...]]:
+    """The name, notes and tags a user gave the run, checked by the rules that allowed them in (none in files
+    that lack them, version 1 among them)."""
+    from engine import annotations
+    name = _string(attrs, schema.DISPLAY_NAME_ATTR, "")
+    notes = _string(attrs, schema.NOTES_ATTR, "")
+    tags = _texts(attrs, schema.TAGS_ATTR)
+    texts = [(schema.DISPLAY_NAME_ATTR, name), (schema.NOTES_ATTR, notes), *((schema.TAGS_ATTR, tag) for tag in tags)]
+    for key, text in texts:
+        # h5py decodes bytes that are not UTF-8 into lone surrogates rather than failing.
+        if any("\ud800" <= character <= "\udfff" for character in text):
+            raise Damage(f"{key}: text that is not UTF-8")
+    for key, problem in ((schema.DISPLAY_NAME_ATTR, annotations.problem_in_name(name)),
+                         (schema.NOTES_ATTR, annotations.problem_in_notes(notes)),
+                         (schema.TAGS_ATTR, annotations.problem_in_tags(tags))):
+        if problem:
+            raise Damage(f"{key}: {problem}")
+    return name, notes, tags
+
+
+def _texts(attrs, key: str) -> tuple[str, ...]:
+    """A one-dimensional array of texts (an empty tuple when the attribute is missing)."""
+    if key not in attrs:
+        return ()
+    value = attrs[key]
+    if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind not in "OSU":
+        raise Damage(f"{key} = {_show(_scalar(value))}, expected a list of texts")
+    texts = []
+    for item in value.tolist():
+        if not isinstance(item, (str, bytes)):
+            raise Damage(f"{key}: {_show(item)}, expected text")
+        try:
+            texts.append(_text(item))
+        except UnicodeDecodeError:
+            raise Damage(f"{key}: text that is not UTF-8") from None
+    return tuple(texts)
 
 
 def _run(path: Path, handle: h5py.File) -> RunData:

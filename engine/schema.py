@@ -82,6 +82,24 @@ ATTEMPTS_GROUP = "attempts"
 ATTEMPT_ATTRS = ("attempt_of", "attempt", "set_aside")   # trial name, n, when it was set aside (ISO 8601)
 RESUMED_ATTR = "resumed"      # root attribute: when the sweep was resumed, ISO 8601 texts, oldest first
 
+# find-max-batch writes its tries to a run file of its own: no trials, root attribute RUN_KIND_ATTR set to
+# MAX_BATCH_KIND, and one group of one row per try (engine/hardware/max_batch.py). Bytes not measured (the try ran
+# out of memory first) are NaN. Sweep files lack the kind attribute.
+RUN_KIND_ATTR = "kind"
+MAX_BATCH_KIND = "find-max-batch"
+MAX_BATCH_GROUP = "max_batch"
+MAX_BATCH_PROBE_METRICS: tuple[Metric, ...] = (
+    Metric("batch_size", "Batch size", "samples", "int64"),
+    Metric("fits", "Fits", "1 fits, 0 does not", "int8"),
+    Metric("train_bytes", "Training step memory", "bytes", "float64"),
+    Metric("eval_bytes", "Evaluation memory", "bytes", "float64"),
+)
+# The group's attributes: the limit (bytes, and where it comes from in words), the margin (a fraction), the answer
+# (batch sizes, 0 when none fits), the memory model (bytes, bytes per example; NaN without two measured tries), how
+# memory was measured and the outcome in words.
+MAX_BATCH_ATTRS = ("memory_limit_bytes", "memory_limit_source", "margin", "largest_fit", "recommended_batch_size",
+                   "fixed_bytes", "per_example_bytes", "memory_method", "outcome")
+
 
 def trial_name(batch_size: int, seed: int, base_lr: float | None = None) -> str:
     """A trial's group name; sorts by batch size when listed. base_lr only when learning rates are swept.
