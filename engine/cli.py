@@ -56,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "the text report goes to standard error)")
     from engine.hardware.cli import add_find_max_batch
     add_find_max_batch(commands)
+    annotate = commands.add_parser("annotate", help="give a run file a name, notes and tags (the Runs tab's "
+                                   "Rename and Notes and tags); without options, show them")
+    annotate.add_argument("run_file", help="a run file (.h5) that no sweep is writing now")
+    annotate.add_argument("--name", help="the name shown for the run instead of its config's ('' gives that back); "
+                          "the file keeps its name on disk")
+    annotate.add_argument("--notes", help="free text kept with the run ('' removes the notes)")
+    annotate.add_argument("--tag", action="append", default=[], metavar="TAG", help="add a tag (repeatable)")
+    annotate.add_argument("--untag", action="append", default=[], metavar="TAG", help="remove a tag (repeatable)")
+    annotate.add_argument("--clear-tags", action="store_true", help="remove every tag (before any --tag)")
+    diff = commands.add_parser("diff", help="the config keys that differ between run files, key by key (the "
+                               "app's Compare configs)")
+    diff.add_argument("run_files", nargs="+", metavar="RUN.h5", help="two or more run files")
+    diff.add_argument("--all", action="store_true", help="also list the keys whose values are the same")
     return parser
 
 
@@ -69,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "annotate":
+            return _annotate(args)
+        if args.command == "diff":
+            return _diff(args)
         if args.command == "find-max-batch":
             from engine.hardware.cli import find_max_batch_command
             return find_max_batch_command(args)
@@ -243,6 +260,46 @@ def _report(args: argparse.Namespace) -> int:
         from engine.figures import summary_figure
         summary_figure(run, summaries, Path(args.png), verdict)
         print(f"wrote {args.png}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from engine.annotations import annotate, tags_text
+    from engine.runfile import read_header
+
+    changes = args.name is not None or args.notes is not None or args.tag or args.untag or args.clear_tags
+    if changes:
+        after = annotate(args.run_file, name=args.name, notes=args.notes, tags=() if args.clear_tags else None,
+                         add_tags=args.tag, remove_tags=args.untag)
+        name, notes, tags = after.name, after.notes, after.tags
+    else:
+        header = read_header(args.run_file)
+        name, notes, tags = header.given_name, header.notes, header.tags
+    print(f"name: {name or '(the config name)'}")
+    print(f"tags: {tags_text(tags) or '(none)'}")
+    print("notes:" + ("".join(f"\n  {line}" for line in notes.splitlines()) if notes else " (none)"))
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from engine.config_diff import config_diff, value_text
+    from engine.runfile import read_header
+
+    if len(args.run_files) < 2:
+        raise UserError("diff: give two or more run files to compare")
+    headers = [read_header(path) for path in args.run_files]
+    diffs = config_diff([tomllib.loads(header.config_text) for header in headers])
+    shown = [diff for diff in diffs if diff.differs or args.all]
+    different = sum(diff.differs for diff in diffs)
+    print(f"{different} of {len(diffs)} config keys differ between {len(headers)} runs", file=sys.stderr)
+    titles = ["key", *(f"{header.name} ({Path(header.path).name})" for header in headers)]
+    rows = [[diff.key + ("" if diff.differs else " (same)"), *(value_text(value) for value in diff.values)]
+            for diff in shown]
+    widths = [max(len(row[column]) for row in [titles, *rows]) for column in range(len(titles))]
+    for row in [titles, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return EXIT_OK
 
 

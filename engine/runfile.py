@@ -286,11 +286,41 @@ class RunWriter:
         pending.clear()
 
 
-def _write_error(path: Path, error: OSError) -> RunWriteError:
+def set_root_attributes(path: Path, values: dict[str, Any]) -> None:
+    """Set root attributes of a run file that no process is writing (None removes one), with the writer's care:
+    HDF5's lock is held throughout (a writer that starts meanwhile is refused), the room is reserved before
+    anything is written (a full disk changes nothing), and h5py writes each value as a new attribute renamed
+    over the old one, so a value that fails to write leaves the old. Raises OSError when the file cannot be
+    opened for writing (BlockingIOError: another process holds it), RunWriteError when there is no room."""
+    path = Path(path)
+    handle = h5py.File(path, "r+", libver=LIBVER, locking=True)
+    room = _Room(path)
+    try:
+        needed = METADATA_ROOM + CLOSE_ROOM + sum(len(str(value).encode()) for value in values.values())
+        try:
+            room.reserve(handle.id.get_filesize(), needed)
+        except OSError as error:
+            raise _write_error(path, error, "nothing in it was changed") from None
+        for key, value in values.items():
+            if value is None:
+                if key in handle.attrs:
+                    del handle.attrs[key]
+            else:
+                handle.attrs[key] = value
+        handle.flush()
+    finally:
+        with contextlib.suppress(OSError, RuntimeError):
+            handle.close()
+        room.close()
+
+
+def _write_error(path: Path, error: OSError,
+                 consequence: str = "the run stopped, and the file keeps every epoch finished before this"
+                 ) -> RunWriteError:
     reason = {errno.ENOSPC: f"disk full writing {path}", errno.EFBIG: f"file size limit reached writing {path}",
               errno.EDQUOT: f"disk quota exceeded writing {path}"}.get(
         error.errno, f"cannot write {path} ({error.strerror or error})")
-    return RunWriteError(f"{reason}; the run stopped, and the file keeps every epoch finished before this")
+    return RunWriteError(f"{reason}; {consequence}")
 
 
 class _Room:
@@ -388,6 +418,12 @@ class RunHeader:
     trial_statuses: dict[str, int]
     device_name: str
     being_written: bool = False     # a process holds the file open for writing now
+    # What the user said about the run (engine.annotations): the name they gave it ('' when none; `name` is then
+    # the config's), notes and tags.
+    given_name: str = ""
+    notes: str = ""
+    tags: tuple[str, ...] = ()
+    config_text: str = ""           # the experiment config as stored (TOML), for comparing runs without their data
 
     @property
     def note(self) -> str:

@@ -64,6 +64,18 @@ NOT_RUN = "not_run"
 STATUS_LABELS = {QUEUED: "queued", NOT_RUN: "not run", RUNNING: "running", COMPLETED: "completed",
                  CANCELLED: "cancelled", DIVERGED: "diverged", OUT_OF_MEMORY: "out of memory", FAILED: "failed"}
 
+# How a whole run ended (the root `status`), in words. A `running` run that no process writes any more was
+# interrupted: its writer crashed or was killed.
+RUN_STATUS_LABELS = {RUNNING: "running", COMPLETED: "finished", CANCELLED: "stopped", FAILED: "failed"}
+INTERRUPTED_LABEL = "interrupted (not closed by its writer)"
+
+# Root attributes the user sets on a finished run (engine.annotations; version 2, files without them have none):
+# the name shown instead of the config's, free-text notes, and tags (an array of texts). Rules in engine.annotations.
+DISPLAY_NAME_ATTR = "display_name"
+NOTES_ATTR = "notes"
+TAGS_ATTR = "tags"
+ANNOTATION_ATTRS = (DISPLAY_NAME_ATTR, NOTES_ATTR, TAGS_ATTR)
+
 # Root attributes describing the environment the run was made in.
 ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device", "device_name", "cpu_count",
                      "platform", "cpu_cores_available", "thread_policy")
