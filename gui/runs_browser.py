@@ -3,6 +3,9 @@
 Headers are read with engine.runfile.read_header (no metric arrays), cached by modification time and size, so
 refreshing a folder of many runs re-reads only what changed. A file that is not a run file is listed,
 greyed, with the reason, never raised. The folder is watched and the list refreshes by itself.
+
+A run's name, notes and tags are kept in its file (engine.annotations writes them; this view only asks), and
+the filter box shows the rows whose name, tags, dataset, model, status or file name hold every word typed.
 """
 from __future__ import annotations
 
@@ -12,20 +15,26 @@ from pathlib import Path
 
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
-                               QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QMessageBox, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from engine import schema
-from engine.errors import RunFileError
+from engine.annotations import annotate, tags_text
+from engine.errors import RunFileError, UserError
 from engine.resources import default_workspace
 from engine.runfile import RunHeader, read_header
+from gui.config_diff_view import ComparedRun, ConfigDiffDialog
 from gui.export import export_table_csv
+from gui.run_details_dialog import RunDetailsDialog
 from gui.theme import status_color
 
 RUN_SUFFIX = ".h5"
 REFRESH_DELAY_MS = 300
-COLUMNS = ("Name", "Created", "Dataset", "Model", "Batch sizes", "Trials", "Status", "File")
-_NAME, _CREATED, _DATASET, _MODEL, _SIZES, _TRIALS, _STATUS, _FILE = range(len(COLUMNS))
+COLUMNS = ("Name", "Tags", "Created", "Dataset", "Model", "Batch sizes", "Trials", "Status", "Notes", "File")
+_NAME, _TAGS, _CREATED, _DATASET, _MODEL, _SIZES, _TRIALS, _STATUS, _NOTES, _FILE = range(len(COLUMNS))
+# The columns the filter box searches.
+FILTERED_COLUMNS = (_NAME, _TAGS, _DATASET, _MODEL, _STATUS, _FILE)
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -54,24 +63,26 @@ def _created_text(created: str, modified: float) -> tuple[str, float]:
         return moment.strftime("%Y-%m-%d %H:%M"), modified
 
 
-RUN_STATUS_WORDS = {schema.COMPLETED: "finished", schema.CANCELLED: "stopped", schema.FAILED: "failed"}
-
-
 def status_text(header: RunHeader) -> str:
     """How a run ended, in words: 'finished', 'finished · 8 of 10 trials completed, 2 out of memory'."""
-    if header.status == schema.RUNNING:
-        status = "running" if header.being_written else "interrupted (not closed by its writer)"
+    if header.status == schema.RUNNING and not header.being_written:
+        status = schema.INTERRUPTED_LABEL
     else:
-        status = RUN_STATUS_WORDS.get(header.status, header.status.replace("_", " "))
+        status = schema.RUN_STATUS_LABELS.get(header.status, schema.STATUS_LABELS[header.status])
     counts = dict(header.trial_statuses)
     done = counts.get(schema.COMPLETED, 0)
     if not header.trial_count or done == header.trial_count:
         return status
-    details = [f"{done} of {header.trial_count} trials completed"]
-    for name in (schema.OUT_OF_MEMORY, schema.DIVERGED, schema.FAILED):
-        if counts.get(name):
-            details.append(f"{counts[name]} {name.replace('_', ' ')}")
+    details = [f"{done} of {header.trial_count} trials {schema.STATUS_LABELS[schema.COMPLETED]}"]
+    details += [f"{counts[name]} {schema.STATUS_LABELS[name]}" for name in schema.STATUSES
+                if name not in (schema.COMPLETED, schema.RUNNING, schema.CANCELLED) and counts.get(name)]
     return f"{status} · {', '.join(details)}"
+
+
+def matches(texts: list[str], words: list[str]) -> bool:
+    """True when every word (already lower case) is in one of the texts, without regard to case."""
+    folded = [text.casefold() for text in texts]
+    return all(any(word in text for text in folded) for word in words)
 
 
 def _problem_text(error: str) -> str:
@@ -109,6 +120,7 @@ class RunsBrowser(QWidget):
     workspace_changed = Signal(object)   # Path: the folder now listed (for the shell's settings)
     files_deleted = Signal(list)         # list[Path]: run files the user deleted
     resume_requested = Signal(object)    # Path: an interrupted or stopped run to go on with, in its own file
+    annotated = Signal(object)           # Path: a run file whose name, notes or tags the user changed
 
     def __init__(self, workspace: Path | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -217,6 +229,56 @@ class RunsBrowser(QWidget):
         if path is not None:
             self.resume_requested.emit(path)
 
+    def editable_header(self) -> RunHeader | None:
+        """The selected run when it is exactly one that no sweep is writing: its name, notes and tags can change."""
+        paths = self.selected_paths()
+        if len(paths) != 1:
+            return None
+        header = self._header(paths[0])
+        return None if header is None or header.being_written else header
+
+    def edit_selected(self, focus: str = "name") -> bool:
+        """Ask for the selected run's name, notes and tags and write them into its file; True when saved.
+        focus: the field the dialog starts in ('name', 'tags' or 'notes')."""
+        header = self.editable_header()
+        if header is None:
+            return False
+        dialog = RunDetailsDialog(header, self, focus)
+        if dialog.exec() != RunDetailsDialog.DialogCode.Accepted:
+            return False
+        typed = dialog.values()
+        return self.annotate_run(header.path, name=typed.name, notes=typed.notes, tags=typed.tags)
+
+    def annotate_run(self, path: Path, **values) -> bool:
+        """engine.annotations.annotate on one run file, its refusal shown in a message box; True when written."""
+        try:
+            annotate(path, **values)
+        except UserError as error:
+            QMessageBox.warning(self, "Name, notes and tags not saved", _short_error(str(error), Path(path)))
+            self.refresh()
+            return False
+        self.refresh()
+        self.annotated.emit(Path(path))
+        return True
+
+    def compare_selected(self) -> ConfigDiffDialog | None:
+        """Show how the configs of the selected runs differ (two or more runs)."""
+        headers = [self._header(path) for path in self.selected_paths()]
+        if len(headers) < 2:
+            return None
+        dialog = ConfigDiffDialog([ComparedRun(header.name, header.path.name, header.config_text)
+                                   for header in headers], self)
+        dialog.show()
+        return dialog
+
+    def set_filter(self, text: str) -> None:
+        """Show only the runs whose name, tags, dataset, model, status or file name hold every word of text."""
+        self._filter_edit.setText(text)
+
+    def visible_paths(self) -> list[Path]:
+        """The listed files that the filter shows, in the table's order."""
+        return [self._row_path(row) for row in range(self._table.rowCount()) if not self._table.isRowHidden(row)]
+
     def delete_selected(self) -> list[Path]:
         """Delete the selected files after a confirmation; returns what was deleted."""
         paths = self.selected_paths(include_errors=True)
@@ -262,9 +324,9 @@ class RunsBrowser(QWidget):
         return list(COLUMNS)
 
     def table_rows(self) -> list[list]:
-        """The listing as shown (for CSV export)."""
+        """The listing as shown, the rows the filter hides left out (for CSV export)."""
         return [[self._table.item(row, column).text() for column in range(len(COLUMNS))]
-                for row in range(self._table.rowCount())]
+                for row in range(self._table.rowCount()) if not self._table.isRowHidden(row)]
 
     def export_table(self, path: Path) -> None:
         export_table_csv(self.table_headers(), self.table_rows(), Path(path))
@@ -293,6 +355,15 @@ class RunsBrowser(QWidget):
         self._refresh_button.clicked.connect(self.refresh)
         top.addWidget(self._refresh_button)
         layout.addLayout(top)
+
+        self._filter_edit = QLineEdit()
+        self._filter_edit.setObjectName("runsFilter")
+        self._filter_edit.setPlaceholderText("Filter by name, tag, dataset, model or status (every word must match)")
+        self._filter_edit.setToolTip("Shows the runs whose name, tags, dataset, model, status or file name hold "
+                                     "every word typed, without regard to case")
+        self._filter_edit.setClearButtonEnabled(True)
+        self._filter_edit.textChanged.connect(self._apply_filter)
+        layout.addWidget(self._filter_edit)
 
         self._table = QTableWidget(0, len(COLUMNS))
         self._table.setObjectName("runsTable")
@@ -351,6 +422,23 @@ class RunsBrowser(QWidget):
             row_action.triggered.connect(slot)
             self._table.addAction(row_action)
             self._row_actions.append((row_action, button))
+        separator = QAction(self._table)
+        separator.setSeparator(True)
+        self._table.addAction(separator)
+        edit_tip = ("Kept in the run file; the file keeps its name on disk. Not while a sweep is writing the run.")
+        self.rename_action = QAction("Rename…", self._table)
+        self.rename_action.setShortcut("F2")
+        self.rename_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.rename_action.setToolTip(f"Give the selected run a name of its own. {edit_tip}")
+        self.rename_action.triggered.connect(lambda: self.edit_selected("name"))
+        self.notes_action = QAction("Notes and tags…", self._table)
+        self.notes_action.setToolTip(f"Write notes about the selected run and tag it. {edit_tip}")
+        self.notes_action.triggered.connect(lambda: self.edit_selected("notes"))
+        self.compare_action = QAction("Compare configs…", self._table)
+        self.compare_action.setToolTip("Show the settings that differ between the selected runs (two or more)")
+        self.compare_action.triggered.connect(self.compare_selected)
+        for row_action in (self.rename_action, self.notes_action, self.compare_action):
+            self._table.addAction(row_action)
         self._update_buttons()
 
     # ---------------------------------------------------------------- listing
@@ -412,7 +500,8 @@ class RunsBrowser(QWidget):
         count = f"{runs} run{'s' if runs != 1 else ''}"
         if others:
             count += f", {others} unreadable file{'s' if others != 1 else ''}"
-        self._count_label.setText(count)
+        self._count_text = count
+        self._apply_filter()
         if self._problem:
             self._empty_label.setText(self._problem)
         elif not self._entries:
@@ -425,7 +514,7 @@ class RunsBrowser(QWidget):
 
     def _fit_columns(self) -> None:
         self._table.resizeColumnsToContents()
-        for column, limit in ((_NAME, 220), (_FILE, 220), (_SIZES, 180)):
+        for column, limit in ((_NAME, 220), (_TAGS, 180), (_FILE, 220), (_SIZES, 180), (_NOTES, 220)):
             if self._table.columnWidth(column) > limit:
                 self._table.setColumnWidth(column, limit)
 
@@ -438,10 +527,10 @@ class RunsBrowser(QWidget):
         header = entry.header
         if header is None:
             created, created_key = _created_text("", entry.modified)
-            items = [_SortableItem(entry.path.stem, entry.path.stem.lower()),
+            items = [_SortableItem(entry.path.stem, entry.path.stem.lower()), _SortableItem("", ""),
                      _SortableItem(created, created_key), _SortableItem("", ""), _SortableItem("", ""),
                      _SortableItem("", ()), _SortableItem("", -1),
-                     _SortableItem(_problem_text(entry.error), "~" + entry.error),
+                     _SortableItem(_problem_text(entry.error), "~" + entry.error), _SortableItem("", ""),
                      _SortableItem(entry.path.name, entry.path.name.lower())]
             for item in items:
                 item.setForeground(disabled)
@@ -453,26 +542,55 @@ class RunsBrowser(QWidget):
         created, created_key = _created_text(header.created, entry.modified)
         sizes = ", ".join(str(size) for size in header.batch_sizes)
         status = status_text(header)
-        items = [_SortableItem(header.name, header.name.lower()), _SortableItem(created, created_key),
+        tags = tags_text(header.tags)
+        first_line = header.notes.strip().split("\n", 1)[0]
+        items = [_SortableItem(header.name, header.name.lower()), _SortableItem(tags, tags.lower()),
+                 _SortableItem(created, created_key),
                  _SortableItem(header.dataset, header.dataset.lower()),
                  _SortableItem(header.model, header.model.lower()),
                  _SortableItem(sizes, tuple(header.batch_sizes)),
                  _SortableItem(str(header.trial_count), header.trial_count),
-                 _SortableItem(status, status),
+                 _SortableItem(status, status), _SortableItem(first_line, header.notes.lower()),
                  _SortableItem(entry.path.name, entry.path.name.lower())]
         items[_STATUS].setForeground(status_color(header.status))
         items[_TRIALS].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         tip = f"{entry.path}\nDevice: {header.device_name or 'unknown'}"
+        if header.given_name:
+            tip = f"{header.name}\n{tip}"
         if header.note:
             tip += f"\nThis file is {header.note}."
         for item in items:
             item.setToolTip(tip)
         items[_STATUS].setToolTip(status)
         items[_SIZES].setToolTip(f"Batch sizes: {sizes}")
+        if tags:
+            items[_TAGS].setToolTip(f"Tags: {tags}")
+        if header.notes:
+            items[_NOTES].setToolTip(header.notes)
         return items
 
     def _row_path(self, row: int) -> Path:
         return Path(self._table.item(row, _NAME).data(PATH_ROLE))
+
+    def _header(self, path: Path) -> RunHeader | None:
+        return next((entry.header for entry in self._entries if entry.path == path), None)
+
+    def _apply_filter(self) -> None:
+        words = self._filter_edit.text().casefold().split()
+        table = self._table
+        hidden_selected = False
+        for row in range(table.rowCount()):
+            hide = bool(words) and not matches([table.item(row, column).text() for column in FILTERED_COLUMNS],
+                                               words)
+            table.setRowHidden(row, hide)
+            hidden_selected = hidden_selected or (hide and table.selectionModel().isRowSelected(row))
+        if hidden_selected:
+            # What the filter hides must not be opened or deleted by a button the user presses next.
+            visible = set(self.visible_paths())
+            self.select_paths([path for path in self.selected_paths(include_errors=True) if path in visible])
+        shown = len(self.visible_paths())
+        self._count_label.setText(self._count_text if shown == table.rowCount()
+                                  else f"{self._count_text} · {shown} shown by the filter")
 
     def _update_buttons(self) -> None:
         self._open_button.setEnabled(bool(self.selected_paths()))
@@ -480,6 +598,12 @@ class RunsBrowser(QWidget):
         self._delete_button.setEnabled(bool(self.selected_paths(include_errors=True)))
         for row_action, button in self._row_actions:
             row_action.setEnabled(button.isEnabled())
+        editable = self.editable_header() is not None
+        busy = len(self.selected_paths()) == 1 and not editable
+        for row_action in (self.rename_action, self.notes_action):
+            row_action.setEnabled(editable)
+            row_action.setText(row_action.text().split(" (")[0] + (" (a sweep is writing it)" if busy else ""))
+        self.compare_action.setEnabled(len(self.selected_paths()) >= 2)
 
     def _double_clicked(self, row: int, _column: int) -> None:
         path = self._row_path(row)

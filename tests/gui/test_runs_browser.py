@@ -49,10 +49,11 @@ def test_lists_run_files_newest_first_with_their_header(browser, workspace):
     runs = [path.name for path in browser.paths() if path.name != "notes.h5"]
     assert runs == ["lstm-c.h5", "cnn-b.h5", "mlp-a.h5"]            # sorted by date, newest first
     row = _row(browser, "cnn-b.h5")
-    texts = [table.item(row, column).text() for column in range(len(COLUMNS))]
-    assert texts[:6] == ["cnn-b", texts[1], "cifar10", "cnn", "32, 64", "2"]
-    assert texts[1].startswith("2025-03-1")
-    assert "1 of 2 trials completed" in texts[STATUS] and "1 out of memory" in texts[STATUS]
+    texts = dict(zip(COLUMNS, (table.item(row, column).text() for column in range(len(COLUMNS)))))
+    assert [texts[title] for title in ("Name", "Tags", "Dataset", "Model", "Batch sizes", "Trials", "Notes")] == \
+        ["cnn-b", "", "cifar10", "cnn", "32, 64", "2", ""]
+    assert texts["Created"].startswith("2025-03-1")
+    assert "1 of 2 trials completed" in texts["Status"] and "1 out of memory" in texts["Status"]
     table.sortItems(NAME, Qt.SortOrder.AscendingOrder)
     assert [path.name for path in browser.paths()] == ["cnn-b.h5", "lstm-c.h5", "mlp-a.h5", "notes.h5"]
 
