@@ -40,6 +40,7 @@ class TrialStarted:
     total_steps: int
     total_samples: int
     parameter_count: int
+    noise_scale_unavailable: str = ""  # why the noise scale asked for cannot be measured (schema.NOISE_UNAVAILABLE_ATTR)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,21 @@ class StepsLogged:
 class EpochEnded:
     trial: TrialSpec
     metrics: dict[str, float]          # one value for each name in schema.EPOCH_METRICS
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One evaluation on the schedule in examples seen (schema.EVAL_METRICS): the one "evaluation finished" fact
+    that the run file, the live views and anything that judges a trial while it trains (pruning) all hear."""
+    trial: TrialSpec
+    metrics: dict[str, float]          # one value for each name in schema.EVAL_METRICS
+
+
+@dataclass(frozen=True)
+class NoiseMeasured:
+    """Gradient noise scale measurements since the last flush (schema.NOISE_METRICS), as columns."""
+    trial: TrialSpec
+    columns: dict[str, np.ndarray]     # one array for each name in schema.NOISE_METRICS
 
 
 @dataclass(frozen=True)
@@ -82,4 +98,5 @@ class Message:
     level: str = "info"                # info | warning
 
 
-Event = SweepStarted | TrialStarted | StepsLogged | EpochEnded | TrialEnded | SweepEnded | Message
+Event = (SweepStarted | TrialStarted | StepsLogged | EpochEnded | Evaluated | NoiseMeasured | TrialEnded | SweepEnded
+         | Message)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from engine import schema
-from engine.events import (EpochEnded, Event, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
-                           TrialStarted)
+from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, SweepEnded, SweepStarted,
+                           TrialEnded, TrialSpec, TrialStarted)
 from engine.runfile import RunData, RunHeader, TrialData
 
 
@@ -57,6 +57,7 @@ class LiveRun:
             return set()
         if isinstance(event, TrialStarted):
             trial = self._new_trial(event.trial, event.parameter_count, event.steps_per_epoch)
+            trial.noise_scale_unavailable = event.noise_scale_unavailable
             return {trial.name}
         if isinstance(event, StepsLogged):
             self._append(event.trial.name, schema.STEP_GROUP, {m.name: getattr(event, m.name)
@@ -64,6 +65,12 @@ class LiveRun:
             return {event.trial.name}
         if isinstance(event, EpochEnded):
             self._append(event.trial.name, schema.EPOCH_GROUP, event.metrics)
+            return {event.trial.name}
+        if isinstance(event, Evaluated):
+            self._append(event.trial.name, schema.EVAL_GROUP, event.metrics)
+            return {event.trial.name}
+        if isinstance(event, NoiseMeasured):
+            self._append(event.trial.name, schema.NOISE_GROUP, event.columns)
             return {event.trial.name}
         if isinstance(event, TrialEnded):
             trial = self._trials[event.trial.name]
@@ -87,13 +94,15 @@ class LiveRun:
         self._columns.clear()
 
     def _new_trial(self, spec: TrialSpec, parameter_count: int, steps_per_epoch: int) -> TrialData:
-        for group, metrics in ((schema.EPOCH_GROUP, schema.EPOCH_METRICS), (schema.STEP_GROUP, schema.STEP_METRICS)):
+        for group, metrics in schema.TRIAL_GROUPS.items():
             self._columns[(spec.name, group)] = _Columns(metrics)
         trial = TrialData(name=spec.name, batch_size=spec.batch_size, seed=spec.seed, lr=spec.lr,
                           base_lr=spec.base_lr, status=schema.RUNNING, error="", parameter_count=parameter_count,
                           steps_per_epoch=steps_per_epoch,
                           epoch=self._columns[(spec.name, schema.EPOCH_GROUP)].views(),
-                          step=self._columns[(spec.name, schema.STEP_GROUP)].views())
+                          step=self._columns[(spec.name, schema.STEP_GROUP)].views(),
+                          eval=self._columns[(spec.name, schema.EVAL_GROUP)].views(),
+                          noise=self._columns[(spec.name, schema.NOISE_GROUP)].views())
         self._trials[spec.name] = trial
         self.run.trials.append(trial)
         self.run.trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.seed))

@@ -32,7 +32,9 @@ import numpy as np
 from engine import schema
 from engine.errors import RunFileError, RunWriteError
 
-_CHUNK_ROWS = {schema.EPOCH_GROUP: 64, schema.STEP_GROUP: 4096}
+_CHUNK_ROWS = {schema.EPOCH_GROUP: 64, schema.STEP_GROUP: 4096, schema.EVAL_GROUP: 64, schema.NOISE_GROUP: 256}
+# Rows that wait in memory for the next epoch row (or the trial's end) to be written with it.
+_BUFFERED_GROUPS = (schema.STEP_GROUP, schema.EVAL_GROUP, schema.NOISE_GROUP)
 LIBVER = ("v108", "v108")
 # Room reserved before each write, beyond the rows themselves: one new chunk per dataset, the metadata that
 # grows with it (B-tree nodes, object headers), and what closing the file after a failed reservation writes.
@@ -96,7 +98,7 @@ class RunWriter:
             # str() turns str subclasses (torch's version object) into text h5py stores as a string.
             attrs[key] = str(value) if isinstance(value, str) else value
         self._trials = self._file.create_group(schema.TRIALS_GROUP)
-        self._pending_steps: dict[str, list[dict[str, np.ndarray]]] = {}
+        self._pending: dict[str, dict[str, list[dict[str, np.ndarray]]]] = {}
         self._file.flush()
 
     @classmethod
@@ -122,7 +124,7 @@ class RunWriter:
         # locking=True whatever the environment says: two writers on one file would destroy it.
         writer._file = h5py.File(writer.path, "r+", libver=LIBVER, locking=True)
         writer._trials = writer._file[schema.TRIALS_GROUP]
-        writer._pending_steps = {}
+        writer._pending = {}
         writer._room, writer._failure, writer._open_trials = _Room(writer.path), None, set()
         attrs = writer._file.attrs
         writer.created = _text(attrs.get("created", ""))
@@ -155,30 +157,34 @@ class RunWriter:
                 group.attrs[key] = value
             group.attrs["status"] = schema.RUNNING
             group.attrs["error"] = ""
-            for group_name, metrics in ((schema.EPOCH_GROUP, schema.EPOCH_METRICS),
-                                        (schema.STEP_GROUP, schema.STEP_METRICS)):
+            for group_name, metrics in schema.TRIAL_GROUPS.items():
                 sub = group.create_group(group_name)
                 for metric in metrics:
                     dataset = sub.create_dataset(metric.name, shape=(0,), maxshape=(None,), dtype=metric.dtype,
                                                  chunks=(_CHUNK_ROWS[group_name],), fletcher32=True)
                     dataset.attrs["units"] = metric.units
-            self._pending_steps[name] = []
+            self._pending[name] = {group_name: [] for group_name in _BUFFERED_GROUPS}
             self._file.flush()
 
     def add_steps(self, name: str, columns: dict[str, np.ndarray]) -> None:
         """Queue step rows; they reach the file with the next epoch row or when the trial ends."""
-        self._pending_steps[name].append(columns)
+        self.add_rows(name, schema.STEP_GROUP, columns)
+
+    def add_rows(self, name: str, group_name: str, columns: dict[str, np.ndarray]) -> None:
+        """Queue rows of a step, eval or noise group (one array per metric of schema.TRIAL_GROUPS[group_name]);
+        they reach the file with the next epoch row or when the trial ends."""
+        self._pending[name][group_name].append({key: np.atleast_1d(values) for key, values in columns.items()})
 
     def add_epoch(self, name: str, metrics: dict[str, float]) -> None:
         with self._writing(self._pending_room(name) + self._rows_room(name, schema.EPOCH_GROUP, 1)):
-            self._write_pending_steps(name)
+            self._write_pending(name)
             epoch_group = self._trials[name][schema.EPOCH_GROUP]
             _append(epoch_group, {m.name: np.asarray([metrics[m.name]]) for m in schema.EPOCH_METRICS})
             self._file.flush()
 
     def end_trial(self, name: str, status: str, error: str = "") -> None:
         with self._writing(self._pending_room(name) + len(error.encode())):
-            self._write_pending_steps(name)
+            self._write_pending(name)
             group = self._trials[name]
             group.attrs["status"] = status
             group.attrs["error"] = error
@@ -261,8 +267,9 @@ class RunWriter:
     def _pending_room(self, name: str) -> int:
         if self._failure is not None:   # the file is closed: nothing to measure, the failure is raised next
             return 0
-        return self._rows_room(name, schema.STEP_GROUP,
-                               sum(len(chunk["step"]) for chunk in self._pending_steps.get(name, ())))
+        pending = self._pending.get(name, {})
+        return sum(self._rows_room(name, group_name, sum(len(chunk["step"]) for chunk in chunks))
+                   for group_name, chunks in pending.items())
 
     def _rows_room(self, name: str, group_name: str, rows: int) -> int:
         """The most appending `rows` rows to a trial's group can add to the file: the chunks they start
@@ -270,20 +277,21 @@ class RunWriter:
         if not rows or self._failure is not None:
             return 0
         group = self._trials[name][group_name]
-        metrics = schema.EPOCH_METRICS if group_name == schema.EPOCH_GROUP else schema.STEP_METRICS
+        metrics = schema.TRIAL_GROUPS[group_name]
         chunk_rows = _CHUNK_ROWS[group_name]
         before = group[metrics[0].name].shape[0]
         new_chunks = -(-(before + rows) // chunk_rows) - -(-before // chunk_rows)
         row_bytes = sum(np.dtype(m.dtype).itemsize for m in metrics)
         return new_chunks * (chunk_rows * row_bytes + 4 * len(metrics)) + METADATA_ROOM
 
-    def _write_pending_steps(self, name: str) -> None:
-        pending = self._pending_steps[name]
-        if not pending:
-            return
-        columns = {m.name: np.concatenate([chunk[m.name] for chunk in pending]) for m in schema.STEP_METRICS}
-        _append(self._trials[name][schema.STEP_GROUP], columns)
-        pending.clear()
+    def _write_pending(self, name: str) -> None:
+        for group_name, pending in self._pending[name].items():
+            if not pending:
+                continue
+            columns = {m.name: np.concatenate([chunk[m.name] for chunk in pending])
+                       for m in schema.TRIAL_GROUPS[group_name]}
+            _append(self._trials[name][group_name], columns)
+            pending.clear()
 
 
 def set_root_attributes(path: Path, values: dict[str, Any]) -> None:
@@ -385,6 +393,10 @@ def _append(group: h5py.Group, columns: dict[str, np.ndarray]) -> None:
         dataset[start:] = values
 
 
+def _empty(group_name: str) -> dict[str, np.ndarray]:
+    return {m.name: np.empty(0, dtype=m.dtype) for m in schema.TRIAL_GROUPS[group_name]}
+
+
 @dataclass
 class TrialData:
     name: str
@@ -398,6 +410,10 @@ class TrialData:
     steps_per_epoch: int
     epoch: dict[str, np.ndarray]   # one array per schema.EPOCH_METRICS name, all the same length
     step: dict[str, np.ndarray]    # one array per schema.STEP_METRICS name
+    # schema.EVAL_METRICS and schema.NOISE_METRICS columns; empty in files written before those groups.
+    eval: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.EVAL_GROUP))
+    noise: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.NOISE_GROUP))
+    noise_scale_unavailable: str = ""    # schema.NOISE_UNAVAILABLE_ATTR: why the noise scale was not measured
 
     @property
     def epochs_done(self) -> int:

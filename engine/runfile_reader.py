@@ -249,7 +249,12 @@ def _trial(name: str, group: h5py.Group, limit: int) -> TrialData:
         parameter_count=_integer(attrs, "parameter_count", minimum=0, default=0, where=where),
         steps_per_epoch=_integer(attrs, "steps_per_epoch", minimum=0, default=0, where=where),
         epoch=_columns(group, schema.EPOCH_GROUP, schema.EPOCH_METRICS, limit, where),
-        step=_columns(group, schema.STEP_GROUP, schema.STEP_METRICS, limit, where))
+        step=_columns(group, schema.STEP_GROUP, schema.STEP_METRICS, limit, where),
+        # Files written before these groups existed lack them: no evaluations on a schedule (the epoch rows
+        # stand in), no noise scale measured.
+        **{sub: _columns(group, sub, schema.TRIAL_GROUPS[sub], limit, where)
+           for sub in schema.OPTIONAL_TRIAL_GROUPS if sub in group},
+        noise_scale_unavailable=_string(attrs, schema.NOISE_UNAVAILABLE_ATTR, "", where=where))
 
 
 def _columns(trial: h5py.Group, sub: str, metrics: tuple[schema.Metric, ...], limit: int,

@@ -47,6 +47,43 @@ STEP_METRICS: tuple[Metric, ...] = (
     Metric("grad_norm", "Gradient norm", "1", "float32"),
 )
 
+# Evaluations on the schedule of [science] eval_schedule, in examples seen: the same points for every batch size,
+# taken at the first step that reaches each. Files without this group (version 1, or written before it) fall
+# back to the epoch rows.
+EVAL_GROUP = "eval"
+EVAL_METRICS: tuple[Metric, ...] = (
+    Metric("step", "Step", "optimizer steps", "int64"),
+    Metric("samples", "Samples seen", "samples", "int64"),
+    Metric("wall_time_s", "Training time", "s", "float64"),
+    Metric("val_loss", "Validation loss", "nats", "float64"),
+    Metric("val_accuracy", "Validation accuracy", "fraction", "float64"),
+)
+
+# The gradient noise scale ([science] noise_scale): every noise_every steps, the batch's gradient from
+# noise_microbatches micro-batches at the same parameters (McCandlish et al. 2018, appendix A). grad_sq and
+# trace_sigma are one measurement's raw estimates of |G|^2 and tr(Σ); b_simple is the ratio of their bias-
+# corrected moving averages up to that step. micro_batch is the micro-batches' effective size (their harmonic
+# mean, the b of the estimator).
+NOISE_GROUP = "noise"
+NOISE_METRICS: tuple[Metric, ...] = (
+    Metric("step", "Step", "optimizer steps", "int64"),
+    Metric("samples", "Samples seen", "samples", "int64"),
+    Metric("wall_time_s", "Training time", "s", "float64"),
+    Metric("micro_batch", "Micro-batch size", "samples", "float64"),
+    Metric("grad_sq", "|G|² estimate", "nats²", "float64"),
+    Metric("trace_sigma", "tr(Σ) estimate (per example)", "nats²", "float64"),
+    Metric("b_simple", "Noise scale B_simple", "samples", "float64"),
+)
+# Trial attribute: why the noise scale was not measured ("" when it was, or was not asked for): a batch-norm model's
+# gradient changes with the micro-batch, so the estimate would be wrong, and a batch too small to split.
+NOISE_UNAVAILABLE_ATTR = "noise_scale_unavailable"
+
+# Each group of a trial and its datasets; the writer, the reader and the live run go through this table.
+TRIAL_GROUPS: dict[str, tuple[Metric, ...]] = {EPOCH_GROUP: EPOCH_METRICS, STEP_GROUP: STEP_METRICS,
+                                               EVAL_GROUP: EVAL_METRICS, NOISE_GROUP: NOISE_METRICS}
+# Groups that files written before them lack: read as empty.
+OPTIONAL_TRIAL_GROUPS = (EVAL_GROUP, NOISE_GROUP)
+
 METRICS: dict[str, Metric] = {m.name: m for m in EPOCH_METRICS + STEP_METRICS}
 
 # Trial statuses. `running` is what a killed writer leaves behind.

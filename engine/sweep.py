@@ -15,8 +15,8 @@ from engine.config import ExperimentConfig, check_batch_sizes
 from engine.data import Dataset, load_dataset
 from engine.devices import device_name, resolve_device
 from engine.errors import ConfigError, RunWriteError
-from engine.events import (EpochEnded, Event, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
-                           TrialStarted)
+from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, StepsLogged, SweepEnded,
+                           SweepStarted, TrialEnded, TrialSpec, TrialStarted)
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
 from engine.runfile import RunWriter
 from engine.train import TrialContext, run_trial, scaled_lr, total_steps
@@ -103,11 +103,16 @@ class _Recorder:
             self.writer.start_trial(spec.name, {
                 "batch_size": spec.batch_size, "seed": spec.seed, "lr": spec.lr, "base_lr": spec.base_lr,
                 "parameter_count": event.parameter_count, "steps_per_epoch": event.steps_per_epoch,
+                schema.NOISE_UNAVAILABLE_ATTR: event.noise_scale_unavailable,
                 **dict(zip(schema.TRIAL_THREAD_ATTRS, (self.threads.threads, self.threads.reason)))})
         elif isinstance(event, StepsLogged):
             self.writer.add_steps(event.trial.name, {m.name: getattr(event, m.name) for m in schema.STEP_METRICS})
         elif isinstance(event, EpochEnded):
             self.writer.add_epoch(event.trial.name, event.metrics)
+        elif isinstance(event, Evaluated):
+            self.writer.add_rows(event.trial.name, schema.EVAL_GROUP, event.metrics)
+        elif isinstance(event, NoiseMeasured):
+            self.writer.add_rows(event.trial.name, schema.NOISE_GROUP, event.columns)
         elif isinstance(event, TrialEnded):
             self.writer.end_trial(event.trial.name, event.status, event.error)
             self.statuses[event.trial.name] = event.status

@@ -21,8 +21,11 @@ from torch import nn
 from engine import schema
 from engine.config import ExperimentConfig, TrainConfig, scaled_lr  # noqa: F401 (sweep and tests import it here)
 from engine.devices import PeakMemory, is_out_of_memory
-from engine.events import EpochEnded, Event, StepsLogged, TrialEnded, TrialSpec, TrialStarted
+from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
+                           TrialStarted)
 from engine.models import build_model, parameter_count
+from engine.science.noise_scale import NoiseScaleMeter, unavailable_reason
+from engine.science.schedule import EvalSchedule
 
 if TYPE_CHECKING:
     from engine.data import Dataset
@@ -162,8 +165,15 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
     steps_per_epoch, steps = _step_budget(spec, context)
     epochs = math.ceil(steps / steps_per_epoch)
     warmup_steps = round(train.warmup_epochs * steps_per_epoch)
+    science = config.science
+    noise_unavailable = (unavailable_reason(model, batch_size, science.noise_microbatches)
+                         if science.noise_scale else "")
+    noise = (NoiseScaleMeter(parameters, science.noise_microbatches, science.noise_every)
+             if science.noise_scale and not noise_unavailable else None)
+    schedule = EvalSchedule(science)
     emit(TrialStarted(trial=spec, steps_per_epoch=steps_per_epoch, total_steps=steps,
-                      total_samples=steps * batch_size, parameter_count=parameter_count(model)))
+                      total_samples=steps * batch_size, parameter_count=parameter_count(model),
+                      noise_scale_unavailable=noise_unavailable))
 
     x_train, y_train = data.x_train, data.y_train
     x_probe, y_probe = x_train[context.train_eval_index], y_train[context.train_eval_index]
@@ -177,8 +187,16 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
         columns = log.take()
         bad = np.flatnonzero(~np.isfinite(columns["loss"]))
         emit(StepsLogged(trial=spec, epoch_fraction=epoch_progress, **columns))
+        if noise is not None and (measured := noise.take(batch_size)) is not None:
+            emit(NoiseMeasured(trial=spec, columns=measured))
         if len(bad):
             raise _Diverged(f"the loss became {columns['loss'][bad[0]]} at step {columns['step'][bad[0]]}")
+
+    def evaluated(wall_time_s: float, val: tuple[float, float] | None = None) -> None:
+        """One evaluation of the schedule: recorded, and heard by every observer (a search's pruner too)."""
+        val_loss, val_accuracy = val or evaluate(model, data.x_val, data.y_val, train.eval_batch_size)
+        emit(Evaluated(trial=spec, metrics={"step": step, "samples": step * batch_size, "wall_time_s": wall_time_s,
+                                            "val_loss": val_loss, "val_accuracy": val_accuracy}))
 
     for epoch in range(1, epochs + 1):
         memory.reset()
@@ -197,12 +215,16 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
                 lr = new_lr
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            loss = F.cross_entropy(model(inputs), targets)
-            # Same as optimizer.zero_grad(set_to_none=True) without its profiler bookkeeping, which costs
-            # as much as the gradient norm on small models.
-            for parameter in parameters:
-                parameter.grad = None
-            loss.backward()
+            if noise is not None and noise.due(step):
+                loss = noise.backward(lambda x, y: F.cross_entropy(model(x), y), inputs, targets, step + 1,
+                                      train_time + time.perf_counter() - epoch_start)
+            else:
+                loss = F.cross_entropy(model(inputs), targets)
+                # Same as optimizer.zero_grad(set_to_none=True) without its profiler bookkeeping, which costs
+                # as much as the gradient norm on small models.
+                for parameter in parameters:
+                    parameter.grad = None
+                loss.backward()
             # The fused per-tensor norms (what get_total_norm does first); their norm is taken at the flush.
             parameter_norms = torch._foreach_norm([p.grad for p in parameters if p.grad is not None])
             optimizer.step()
@@ -218,6 +240,14 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
                 memory.sample()
                 flush(epoch - 1 + (index + 1) / epoch_steps)
                 last_flush = now
+            if schedule.due(step * batch_size):
+                if log.step:   # the steps up to this one reach observers before their evaluation
+                    flush(epoch - 1 + (index + 1) / epoch_steps)
+                evaluation_start = time.perf_counter()
+                evaluated(train_time + evaluation_start - epoch_start)
+                # Evaluation happens outside the training clock, so throughput and time-to-target exclude it.
+                last_flush = time.perf_counter()
+                epoch_start += last_flush - evaluation_start
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         epoch_time = time.perf_counter() - epoch_start
@@ -237,4 +267,6 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
             "peak_memory_bytes": memory.peak()}))
         if not math.isfinite(train_loss):
             raise _Diverged(f"the training loss became {train_loss} by epoch {epoch}")
+        if schedule.at_epochs:
+            evaluated(train_time, (val_loss, val_accuracy))
     return schema.COMPLETED

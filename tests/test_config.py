@@ -183,7 +183,7 @@ def test_unknown_keys_with_control_characters_are_shown_escaped():
     table["evil\nkey"] = 1
     problems = problems_of(table)
     assert problems == ["'evil\\nkey': unknown key in the top level (known: name, description, data, model, train, "
-                        "sweep)"]
+                        "sweep, science)"]
 
 
 def test_paths_the_file_system_refuses_are_problems_not_crashes():

@@ -33,8 +33,10 @@ def test_every_applies_condition_names_a_real_key_and_values_it_can_take():
             assert other in KEYS and other != key, key
             if other == "data.dataset":
                 possible = set(BUILTIN_DATASETS) | SUFFIX_KINDS | {"folder"}
-            else:
+            elif "choices" in field_info(other):
                 possible = set(field_info(other)["choices"])
+            else:   # a switch: the field applies when it is on (or off)
+                possible = {True, False}
             assert wanted and set(wanted) <= possible, (key, wanted)
 
 
