@@ -39,6 +39,8 @@ def build_actions(window) -> None:
     window.run_action = action("Run sweep", window.start_sweep, "Ctrl+R", "run", "Train every trial (Ctrl+R)")
     window.stop_action = action("Stop", window.stop_sweep, "Ctrl+.", "stop",
                                 "Stop the sweep; the running trial is saved as cancelled (Ctrl+.)")
+    window.find_max_batch_action = action("Find max batch…", window.find_max_batch, None, "",
+                                          "Search the largest batch size of this experiment that fits in memory")
     window.open_config_action = action("Open config…", window.open_config_dialog, QKeySequence.StandardKey.Open,
                                        "open", "Load an experiment config (TOML)")
     window.save_config_action = action("Save config as…", window.save_config_dialog,
@@ -96,6 +98,8 @@ def build_menus(window) -> None:
     run_menu = bar.addMenu("&Sweep")
     run_menu.addAction(window.run_action)
     run_menu.addAction(window.stop_action)
+    run_menu.addSeparator()
+    run_menu.addAction(window.find_max_batch_action)
     view_menu = bar.addMenu("&View")
     theme_menu = view_menu.addMenu("Theme")
     theme_menu.addActions(window.theme_actions.actions())

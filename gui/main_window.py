@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         self.worker.failed.connect(self._on_failed)
         self.worker.finished.connect(self._on_finished)
         self.setup.run_clicked.connect(self.start_sweep)
+        self.setup.find_max_batch_clicked.connect(self.find_max_batch)
         self.setup.stop_clicked.connect(self.stop_sweep)
         self.setup.validity_changed.connect(lambda _valid: self._update_run_state())
         self.setup.notice.connect(lambda text: self.log(text, "warning"))
@@ -233,6 +234,21 @@ class MainWindow(QMainWindow):
         self.table_hint.setText(preparing)
         self.tabs.setCurrentWidget(self.live_splitter)
         self._update_run_state()
+
+    def find_max_batch(self) -> None:
+        """The largest batch size of the experiment in the form that fits (gui/max_batch_dialog.py)."""
+        from gui.max_batch_dialog import RUNS_SUBFOLDER, MaxBatchDialog
+        if self._running:
+            self.log("Find max batch can run once the sweep has ended: both would compete for memory.", "warning")
+            return
+        try:
+            config = self.setup.config()
+        except ConfigError as error:
+            self.log(f"Cannot search: {error}", "error")
+            return
+        self.max_batch_dialog = MaxBatchDialog(config, self.workspace() / RUNS_SUBFOLDER, self)
+        self.max_batch_dialog.batch_sizes_chosen.connect(self.setup.set_batch_sizes)
+        self.max_batch_dialog.open()
 
     def stop_sweep(self) -> None:
         if not self._running or self._stopping:

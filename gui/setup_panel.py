@@ -468,6 +468,10 @@ class _BatchSizesBinding(_Binding):
         self.custom.setToolTip("Batch sizes that are not powers of two, separated by commas.")
         other_layout.addWidget(other_label)
         other_layout.addWidget(self.custom, 1)
+        self.find_max = QPushButton("Find max…")
+        self.find_max.setToolTip("Search the largest batch size of this model and data that fits in memory, "
+                                 "and offer batch sizes up to it (Sweep ▸ Find max batch).")
+        other_layout.addWidget(self.find_max)
         grid.addWidget(other_row, 2, 0, 1, self.COLUMNS)
         super().__init__(key, box, self.custom)
         self.highlight = [self.custom]      # the problem list says what is wrong; 13 red toggles would shout
@@ -568,6 +572,7 @@ class SetupPanel(QWidget):
     validity_changed = Signal(bool)
     config_edited = Signal()
     run_clicked = Signal()
+    find_max_batch_clicked = Signal()
     stop_clicked = Signal()
     notice = Signal(str)          # something the user should read that is not a problem (shown in the log)
 
@@ -635,6 +640,11 @@ class SetupPanel(QWidget):
 
     def batch_size_button(self, size: int) -> QPushButton:
         return self._bindings["sweep.batch_sizes"].buttons[size]
+
+    def set_batch_sizes(self, sizes: list[int]) -> None:
+        """Replace the batch sizes, as if typed (Find max batch's answer)."""
+        self._bindings["sweep.batch_sizes"].set(sizes)
+        self._on_edit()
 
     def restyle(self) -> None:
         """After a theme change: icons and the colours set from code follow the new theme."""
@@ -710,6 +720,8 @@ class SetupPanel(QWidget):
             else:
                 form.addRow(label, binding.widget)
             binding.connect(self._on_edit)
+            if isinstance(binding, _BatchSizesBinding):
+                binding.find_max.clicked.connect(self.find_max_batch_clicked)
             self._bindings[key] = binding
             self._rows[key] = (form, label)
 
