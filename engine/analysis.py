@@ -9,6 +9,7 @@ import numpy as np
 
 from engine import schema
 from engine.runfile import RunData, TrialData
+from engine.science.targets import crossing
 
 NAN = float("nan")
 
@@ -34,7 +35,7 @@ class TrialSummary:
     samples_per_s: float            # training_throughput: over the whole trial, evaluation excluded
     peak_memory_bytes: float
     wall_time_s: float              # training time, evaluation excluded
-    steps_to_target: float          # NaN when the target was never reached
+    steps_to_target: float          # NaN when the target was never reached (engine.science.targets.crossing)
     samples_to_target: float
     time_to_target_s: float
     error: str
@@ -99,8 +100,7 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
     samples = int(step["samples"][-1]) if len(step["samples"]) else 0
     wall = _last(step["wall_time_s"]) if len(step["wall_time_s"]) else _last(epoch["wall_time_s"])
     val_acc = epoch["val_accuracy"]
-    reached = np.flatnonzero(val_acc >= target_accuracy) if target_accuracy is not None else np.array([], int)
-    first = int(reached[0]) if len(reached) else None
+    first = crossing(trial, target_accuracy)
     return TrialSummary(
         name=trial.name, batch_size=trial.batch_size, seed=trial.seed, lr=trial.lr, base_lr=trial.base_lr,
         status=trial.status, epochs=trial.epochs_done, steps=steps, samples=samples,
@@ -112,9 +112,7 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
         samples_per_s=training_throughput(trial),
         peak_memory_bytes=float(np.max(epoch["peak_memory_bytes"])) if len(epoch["peak_memory_bytes"]) else NAN,
         wall_time_s=wall,
-        steps_to_target=float(epoch["step"][first]) if first is not None else NAN,
-        samples_to_target=float(epoch["samples"][first]) if first is not None else NAN,
-        time_to_target_s=float(epoch["wall_time_s"][first]) if first is not None else NAN,
+        steps_to_target=first.steps, samples_to_target=first.samples, time_to_target_s=first.time_s,
         error=trial.error)
 
 
