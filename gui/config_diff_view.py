@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogBut
                                QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.config_diff import NOT_SET, NOT_SET_TEXT, config_diff, value_text
+from engine.runfile import RunData
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ class ConfigDiffDialog(QDialog):
 
     def rows(self) -> list[list[str]]:
         """The table as shown: setting, then each run's value."""
-        return [[self.table.item(row, column).text() for column in range(self.table.columnCount())]
-                for row in range(self.table.rowCount())]
+        return [[item.text() if (item := self.table.item(row, column)) else ""
+                 for column in range(self.table.columnCount())] for row in range(self.table.rowCount())]
 
     def _fill(self) -> None:
         shown = [diff for diff in self._diffs if diff.differs or self.same_check.isChecked()]
@@ -106,3 +107,13 @@ class ConfigDiffDialog(QDialog):
             self.table.setSpan(0, 0, 1, self.table.columnCount())
         else:
             self.table.clearSpans()
+
+
+def show_config_diff(parent: QWidget, runs: Sequence[RunData]) -> ConfigDiffDialog | None:
+    """Open the comparison of these runs' configs beside the window (None when fewer than two)."""
+    if len(runs) < 2:
+        return None
+    dialog = ConfigDiffDialog([ComparedRun(run.header.name, run.path.name, run.config_text) for run in runs], parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    return dialog

@@ -97,6 +97,17 @@ WRONG_VALUES = {
     "huge": 10 ** 18, "bool": True, "matrix": np.ones((2, 2)), "empty_array": np.array([], dtype=np.int64),
 }
 DATASET_DAMAGE = ("two_d", "text", "scalar", "missing", "huge_shape", "group", "short", "nan", "bool", "compound")
+# Hostile values for the name, notes and tags a user gives a run, beyond the wrong types every root attribute gets.
+ANNOTATION_DAMAGE = {
+    "name_escape_codes": (schema.DISPLAY_NAME_ATTR, "run\x1b[2J\x1b[31mred"),
+    "name_not_utf8": (schema.DISPLAY_NAME_ATTR, np.bytes_(b"\xc3\x28\xff")),
+    "name_huge": (schema.DISPLAY_NAME_ATTR, "n" * 1_000_000),
+    "notes_huge": (schema.NOTES_ATTR, "x" * 3_000_000),
+    "tags_not_utf8": (schema.TAGS_ATTR, np.array([b"ok", b"\xff\xfe"], dtype=h5py.string_dtype("ascii"))),
+    "tags_many": (schema.TAGS_ATTR, np.array([f"t{n}" for n in range(100_000)], dtype=h5py.string_dtype())),
+    "tags_line_break": (schema.TAGS_ATTR, np.array(["a\nb"], dtype=h5py.string_dtype())),
+    "tags_compound": (schema.TAGS_ATTR, np.zeros(2, dtype=[("a", "f8"), ("b", "i4")])),
+}
 CONFIG_DAMAGE = {
     "data_number": 'name = "x"\ndata = 5\n', "model_list": 'name = "x"\nmodel = [1]\n', "name_number": "name = 5\n",
     "not_toml": "[[[", "dataset_number": 'name = "x"\n[data]\ndataset = 7\n', "empty": "",
@@ -171,7 +182,7 @@ def _structured_damage(source: Path, original: bytes, rng: random.Random, add) -
         trial_names = list(handle[schema.TRIALS_GROUP])
     trial = f"{schema.TRIALS_GROUP}/{trial_names[0]}"
     root_keys = ["format", "format_version", "config", "created", "status", *schema.ENVIRONMENT_ATTRS,
-                 *schema.CLASS_BALANCE_ATTRS]
+                 *schema.CLASS_BALANCE_ATTRS, *schema.ANNOTATION_ATTRS]
     for key in root_keys:
         for label, value in WRONG_VALUES.items():
             with h5py.File(add(f"root-{key}-{label}"), "r+") as handle:
@@ -185,6 +196,9 @@ def _structured_damage(source: Path, original: bytes, rng: random.Random, add) -
                 handle[trial].attrs[key] = value
         with h5py.File(add(f"trial-{key}-deleted"), "r+") as handle:
             del handle[trial].attrs[key]
+    for label, (key, value) in ANNOTATION_DAMAGE.items():
+        with h5py.File(add(f"annotation-{label}"), "r+") as handle:
+            handle.attrs[key] = value
     for label, text in CONFIG_DAMAGE.items():
         with h5py.File(add(f"config-{label}"), "r+") as handle:
             handle.attrs["config"] = text

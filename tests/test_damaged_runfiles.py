@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from engine import schema
+from engine.annotations import annotate
 from engine.errors import RunFileError
 from engine.runfile import read_header, read_run
 from tests.damaged_corpus import LEGACY_CRASHERS, make_corpus, run_corpus, write_legacy_copy, write_source
@@ -20,11 +21,15 @@ def test_no_damaged_file_crashes_report_or_the_loaders(tmp_path):
     legacy = write_legacy_copy(source, tmp_path / "legacy.h5")
     # Every structured damage on a file of today's format; byte damage on both formats, including flips that
     # crash the HDF5 library itself when it reads in the process.
-    cases = make_corpus(source, tmp_path / "new", count=460, seed=1)
+    cases = make_corpus(source, tmp_path / "new", count=500, seed=1)
     cases += make_corpus(legacy, tmp_path / "old", count=40, seed=2, structured=False, flips=LEGACY_CRASHERS)
-    assert len(cases) >= 450
+    # Byte damage on a file with a name, notes and tags too (the user's values, stored as the app stores them).
+    annotated = write_source(tmp_path / "annotated.h5")
+    annotate(annotated, name="named run", notes="notes\n" * 40, tags=["one", "two", "three"])
+    cases += make_corpus(annotated, tmp_path / "annotated", count=30, seed=3, structured=False)
+    assert len(cases) >= 560
     outcome = run_corpus([case.path for case in cases])
-    for folder in ("new", "old"):      # ~200 MB of copies: not left for pytest to keep
+    for folder in ("new", "old", "annotated"):      # ~200 MB of copies: not left for pytest to keep
         shutil.rmtree(tmp_path / folder)
     assert outcome.crashes == []
     assert outcome.hangs == []
