@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMenu, QToolBar, QToolButton
 from engine import APP_NAME, schema
 from engine.resources import presets
 from gui import theme
+from gui.config_diff_view import show_config_diff
 from gui.plots import X_AXES
 
 
@@ -61,6 +62,13 @@ def build_actions(window) -> None:
     window.export_table_action = action("Export table as CSV…", lambda: window.export_table_dialog(),
                                         "Ctrl+Shift+E", "", "Save the table of the current tab (trials on Live, "
                                         "the per-batch-size summary on Summary, the run list on Runs) as CSV")
+    window.compare_configs_action = action("Compare configs of the shown runs…",
+                                           lambda: show_config_diff(window, window.shown_runs()), "Ctrl+Shift+D", "",
+                                           "The settings that differ between the runs overlaid on screen, key by key "
+                                           "(open two or more runs from the Runs tab)")
+    for shown_changed in (window.runs_opened, window.sweep_started, window.sweep_finished):
+        shown_changed.connect(lambda *_: window.compare_configs_action.setEnabled(len(window.shown_runs()) >= 2))
+    window.compare_configs_action.setEnabled(False)
     window.show_folder_action = action("Show in file manager", window.show_in_file_manager, None, "",
                                        "Open the folder of the run on screen (or the workspace folder) in the "
                                        "system's file manager")
@@ -105,6 +113,8 @@ def build_menus(window) -> None:
     theme_menu.addActions(window.theme_actions.actions())
     axis_menu = view_menu.addMenu("X axis")
     axis_menu.addActions(window.x_axis_actions.actions())
+    view_menu.addSeparator()
+    view_menu.addAction(window.compare_configs_action)
     view_menu.addSeparator()
     view_menu.addActions(window.tab_actions)
     view_menu.addSeparator()
