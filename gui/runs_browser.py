@@ -378,13 +378,22 @@ class RunsBrowser(QWidget):
         self._table.verticalHeader().setVisible(False)
         header = self._table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(_STATUS, QHeaderView.ResizeMode.Stretch)
-        header.setStretchLastSection(False)
+        header.setStretchLastSection(True)
         header.setSortIndicatorShown(True)
         self._table.sortByColumn(_CREATED, Qt.SortOrder.DescendingOrder)
         self._table.itemSelectionChanged.connect(self._update_buttons)
         self._table.cellDoubleClicked.connect(self._double_clicked)
         layout.addWidget(self._table, 1)
+
+        # The selected run's notes in full: the Notes column shows their first line only, and on a narrow window
+        # lies beyond the scroll.
+        self._notes_label = QLabel()
+        self._notes_label.setObjectName("runNotes")
+        self._notes_label.setWordWrap(True)
+        self._notes_label.setTextFormat(Qt.TextFormat.PlainText)
+        self._notes_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._notes_label.setMaximumHeight(self.fontMetrics().lineSpacing() * 4 + 8)
+        layout.addWidget(self._notes_label)
 
         self._empty_label = QLabel()
         self._empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -396,6 +405,11 @@ class RunsBrowser(QWidget):
         self._count_label = QLabel()
         self._count_label.setEnabled(False)
         bottom.addWidget(self._count_label, 1)
+        self._details_button = QPushButton("Name, notes and tags…")
+        self._details_button.setToolTip("Rename the selected run, write notes about it, tag it (F2). Kept in the "
+                                        "run file; not while a sweep is writing it")
+        self._details_button.clicked.connect(lambda: self.edit_selected("name"))
+        bottom.addWidget(self._details_button)
         self._delete_button = QPushButton("Delete…")
         self._delete_button.setToolTip("Delete the selected run files (asks first)")
         self._delete_button.clicked.connect(self.delete_selected)
@@ -514,7 +528,10 @@ class RunsBrowser(QWidget):
 
     def _fit_columns(self) -> None:
         self._table.resizeColumnsToContents()
-        for column, limit in ((_NAME, 220), (_TAGS, 180), (_FILE, 220), (_SIZES, 180), (_NOTES, 220)):
+        # Long statuses, notes and names are elided (their tooltips hold them whole), so that at 1280 pixels the
+        # columns up to the notes fit beside the setup panel.
+        for column, limit in ((_NAME, 200), (_TAGS, 160), (_SIZES, 150), (_STATUS, 200), (_NOTES, 200),
+                              (_FILE, 260)):
             if self._table.columnWidth(column) > limit:
                 self._table.setColumnWidth(column, limit)
 
@@ -600,10 +617,15 @@ class RunsBrowser(QWidget):
             row_action.setEnabled(button.isEnabled())
         editable = self.editable_header() is not None
         busy = len(self.selected_paths()) == 1 and not editable
+        self._details_button.setEnabled(editable)
         for row_action in (self.rename_action, self.notes_action):
             row_action.setEnabled(editable)
             row_action.setText(row_action.text().split(" (")[0] + (" (a sweep is writing it)" if busy else ""))
         self.compare_action.setEnabled(len(self.selected_paths()) >= 2)
+        selected = self.selected_paths()
+        header = self._header(selected[0]) if len(selected) == 1 else None
+        self._notes_label.setText(f"Notes on {header.name}: {header.notes}" if header and header.notes else "")
+        self._notes_label.setVisible(bool(header and header.notes))
 
     def _double_clicked(self, row: int, _column: int) -> None:
         path = self._row_path(row)

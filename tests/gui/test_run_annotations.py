@@ -7,7 +7,7 @@ import shutil
 import h5py
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
 from engine import schema
 from engine.runfile import RunWriter, read_header
@@ -85,6 +85,10 @@ def test_rename_notes_and_tags_reach_the_file_and_survive_reopening_the_app(qtbo
     assert _cell(browser, "cnn-b.h5", NAME) == "Wide CNN, lr 0.1"
     assert _cell(browser, "cnn-b.h5", TAGS) == "baseline, CNN"
     assert _cell(browser, "cnn-b.h5", NOTES) == "Two sizes only."
+    notes = browser.findChild(QLabel, "runNotes")
+    assert notes.isVisible() and notes.text() == "Notes on Wide CNN, lr 0.1: Two sizes only.\nOOM at 64."
+    browser.select_paths([folder / "mlp-a.h5"])
+    assert not notes.isVisible()
 
     # The app opened afresh lists the run the same way, and shows the name where the run is opened.
     main_window.close()
@@ -148,6 +152,7 @@ def test_a_run_being_written_cannot_be_annotated(qtbot, browser, folder, monkeyp
         browser.refresh()
         browser.select_paths([path])
         assert not browser.rename_action.isEnabled() and "a sweep is writing it" in browser.rename_action.text()
+        assert not browser.notes_action.isEnabled() and not browser._details_button.isEnabled()
         assert not browser.edit_selected()
         warnings = []
         monkeypatch.setattr(QMessageBox, "warning", lambda *args: warnings.append(args[2]))
