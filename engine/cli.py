@@ -183,7 +183,8 @@ def _run(args: argparse.Namespace) -> int:
         if isinstance(event, SweepStarted):
             bar = tqdm(total=event.total_samples, unit="sample", unit_scale=True, file=sys.stderr,
                        dynamic_ncols=True, desc=config.name)
-            tqdm.write(f"{len(event.trials)} trials on {event.device_name} ({event.device}); "
+            tqdm.write(f"{f'{len(event.trials)} trials' if event.trials else f'A {config.sweep.strategy} search'} "
+                       f"on {event.device_name} ({event.device}); "
                        f"writing {event.run_path}", file=sys.stderr)
         elif isinstance(event, Message):
             (tqdm.write if bar else print)(event.text, file=sys.stderr)
@@ -248,9 +249,16 @@ def _report(args: argparse.Namespace) -> int:
         print(f"  {reason}", file=out)
     for suggestion in verdict.suggestions:
         print(f"  Next: {suggestion}", file=out)
+    from engine.search.summary import search_report_lines, summarize_search
+    search = summarize_search(run)
+    if search is not None:
+        print("", *search_report_lines(search), sep="\n", file=out)
     if args.json:
         from engine.science.report import report_document, write_report_json
-        write_report_json(report_document(run, summaries, verdict, args.target is not None), args.json)
+        document = report_document(run, summaries, verdict, args.target is not None)
+        if search is not None:
+            document["search"] = search.to_json()
+        write_report_json(document, args.json)
         if args.json != "-":
             print(f"wrote {args.json}", file=sys.stderr)
     if args.csv:

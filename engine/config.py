@@ -472,7 +472,7 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
         kinds = " or ".join(field_info("model.batch_norm")["applies"]["model.kind"])
         problems.append(Problem("model.batch_norm", "model.batch_norm = true: batch normalization does not apply "
                                 f"to {model.kind} models (use {kinds}, or set it to false)"))
-    elif model.batch_norm and 1 in config.sweep.batch_sizes:
+    elif model.batch_norm and 1 in _batch_size_bounds(config):
         problems.append(Problem("sweep.batch_sizes", "sweep.batch_sizes contains 1: batch normalization "
                                 "(model.batch_norm = true) needs at least 2 examples in a batch to normalize them"))
     last_channels = model.width * 2 ** (model.depth - 1)
@@ -482,11 +482,11 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
                                 f"{last_channels:,} channels, more than {MAX_CHANNELS:,}"))
     if config.data.dataset in BUILTIN_DATASETS:
         limit = config.data.num_samples
-        for batch_size in config.sweep.batch_sizes:
+        for batch_size in _batch_size_bounds(config):
             if batch_size > limit:
-                problems.append(Problem("sweep.batch_sizes", f"sweep.batch_sizes contains {batch_size}: larger than "
-                                        f"the dataset (data.num_samples = {limit}); every trial needs at least one "
-                                        "full batch"))
+                problems.append(Problem(_batch_size_key(config), f"{_batch_size_key(config)} contains {batch_size}: "
+                                        f"larger than the dataset (data.num_samples = {limit}); every trial needs at "
+                                        "least one full batch"))
     data = config.data
     generated = {"synthetic": ("data.num_features", data.num_features),
                  "sequence": ("data.sequence_length", data.sequence_length)}.get(data.dataset)
@@ -497,9 +497,10 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
             problems.append(Problem("data.num_samples", f"data.num_samples = {data.num_samples} with {key} = "
                                     f"{per_example}: their product {size:,} is over {MAX_GENERATED_SIZE:,} (about "
                                     "1 GiB to generate); use fewer of either"))
+    _check_search(config, problems)
     lr_key = "sweep.learning_rates" if config.sweep.learning_rates else "train.lr"
     for base_lr in config.sweep.learning_rates or [config.train.lr]:
-        batch_size = min(config.sweep.batch_sizes, key=lambda size: scaled_lr(config.train, base_lr, size))
+        batch_size = min(_batch_size_bounds(config), key=lambda size: scaled_lr(config.train, base_lr, size))
         lr = scaled_lr(config.train, base_lr, batch_size)
         if lr < MIN_LR:
             problems.append(Problem(lr_key, f"{lr_key} = {_shown(base_lr)}: scaled for batch size {batch_size} "
@@ -508,9 +509,56 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
                                     "to change the weights"))
     trials = (len(config.sweep.batch_sizes) * len(config.train.seeds)
               * max(1, len(config.sweep.learning_rates)))
-    if trials > MAX_TRIALS:
+    if config.sweep.strategy == "grid" and trials > MAX_TRIALS:
         problems.append(Problem("sweep.batch_sizes", "sweep.batch_sizes × train.seeds × sweep.learning_rates make "
                                 f"{trials:,} trials: at most {MAX_TRIALS:,} in one sweep"))
+
+
+def _batch_size_key(config: ExperimentConfig) -> str:
+    """The key that says which batch sizes the sweep trains: a grid's list, or a search's largest size."""
+    return "sweep.batch_sizes" if config.sweep.strategy == "grid" else "sweep.batch_size_max"
+
+
+def _batch_size_bounds(config: ExperimentConfig) -> list[int]:
+    """The batch sizes that limits are checked on: a grid's list, or a search range's two ends."""
+    sweep = config.sweep
+    return sweep.batch_sizes if sweep.strategy == "grid" else [sweep.batch_size_min, sweep.batch_size_max]
+
+
+def _check_search(config: ExperimentConfig, problems: list[str]) -> None:
+    """The [sweep] keys of a search: a range that holds a batch size, both ends of a learning-rate range, a
+    target for the *_to_target objectives, pruning only where a sampler can use it."""
+    sweep = config.sweep
+    if sweep.strategy == "grid":
+        if sweep.pruner != "none":
+            problems.append(Problem("sweep.pruner", f"sweep.pruner = {sweep.pruner!r}: pruning applies to the "
+                                    f"{' and '.join(SEARCHES)} strategies, not to {sweep.strategy}; set it to 'none'"))
+        return
+    if sweep.batch_size_min > sweep.batch_size_max:
+        problems.append(Problem("sweep.batch_size_min", f"sweep.batch_size_min = {sweep.batch_size_min}: larger than "
+                                f"sweep.batch_size_max = {sweep.batch_size_max}"))
+    elif sweep.powers_of_two and not any(sweep.batch_size_min <= 2 ** k <= sweep.batch_size_max for k in range(32)):
+        problems.append(Problem("sweep.powers_of_two", f"sweep.powers_of_two = true: no power of two lies between "
+                                f"sweep.batch_size_min = {sweep.batch_size_min} and sweep.batch_size_max = "
+                                f"{sweep.batch_size_max}, so the range is empty"))
+    if sweep.strategy in SEARCHES:
+        if (sweep.lr_min > 0) != (sweep.lr_max > 0):
+            given, missing = ("sweep.lr_min", "sweep.lr_max") if sweep.lr_min > 0 else ("sweep.lr_max", "sweep.lr_min")
+            problems.append(Problem(missing, f"{missing} is not set: searching the learning rate needs both "
+                                    f"{given} and {missing} (or neither)"))
+        elif sweep.lr_min > sweep.lr_max:
+            problems.append(Problem("sweep.lr_min", f"sweep.lr_min = {sweep.lr_min:g}: larger than sweep.lr_max = "
+                                    f"{sweep.lr_max:g}"))
+        elif 0 < sweep.lr_min < MIN_LR:
+            problems.append(Problem("sweep.lr_min", f"sweep.lr_min = {sweep.lr_min:g}: below {MIN_LR:g}, too small "
+                                    "to change the weights"))
+    elif sweep.pruner != "none":
+        problems.append(Problem("sweep.pruner", f"sweep.pruner = {sweep.pruner!r}: pruning applies to the "
+                                f"{' and '.join(SEARCHES)} strategies, not to {sweep.strategy}; set it to 'none'"))
+    if sweep.objective in TARGET_OBJECTIVES and sweep.target_accuracy <= 0:
+        problems.append(Problem("sweep.target_accuracy", f"sweep.target_accuracy is not set: the objective "
+                                f"{sweep.objective} counts until the validation accuracy reaches it (give a "
+                                "fraction such as 0.8)"))
 
 
 def _existing_path(key: str, text: str, base_dir: Path | None, problems: list[str], missing: str) -> Path | None:
@@ -531,9 +579,10 @@ def _existing_path(key: str, text: str, base_dir: Path | None, problems: list[st
 
 def check_batch_sizes(config: ExperimentConfig, train_size: int) -> None:
     """Once the training set is loaded: every batch size must fit in it at least once."""
-    too_big = [b for b in config.sweep.batch_sizes if b > train_size]
+    too_big = [b for b in _batch_size_bounds(config) if b > train_size]
     if too_big:
-        raise ConfigError([Problem("sweep.batch_sizes", f"sweep.batch_sizes contains {b}: larger than the "
+        key = _batch_size_key(config)
+        raise ConfigError([Problem(key, f"{key} contains {b}: larger than the "
                                    f"training set ({train_size} examples of {config.data.dataset}); every trial "
                                    "needs at least one full batch") for b in too_big])
 

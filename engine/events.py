@@ -16,6 +16,8 @@ class TrialSpec:
     seed: int
     base_lr: float
     lr: float
+    proposed_by: str = "grid"          # the strategy that proposed it (config sweep.strategy)
+    search_point: int = -1             # a search's point number, shared by the point's seeds; -1 for a grid
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,13 @@ class TrialEnded:
 
 
 @dataclass(frozen=True)
+class TrialScored:
+    """A search trial's own value of the objective (NaN: none, e.g. a target never reached), once it ended."""
+    trial: TrialSpec
+    objective: float
+
+
+@dataclass(frozen=True)
 class SweepEnded:
     run_path: str
     status: str                        # completed, or cancelled when the stop flag ended it
@@ -98,5 +107,5 @@ class Message:
     level: str = "info"                # info | warning
 
 
-Event = (SweepStarted | TrialStarted | StepsLogged | EpochEnded | Evaluated | NoiseMeasured | TrialEnded | SweepEnded
-         | Message)
+Event = (SweepStarted | TrialStarted | StepsLogged | EpochEnded | Evaluated | NoiseMeasured | TrialEnded | TrialScored
+         | SweepEnded | Message)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -46,6 +46,9 @@ class ResumePlan:
     finished: dict[str, str]               # trial name -> status of the trials kept untouched
     interrupted: list[TrialSpec]           # trained again from the start; their partial attempts set aside
     to_train: list[TrialSpec]              # the interrupted trials and those never started, in plan order
+    # A search's kept trials by name: its strategy is told them again, in its own order, and so proposes next
+    # what it would have proposed had it never stopped. A search has no plan: `planned` holds the trials stored.
+    history: dict[str, TrialData] = field(default_factory=dict)
 
     @property
     def already_complete(self) -> bool:
@@ -94,6 +97,8 @@ def plan_resume(path: str | Path) -> ResumePlan:
     except ConfigError as error:
         raise ConfigError([problem if problem.startswith(str(path)) else f"{path}: stored config: {problem}"
                            for problem in error.problems]) from None
+    if config.sweep.strategy != "grid":
+        return _plan_search_resume(path, run, config)
     # Trials are matched on what they are, not on their names, so files named by an older naming rule resume.
     stored = {_identity(t.batch_size, t.base_lr, t.seed): t for t in run.trials}
     matched = [(spec, stored.get(_identity(spec.batch_size, spec.base_lr, spec.seed))) for spec in plan_trials(config)]
@@ -115,6 +120,27 @@ def plan_resume(path: str | Path) -> ResumePlan:
             finished[trial.name] = trial.status
     return ResumePlan(path=path, run=run, config=config, planned=planned, finished=finished,
                       interrupted=interrupted, to_train=to_train)
+
+
+def _plan_search_resume(path: Path, run: RunData, config: ExperimentConfig) -> ResumePlan:
+    """A search resumes with its kept trials as history; the interrupted ones are proposed again by the strategy
+    when it reaches them, and trained from their start."""
+    trials = sorted(run.trials, key=lambda t: (t.search_point, config.train.seeds.index(t.seed)
+                                               if t.seed in config.train.seeds else len(config.train.seeds)))
+    last = trials[-1].name if trials and run.header.status == schema.FAILED else None
+    planned, finished, interrupted, history = [], {}, [], {}
+    for trial in trials:
+        spec = TrialSpec(index=len(planned), name=trial.name, batch_size=trial.batch_size, seed=trial.seed,
+                         base_lr=trial.base_lr, lr=trial.lr, proposed_by=trial.proposed_by,
+                         search_point=trial.search_point)
+        planned.append(spec)
+        if trial.status in INTERRUPTED or (trial.name == last and trial.status == schema.FAILED):
+            interrupted.append(spec)
+        else:
+            finished[trial.name] = trial.status
+            history[trial.name] = trial
+    return ResumePlan(path=path, run=run, config=config, planned=planned, finished=finished,
+                      interrupted=interrupted, to_train=list(interrupted), history=history)
 
 
 def _resume_device(plan: ResumePlan, device: str | None) -> torch.device:
@@ -190,4 +216,4 @@ def resume_sweep(plan: ResumePlan, *, device: str | None = None, on_event: Calla
     on_event(Message(plan.summary()))
     return train_trials(writer, plan.config, dataset, probe, torch_device, plan.planned, env, on_event=on_event,
                         stop=stop, to_train=plan.to_train, finished=plan.finished,
-                        restored=restored_events(plan, dataset.train_size))
+                        restored=restored_events(plan, dataset.train_size), history=plan.history)

@@ -309,13 +309,16 @@ def set_root_attributes(path: Path, values: dict[str, Any]) -> None:
             room.reserve(handle.id.get_filesize(), needed)
         except OSError as error:
             raise _write_error(path, error, "nothing in it was changed") from None
-        for key, value in values.items():
-            if value is None:
-                if key in handle.attrs:
-                    del handle.attrs[key]
-            else:
-                handle.attrs[key] = value
-        handle.flush()
+        try:
+            for key, value in values.items():
+                if value is None:
+                    if key in handle.attrs:
+                        del handle.attrs[key]
+                else:
+                    handle.attrs[key] = value
+            handle.flush()
+        except (OSError, RuntimeError) as error:   # h5py reports some failed writes as RuntimeError
+            raise RunWriteError(f"cannot write {path} ({error})") from None
     finally:
         with contextlib.suppress(OSError, RuntimeError):
             handle.close()

@@ -248,6 +248,10 @@ def _trial(name: str, group: h5py.Group, limit: int) -> TrialData:
         status=_status(attrs, where), error=_string(attrs, "error", "", where=where),
         parameter_count=_integer(attrs, "parameter_count", minimum=0, default=0, where=where),
         steps_per_epoch=_integer(attrs, "steps_per_epoch", minimum=0, default=0, where=where),
+        proposed_by=_string(attrs, "proposed_by", "grid", where=where),
+        search_point=_integer(attrs, "search_point", minimum=0, where=where) if "search_point" in attrs else -1,
+        objective=_measured(attrs, "objective", where),
+        pruned_step=_integer(attrs, "pruned_step", minimum=0, where=where) if "pruned_step" in attrs else -1,
         epoch=_columns(group, schema.EPOCH_GROUP, schema.EPOCH_METRICS, limit, where),
         step=_columns(group, schema.STEP_GROUP, schema.STEP_METRICS, limit, where),
         # Files written before these groups existed lack them: no evaluations on a schedule (the epoch rows
@@ -347,6 +351,16 @@ def _status(attrs, where: str) -> str:
     if status not in schema.STATUSES:
         raise Damage(f"{where}status = {_show(status)}, expected one of {', '.join(schema.STATUSES)}")
     return status
+
+
+def _measured(attrs, key: str, where: str) -> float:
+    """A number that may be NaN, which stands for "not measured" (as in files written before the key)."""
+    if key not in attrs:
+        return math.nan
+    value = _scalar(attrs[key])
+    if isinstance(value, float) and math.isnan(value):
+        return math.nan
+    return _number(attrs, key, minimum=-math.inf, where=where)
 
 
 def _environment_value(attrs, key: str) -> Any:

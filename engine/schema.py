@@ -93,13 +93,16 @@ CANCELLED = "cancelled"
 DIVERGED = "diverged"
 OUT_OF_MEMORY = "out_of_memory"
 FAILED = "failed"
-STATUSES = (RUNNING, COMPLETED, CANCELLED, DIVERGED, OUT_OF_MEMORY, FAILED)
+# A search stopped the trial early because its evaluations were clearly worse than earlier points' (version 2).
+PRUNED = "pruned"
+STATUSES = (RUNNING, COMPLETED, CANCELLED, DIVERGED, OUT_OF_MEMORY, FAILED, PRUNED)
 # Trials of a plan that have no group in the file: waiting to start, or left unstarted when the sweep ended.
 QUEUED = "queued"
 NOT_RUN = "not_run"
 # What a person reads for each status, in tables, messages and exports.
 STATUS_LABELS = {QUEUED: "queued", NOT_RUN: "not run", RUNNING: "running", COMPLETED: "completed",
-                 CANCELLED: "cancelled", DIVERGED: "diverged", OUT_OF_MEMORY: "out of memory", FAILED: "failed"}
+                 CANCELLED: "cancelled", DIVERGED: "diverged", OUT_OF_MEMORY: "out of memory", FAILED: "failed",
+                 PRUNED: "pruned"}
 
 # How a whole run ended (the root `status`), in words. A `running` run that no process writes any more was
 # interrupted: its writer crashed or was killed.
@@ -118,6 +121,12 @@ ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device",
                      "platform", "cpu_cores_available", "thread_policy")
 # Trial attributes: the CPU threads it trained with and why (engine.hardware.threads decides per trial).
 TRIAL_THREAD_ATTRS = ("torch_threads", "threads_reason")
+# Trial attributes of a search (version 2; a grid's trials have proposed_by = "grid" and no others; files written
+# before lack them all). proposed_by: the strategy that proposed the trial. search_point: the point's number in
+# the order proposed (every seed of a point shares it). objective: this trial's own value of [sweep] objective
+# (NaN when it has none); the point's value is the mean over its seeds. pruned_step: the optimizer step at which
+# a pruned trial stopped (its reason is the trial's `error` text).
+SEARCH_TRIAL_ATTRS = ("proposed_by", "search_point", "objective", "pruned_step")
 # Root attributes describing the validation set, for the no-skill baseline a recommendation must beat. Files
 # written before they existed lack them; engine.science.recommendation.no_skill_baseline says what it assumes then.
 CLASS_BALANCE_ATTRS = ("num_classes", "val_majority_fraction")

@@ -5,7 +5,7 @@ import errno
 import os
 import platform
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -18,7 +18,10 @@ from engine.errors import ConfigError, RunWriteError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, StepsLogged, SweepEnded,
                            SweepStarted, TrialEnded, TrialSpec, TrialStarted)
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
-from engine.runfile import RunWriter
+from engine.events import TrialScored
+from engine.runfile import RunWriter, TrialData
+from engine.search import make_strategy
+from engine.search.results import TrialResult, trial_data
 from engine.train import TrialContext, run_trial, scaled_lr, total_steps
 
 # Train loss/accuracy are measured on this many training examples at most (a fixed subset, eval mode).
@@ -43,17 +46,6 @@ def plan_trials(config: ExperimentConfig) -> list[TrialSpec]:
         raise ConfigError([f"sweep.batch_sizes, train.seeds and sweep.learning_rates give the trial "
                            f"{next(n for n in names if names.count(n) > 1)} twice: each value may appear once"])
     return trials
-
-
-class GridStrategy:
-    """Proposes the planned trials one at a time. Search strategies will propose from what finished."""
-
-    def __init__(self, trials: list[TrialSpec]):
-        self.planned = list(trials)
-        self._queue = list(trials)
-
-    def propose(self, finished: dict[str, str]) -> TrialSpec | None:
-        return self._queue.pop(0) if self._queue else None
 
 
 def environment(device: torch.device) -> dict[str, object]:
@@ -89,6 +81,9 @@ class _Recorder:
         self.writer, self.on_event = writer, on_event
         self.statuses: dict[str, str] = {}
         self.threads: ThreadChoice | None = None
+        self.epochs: dict[str, list[dict[str, float]]] = {}        # rows of the trials running, for `finished`
+        self.evaluations: dict[str, list[dict[str, float]]] = {}
+        self.finished: dict[str, TrialData] = {}    # trials that ended, as strategies are told them
 
     def use_threads(self, spec: TrialSpec, choice: ThreadChoice) -> None:
         """The next trial trains with `choice`: written with its attributes, told when the count changes."""
@@ -104,19 +99,34 @@ class _Recorder:
                 "batch_size": spec.batch_size, "seed": spec.seed, "lr": spec.lr, "base_lr": spec.base_lr,
                 "parameter_count": event.parameter_count, "steps_per_epoch": event.steps_per_epoch,
                 schema.NOISE_UNAVAILABLE_ATTR: event.noise_scale_unavailable,
-                **dict(zip(schema.TRIAL_THREAD_ATTRS, (self.threads.threads, self.threads.reason)))})
+                **dict(zip(schema.TRIAL_THREAD_ATTRS, (self.threads.threads, self.threads.reason))), **_proposal_attrs(spec)})
         elif isinstance(event, StepsLogged):
             self.writer.add_steps(event.trial.name, {m.name: getattr(event, m.name) for m in schema.STEP_METRICS})
         elif isinstance(event, EpochEnded):
             self.writer.add_epoch(event.trial.name, event.metrics)
+            self.epochs.setdefault(event.trial.name, []).append(event.metrics)
         elif isinstance(event, Evaluated):
             self.writer.add_rows(event.trial.name, schema.EVAL_GROUP, event.metrics)
+            self.evaluations.setdefault(event.trial.name, []).append(event.metrics)
         elif isinstance(event, NoiseMeasured):
             self.writer.add_rows(event.trial.name, schema.NOISE_GROUP, event.columns)
         elif isinstance(event, TrialEnded):
             self.writer.end_trial(event.trial.name, event.status, event.error)
             self.statuses[event.trial.name] = event.status
+            epochs = self.epochs.pop(event.trial.name, [])
+            evaluations = self.evaluations.pop(event.trial.name, [])
+            if event.status == schema.PRUNED and (evaluations or epochs):
+                # The evaluation that the pruner stopped it at is its last.
+                self.writer.set_trial_attrs(event.trial.name, {"pruned_step": int((evaluations or epochs)[-1]["step"])})
+            self.finished[event.trial.name] = trial_data(event.trial, event.status, event.error, epochs, evaluations)
+        elif isinstance(event, TrialScored):
+            self.writer.set_trial_attrs(event.trial.name, {"objective": event.objective})
         self.on_event(event)
+
+
+def _proposal_attrs(spec: TrialSpec) -> dict[str, object]:
+    """schema.SEARCH_TRIAL_ATTRS known when a trial starts: which strategy proposed it, and a search's point."""
+    return {"proposed_by": spec.proposed_by, **({"search_point": spec.search_point} if spec.search_point >= 0 else {})}
 
 
 def load_sweep_data(config: ExperimentConfig, device: torch.device) -> Dataset:
@@ -160,25 +170,41 @@ def prepare_sweep_data(config: ExperimentConfig, torch_device: torch.device,
     return dataset, probe
 
 
+def _search_samples(config: ExperimentConfig, strategy, train_size: int) -> int:
+    """A search's training samples before it starts, for progress: its expected trials at the range's middle
+    batch size (on a log scale). The bar is corrected as the real trials start."""
+    points = getattr(strategy, "expected_points", 0)
+    if not points:
+        return 0
+    sweep = config.sweep
+    batch_size = max(1, round((sweep.batch_size_min * sweep.batch_size_max) ** 0.5))
+    steps = total_steps(config.train, max(1, train_size // batch_size), batch_size)
+    return points * len(config.train.seeds) * steps * batch_size
+
+
 def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, probe: torch.Tensor,
                  torch_device: torch.device, planned: list[TrialSpec], env: dict[str, object], *,
                  on_event: Callable[[Event], None], stop: threading.Event | None = None,
                  to_train: list[TrialSpec] | None = None,
-                 finished: dict[str, str] | None = None, restored: Iterable[Event] = ()) -> Path:
+                 finished: dict[str, str] | None = None, restored: Iterable[Event] = (),
+                 history: Mapping[str, TrialData] | None = None) -> Path:
     """The trial loop shared by a new sweep and a resumed one; closes the writer and returns the file's path.
 
     `planned` is the whole sweep (for progress); `to_train` the trials still to train (all of them when
     None); `finished` the statuses of trials already in the file; `restored` the events that show those
-    trials to the observer after SweepStarted (they are not written again)."""
+    trials to the observer after SweepStarted (they are not written again); `history` their records, which a
+    search strategy is told again in its own order, so that it goes on where it stopped."""
     stop = stop or threading.Event()
-    strategy = GridStrategy(planned if to_train is None else to_train)
+    strategy = make_strategy(config, planned if to_train is None else to_train, lambda text: on_event(Message(text)),
+                             dataset.train_size)
     recorder = _Recorder(writer, on_event)
     recorder.statuses.update(finished or {})
+    recorder.finished.update(history or {})
     status = schema.COMPLETED
     try:
         steps_per_epoch = {t.batch_size: dataset.train_size // t.batch_size for t in planned}
         planned_samples = sum(total_steps(config.train, steps_per_epoch[t.batch_size], t.batch_size) * t.batch_size
-                              for t in planned)
+                              for t in planned) or _search_samples(config, strategy, dataset.train_size)
         on_event(SweepStarted(run_path=str(writer.path), config_text=config.to_toml(),
                               created=writer.created, trials=tuple(planned),
                               total_samples=planned_samples, device=str(torch_device),
@@ -187,13 +213,20 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
         for event in restored:
             on_event(event)
         context = TrialContext(config=config, dataset=dataset, device=torch_device, train_eval_index=probe,
-                               emit=recorder, stop=stop)
+                               emit=recorder, stop=stop, after_evaluation=strategy.after_evaluation)
         with sweep_threads() as threads:
-            while (spec := strategy.propose(recorder.statuses)) is not None:
+            while (spec := strategy.propose(recorder.finished)) is not None:
                 recorder.use_threads(spec, threads.choose())
-                if run_trial(spec, context) == schema.CANCELLED or stop.is_set():
+                trial_status = run_trial(spec, context)
+                if trial_status != schema.CANCELLED:
+                    objective = strategy.tell(TrialResult(spec, recorder.finished[spec.name]))
+                    if objective is not None:
+                        recorder(TrialScored(trial=spec, objective=objective))
+                if trial_status == schema.CANCELLED or stop.is_set():
                     status = schema.CANCELLED
                     break
+            if strategy.conclusion and status != schema.CANCELLED:
+                on_event(Message(strategy.conclusion))
     except BaseException as error:
         # Whatever escapes (Ctrl-C without a handler, a bug in an observer) still leaves a readable file.
         writer.close(schema.CANCELLED if isinstance(error, KeyboardInterrupt) else schema.FAILED)

@@ -81,9 +81,15 @@ class TrialContext:
     train_eval_index: torch.Tensor
     emit: Callable[[Event], None]
     stop: threading.Event
+    # Called after each evaluation with its metrics (a search's pruner); a non-empty reason stops the trial `pruned`.
+    after_evaluation: Callable[[TrialSpec, dict[str, float]], str] | None = None
 
 
 class _Diverged(Exception):
+    pass
+
+
+class _Pruned(Exception):
     pass
 
 
@@ -133,6 +139,8 @@ def run_trial(spec: TrialSpec, context: TrialContext) -> str:
         status = _train(spec, context, emit)
     except _Diverged as diverged:
         status, error = schema.DIVERGED, str(diverged)
+    except _Pruned as pruned:
+        status, error = schema.PRUNED, str(pruned)
     except Exception as exception:  # noqa: BLE001 — any failure is this trial's outcome, the sweep goes on
         status = schema.OUT_OF_MEMORY if is_out_of_memory(exception) else schema.FAILED
         error = f"{type(exception).__name__}: {exception}".strip()
@@ -193,10 +201,16 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
             raise _Diverged(f"the loss became {columns['loss'][bad[0]]} at step {columns['step'][bad[0]]}")
 
     def evaluated(wall_time_s: float, val: tuple[float, float] | None = None) -> None:
-        """One evaluation of the schedule: recorded, and heard by every observer (a search's pruner too)."""
+        """One evaluation of the schedule: recorded, then shown to the search's pruner, which hears of every
+        evaluation here and only here."""
         val_loss, val_accuracy = val or evaluate(model, data.x_val, data.y_val, train.eval_batch_size)
-        emit(Evaluated(trial=spec, metrics={"step": step, "samples": step * batch_size, "wall_time_s": wall_time_s,
-                                            "val_loss": val_loss, "val_accuracy": val_accuracy}))
+        metrics = {"step": step, "samples": step * batch_size, "wall_time_s": wall_time_s, "val_loss": val_loss,
+                   "val_accuracy": val_accuracy}
+        emit(Evaluated(trial=spec, metrics=metrics))
+        # After the last evaluation the trial is complete: there is nothing left to save by stopping it.
+        if step < steps and context.after_evaluation is not None and \
+                (reason := context.after_evaluation(spec, metrics)):
+            raise _Pruned(reason)
 
     for epoch in range(1, epochs + 1):
         memory.reset()
