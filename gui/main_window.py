@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
         self.runs_browser.workspace_changed.connect(self._workspace_changed)
         self.runs_browser.files_deleted.connect(
             lambda paths: self.log(f"Deleted {', '.join(Path(p).name for p in paths)}"))
+        self.runs_browser.annotated.connect(self._show_annotated_run)
         self.plots.x_axis_changed.connect(self._x_axis_shown)
         self.setup.config_edited.connect(self._show_form_experiment)
         self.runs_opened.connect(lambda _runs: self.experiment.show_runs(self.shown_runs()))
@@ -412,6 +413,21 @@ class MainWindow(QMainWindow):
                                                planned=self._progress.planned if self._running else ())
         self.plots.set_runs(self._shown_runs)
         self.summary.set_runs(self._shown_runs)
+
+    def _show_annotated_run(self, path: Path) -> None:
+        """A run on screen got a new name, notes or tags in the Runs tab: show it under its new name."""
+        if not any(shown.path == path for shown in self._shown_runs):
+            return
+        try:
+            run = read_run(path)
+        except RunFileError as error:
+            self.log(str(error), "error")
+            return
+        self._show_followed_run(run)
+        names = ", ".join(shown.header.name for shown in self._shown_runs)
+        count = len(self._shown_runs)
+        self.table_hint.setText(names if count == 1 else f"{count} runs overlaid: {names}")
+        self.experiment.show_runs(self.shown_runs())
 
     def shown_runs(self) -> list[RunData]:
         return list(self._shown_runs)
