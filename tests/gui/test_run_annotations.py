@@ -6,7 +6,7 @@ import shutil
 
 import h5py
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
 from engine import schema
@@ -210,4 +210,8 @@ def test_compare_configs_of_the_overlaid_runs_from_the_menu(qtbot, main_window, 
     assert rows["Architecture"] == ["mlp", "lstm"] and rows["Batch sizes"] == ["16, 32", "8"]
     assert dialog.table.horizontalHeaderItem(1).text() == "mlp-a"
     dialog.close()
-    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    # Renamed in the Runs tab while on screen: the window shows the new name at once.
+    assert window.runs_browser.annotate_run(folder / "mlp-a.h5", name="Small MLP")
+    assert [run.header.name for run in window.shown_runs()] == ["Small MLP", "lstm-c"]
+    assert [run.header.name for run in window.plots.runs()] == ["Small MLP", "lstm-c"]
+    assert "Small MLP" in window.table_hint.text()
