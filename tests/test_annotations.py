@@ -14,7 +14,7 @@ from engine.cli import main as cli_main
 from engine.errors import RunFileError, UserError
 from engine.runfile import RunWriter, read_header, read_run
 from tests.conftest import ROOT
-from tests.damaged_corpus import write_legacy_copy, write_source
+from tests.damaged_corpus import LEGACY_CRASHERS, write_legacy_copy, write_source
 
 
 @pytest.fixture
@@ -97,6 +97,19 @@ def test_a_damaged_file_is_refused_with_its_reason(run_file):
         handle.attrs["status"] = "exploded"
     with pytest.raises(RunFileError, match="damaged run file .status = 'exploded'"):
         annotate(run_file, name="x")
+
+
+def test_a_file_that_crashes_hdf5_is_refused_in_one_line_and_the_caller_goes_on(tmp_path):
+    legacy = write_legacy_copy(write_source(tmp_path / "source.h5"), tmp_path / "legacy.h5")
+    data = bytearray(legacy.read_bytes())
+    offset, xor = LEGACY_CRASHERS[0]
+    data[offset] ^= xor
+    flipped = tmp_path / "flipped.h5"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(RunFileError, match="crashed the HDF5 library") as raised:
+        annotate(flipped, name="x")
+    assert "\n" not in str(raised.value)
+    assert annotate(legacy, name="still works").name == "still works"
 
 
 # A file size limit in a child process (SIGXFSZ ignored, so writes get EFBIG); the reader process it starts for
