@@ -80,6 +80,15 @@ class NoiseMeasured:
 
 
 @dataclass(frozen=True)
+class TrialMemoryMeasured:
+    """The memory one step of a trial took (schema.TRIAL_MEMORY_ATTRS), measured on its second step
+    (engine.hardware.step_memory: on CUDA the allocator's peak, on the CPU the tensors alive at once)."""
+    trial: TrialSpec
+    step_memory_bytes: float
+    method: str                        # how it was measured, in words
+
+
+@dataclass(frozen=True)
 class TrialEnded:
     trial: TrialSpec
     status: str                        # one of schema.STATUSES
@@ -108,4 +117,4 @@ class Message:
 
 
 Event = (SweepStarted | TrialStarted | StepsLogged | EpochEnded | Evaluated | NoiseMeasured | TrialEnded | TrialScored
-         | SweepEnded | Message)
+         | SweepEnded | Message | TrialMemoryMeasured)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import schema
+from engine.events import TrialMemoryMeasured
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, SweepEnded, SweepStarted,
                            TrialEnded, TrialSpec, TrialStarted)
 from engine.runfile import RunData, RunHeader, TrialData
@@ -71,6 +72,10 @@ class LiveRun:
             return {event.trial.name}
         if isinstance(event, NoiseMeasured):
             self._append(event.trial.name, schema.NOISE_GROUP, event.columns)
+            return {event.trial.name}
+        if isinstance(event, TrialMemoryMeasured):
+            trial = self._trials[event.trial.name]
+            trial.step_memory_bytes, trial.step_memory_method = event.step_memory_bytes, event.method
             return {event.trial.name}
         if isinstance(event, TrialEnded):
             trial = self._trials[event.trial.name]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -180,6 +181,13 @@ class RunWriter:
             self._write_pending(name)
             epoch_group = self._trials[name][schema.EPOCH_GROUP]
             _append(epoch_group, {m.name: np.asarray([metrics[m.name]]) for m in schema.EPOCH_METRICS})
+            self._file.flush()
+
+    def set_trial_attrs(self, name: str, attrs: dict[str, Any]) -> None:
+        """Attributes learnt about a trial after it started (a search's objective, a pruned trial's step)."""
+        with self._writing(METADATA_ROOM):
+            for key, value in attrs.items():
+                self._trials[name].attrs[key] = value
             self._file.flush()
 
     def end_trial(self, name: str, status: str, error: str = "") -> None:
@@ -417,6 +425,9 @@ class TrialData:
     eval: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.EVAL_GROUP))
     noise: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.NOISE_GROUP))
     noise_scale_unavailable: str = ""    # schema.NOISE_UNAVAILABLE_ATTR: why the noise scale was not measured
+    # schema.TRIAL_MEMORY_ATTRS; NaN and "" where the file lacks them (version 1, a trial stopped before its 2nd step).
+    step_memory_bytes: float = math.nan
+    step_memory_method: str = ""
 
     @property
     def epochs_done(self) -> int:

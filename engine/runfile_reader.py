@@ -258,6 +258,9 @@ def _trial(name: str, group: h5py.Group, limit: int) -> TrialData:
         # stand in), no noise scale measured.
         **{sub: _columns(group, sub, schema.TRIAL_GROUPS[sub], limit, where)
            for sub in schema.OPTIONAL_TRIAL_GROUPS if sub in group},
+        step_memory_bytes=(_number(attrs, "step_memory_bytes", minimum=0, where=where)
+                           if "step_memory_bytes" in attrs else math.nan),
+        step_memory_method=_string(attrs, "step_memory_method", "", where=where),
         noise_scale_unavailable=_string(attrs, schema.NOISE_UNAVAILABLE_ATTR, "", where=where))
 
 

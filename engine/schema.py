@@ -121,6 +121,10 @@ ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device",
                      "platform", "cpu_cores_available", "thread_policy")
 # Trial attributes: the CPU threads it trained with and why (engine.hardware.threads decides per trial).
 TRIAL_THREAD_ATTRS = ("torch_threads", "threads_reason")
+# Trial attributes: the memory of the trial's second training step in bytes, and how it was measured in words
+# (engine.hardware.step_memory: on CUDA the allocator's peak, on the CPU the tensors alive at once, dataset excluded).
+# Absent when the trial ended before that step, and in files written before them: read as NaN and "".
+TRIAL_MEMORY_ATTRS = ("step_memory_bytes", "step_memory_method")
 # Trial attributes of a search (version 2; a grid's trials have proposed_by = "grid" and no others; files written
 # before lack them all). proposed_by: the strategy that proposed the trial. search_point: the point's number in
 # the order proposed (every seed of a point shares it). objective: this trial's own value of [sweep] objective

@@ -17,6 +17,7 @@ from engine.devices import device_name, resolve_device
 from engine.errors import ConfigError, RunWriteError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, StepsLogged, SweepEnded,
                            SweepStarted, TrialEnded, TrialSpec, TrialStarted)
+from engine.events import TrialMemoryMeasured
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
 from engine.events import TrialScored
 from engine.runfile import RunWriter, TrialData
@@ -110,6 +111,9 @@ class _Recorder:
             self.evaluations.setdefault(event.trial.name, []).append(event.metrics)
         elif isinstance(event, NoiseMeasured):
             self.writer.add_rows(event.trial.name, schema.NOISE_GROUP, event.columns)
+        elif isinstance(event, TrialMemoryMeasured):
+            self.writer.set_trial_attrs(event.trial.name, dict(zip(schema.TRIAL_MEMORY_ATTRS,
+                                                                  (event.step_memory_bytes, event.method))))
         elif isinstance(event, TrialEnded):
             self.writer.end_trial(event.trial.name, event.status, event.error)
             self.statuses[event.trial.name] = event.status

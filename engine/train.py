@@ -21,6 +21,7 @@ from torch import nn
 from engine import schema
 from engine.config import ExperimentConfig, TrainConfig, scaled_lr  # noqa: F401 (sweep and tests import it here)
 from engine.devices import PeakMemory, is_out_of_memory
+from engine.hardware.step_memory import StepMemoryMeter, close_open_meter
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
                            TrialStarted)
 from engine.models import build_model, parameter_count
@@ -144,6 +145,7 @@ def run_trial(spec: TrialSpec, context: TrialContext) -> str:
     except Exception as exception:  # noqa: BLE001 — any failure is this trial's outcome, the sweep goes on
         status = schema.OUT_OF_MEMORY if is_out_of_memory(exception) else schema.FAILED
         error = f"{type(exception).__name__}: {exception}".strip()
+    close_open_meter()   # a step that raised while measured left its dispatch mode entered
     if context.device.type == "cuda":
         torch.cuda.empty_cache()
     if not started:  # it failed while building the model: still a trial in the file, with its outcome
@@ -186,6 +188,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
     x_train, y_train = data.x_train, data.y_train
     x_probe, y_probe = x_train[context.train_eval_index], y_train[context.train_eval_index]
     memory = PeakMemory(device)
+    meter = StepMemoryMeter(spec, device, model, optimizer, emit, steps)
     log = _StepLog()
     step, train_time = 0, 0.0
     lr = spec.lr
@@ -224,6 +227,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
                 break
             start = index * batch_size
             inputs, targets = x_epoch[start:start + batch_size], y_epoch[start:start + batch_size]
+            meter.begin(step, inputs, targets)
             new_lr = lr_at(step, spec.lr, warmup_steps, steps, train.schedule)
             if new_lr != lr:
                 lr = new_lr
@@ -242,6 +246,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
             # The fused per-tensor norms (what get_total_norm does first); their norm is taken at the flush.
             parameter_norms = torch._foreach_norm([p.grad for p in parameters if p.grad is not None])
             optimizer.step()
+            meter.end()
             step += 1
             now = time.perf_counter()
             log.loss.append(loss.detach())

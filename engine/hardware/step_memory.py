@@ -19,6 +19,8 @@ fits can still run out of memory when the trial evaluates.
 from __future__ import annotations
 
 import gc
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from engine.config import ExperimentConfig, scaled_lr
+from engine.events import Event, TrialMemoryMeasured, TrialSpec
 from engine.models import build_model
 
 if TYPE_CHECKING:
@@ -51,20 +54,23 @@ class StepMemory:
 
 
 class _LiveStorages(TorchDispatchMode):
-    """Tracks the storages of every tensor an operation returns, with the ones it was seeded with, and keeps
-    the largest total alive at once. Keyed by storage address: an in-place operation returns a storage that is
-    already counted, and a freed storage's address may be reused by a new one (its weak reference has expired)."""
+    """Tracks the storages of every tensor an operation allocates, with the ones it was seeded with, and keeps
+    the largest total alive at once (plus `extra` bytes held throughout). An output that shares a storage with
+    one of the operation's inputs (a view, an in-place update) allocated nothing: it is counted with that input
+    if the input is counted (seeded or allocated here), and not at all if it is not (a batch that is a view of
+    the shuffled dataset). Keyed by storage address; a freed storage's address may be reused by a new one (its
+    weak reference has expired)."""
 
-    def __init__(self, seeds: list[torch.Tensor]):
+    def __init__(self, seeds: list[torch.Tensor], extra: int = 0):
         super().__init__()
         self._live: dict[int, tuple[StorageWeakRef, int]] = {}
         self._counted = 0     # the sizes in _live, some of which may have been freed since
+        self._extra = extra
         for tensor in seeds:
-            self._add(tensor)
+            self._add(tensor.untyped_storage())
         self.peak = self._sweep()
 
-    def _add(self, tensor: torch.Tensor) -> None:
-        storage = tensor.untyped_storage()
+    def _add(self, storage: torch.UntypedStorage) -> None:
         size = storage.nbytes()
         if size == 0:
             return
@@ -77,15 +83,20 @@ class _LiveStorages(TorchDispatchMode):
     def _sweep(self) -> int:
         self._live = {key: entry for key, entry in self._live.items() if not entry[0].expired()}
         self._counted = sum(size for _, size in self._live.values())
-        return self._counted
+        return self._counted + self._extra
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        result = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        inputs = {leaf.untyped_storage().data_ptr() for leaf in tree_leaves((args, kwargs))
+                  if isinstance(leaf, torch.Tensor)}
         for leaf in tree_leaves(result):
             if isinstance(leaf, torch.Tensor):
-                self._add(leaf)
+                storage = leaf.untyped_storage()
+                if storage.data_ptr() not in inputs:
+                    self._add(storage)
         # What is counted can only overstate what is alive, so only a count above the peak needs the sweep.
-        if self._counted > self.peak:
+        if self._counted + self._extra > self.peak:
             self.peak = max(self.peak, self._sweep())
         return result
 
@@ -110,8 +121,7 @@ def _measure(config: ExperimentConfig, dataset: "Dataset", batch_size: int, devi
     model = build_model(config.model, dataset.input_shape, dataset.kind, dataset.num_classes).to(device)
     optimizer = make_optimizer(config.train, model.parameters(), scaled_lr(config.train, config.train.lr, batch_size))
     parameters = [p for p in model.parameters() if p.requires_grad]
-    # A batch of its own, as training's per-epoch shuffle gives: a view of the dataset would count all of it.
-    inputs, targets = dataset.x_train[:batch_size].clone(), dataset.y_train[:batch_size].clone()
+    inputs, targets = dataset.x_train[:batch_size], dataset.y_train[:batch_size]
     eval_rows = min(config.train.eval_batch_size, dataset.val_size)
     eval_inputs = dataset.x_val[:eval_rows]
 
@@ -138,17 +148,19 @@ def _measure(config: ExperimentConfig, dataset: "Dataset", batch_size: int, devi
         return StepMemory(batch_size, train_bytes, eval_bytes, CUDA_METHOD)
     # The seeds are handed over in a temporary list: a reference kept here would keep the gradients that the
     # step drops alive, and count them twice.
-    with _LiveStorages(_held(model, optimizer, inputs, targets)) as tracker:
+    batch_bytes = inputs.nbytes + targets.nbytes
+    with _LiveStorages(_held(model, optimizer), batch_bytes) as tracker:
         step()
     train_bytes = tracker.peak
-    with _LiveStorages([*_held(model, optimizer, inputs, targets), eval_inputs]) as tracker:
+    with _LiveStorages(_held(model, optimizer), batch_bytes + eval_inputs.nbytes) as tracker:
         evaluate()
     return StepMemory(batch_size, train_bytes, tracker.peak, CPU_METHOD)
 
 
-def _held(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor) -> list[torch.Tensor]:
-    """The tensors a training step starts with: parameters and buffers, gradients, optimizer state, the batch."""
-    return [*model.parameters(), *model.buffers(), *batch,
+def _held(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The tensors a training step starts with, besides its batch: parameters and buffers, gradients, optimizer
+    state."""
+    return [*model.parameters(), *model.buffers(),
             *(p.grad for p in model.parameters() if p.grad is not None),
             *(value for state in optimizer.state.values() for value in state.values()
               if isinstance(value, torch.Tensor))]
@@ -160,3 +172,54 @@ def _cuda_peak(work, device: torch.device) -> int:
     work()
     torch.cuda.synchronize(device)
     return int(torch.cuda.max_memory_allocated(device))
+
+
+class StepMemoryMeter:
+    """Measures one real step of a running trial, the second (the first creates the optimizer's state), and
+    emits TrialMemoryMeasured: engine.train calls begin(step, inputs, targets) before the forward pass and end()
+    after the optimizer's step; every other step costs a comparison. On the CPU the measured step runs under the
+    dispatch mode and takes longer than the others (a one-time cost per trial; README, performance). On CUDA
+    the allocator's peak is reset for the step, so the epoch's peak_memory_bytes covers the steps from there on.
+    A step that raises leaves the mode entered: engine.train's run_trial calls close_open_meter()."""
+
+    def __init__(self, trial: TrialSpec, device: torch.device, model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, emit: Callable[[Event], None], total_steps: int):
+        self.trial, self.device, self.model, self.optimizer, self.emit = trial, device, model, optimizer, emit
+        self.measured_step = min(1, total_steps - 1)
+        self._tracker: _LiveStorages | None = None
+        self._cuda_open = False
+
+    def begin(self, step: int, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        if step != self.measured_step:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._cuda_open = True
+            return
+        # The batch is a view of the epoch's shuffled copy of the dataset: counted as the batch it is.
+        self._tracker = _LiveStorages(_held(self.model, self.optimizer), inputs.nbytes + targets.nbytes)
+        self._tracker.__enter__()
+        _open.tracker = self._tracker
+
+    def end(self) -> None:
+        if self._cuda_open:
+            self._cuda_open = False
+            torch.cuda.synchronize(self.device)
+            self.emit(TrialMemoryMeasured(self.trial, float(torch.cuda.max_memory_allocated(self.device)),
+                                          CUDA_METHOD))
+        elif self._tracker is not None:
+            tracker, self._tracker = self._tracker, None
+            close_open_meter()
+            self.emit(TrialMemoryMeasured(self.trial, float(tracker.peak), CPU_METHOD))
+
+
+_open = threading.local()
+
+
+def close_open_meter() -> None:
+    """Leave the dispatch mode of a measured step on this thread, if one is still entered."""
+    tracker = getattr(_open, "tracker", None)
+    if tracker is not None:
+        _open.tracker = None
+        tracker.__exit__(None, None, None)
