@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument("--tag", action="append", default=[], metavar="TAG", help="add a tag (repeatable)")
     annotate.add_argument("--untag", action="append", default=[], metavar="TAG", help="remove a tag (repeatable)")
     annotate.add_argument("--clear-tags", action="store_true", help="remove every tag (before any --tag)")
+    runs = commands.add_parser("runs", help="list the run files of a folder as the app's Runs tab does")
+    runs.add_argument("folder", nargs="?", help="default: the app's workspace folder")
+    runs.add_argument("--filter", default="", metavar="WORDS", help="only the runs whose name, tags, dataset, "
+                      "model, status or file name hold every word (as the Runs tab's filter box)")
     diff = commands.add_parser("diff", help="the config keys that differ between run files, key by key (the "
                                "app's Compare configs)")
     diff.add_argument("run_files", nargs="+", metavar="RUN.h5", help="two or more run files")
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             return _annotate(args)
         if args.command == "diff":
             return _diff(args)
+        if args.command == "runs":
+            return _runs(args)
         if args.command == "find-max-batch":
             from engine.hardware.cli import find_max_batch_command
             return find_max_batch_command(args)
@@ -286,6 +292,41 @@ def _annotate(args: argparse.Namespace) -> int:
     print(f"name: {name or '(the config name)'}")
     print(f"tags: {tags_text(tags) or '(none)'}")
     print("notes:" + ("".join(f"\n  {line}" for line in notes.splitlines()) if notes else " (none)"))
+    return EXIT_OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from engine.annotations import tags_text
+    from engine.errors import RunFileError
+    from engine.resources import default_workspace
+    from engine.run_listing import matches, problem_text, run_files, short_error, status_text
+    from engine.runfile import read_header
+
+    folder = Path(args.folder) if args.folder else default_workspace()
+    try:
+        paths = run_files(folder)
+    except OSError as error:
+        raise UserError(f"{folder}: cannot be listed ({error.strerror or error})") from None
+    rows, unreadable = [], 0
+    for path in paths:
+        try:
+            header = read_header(path)
+        except RunFileError as error:
+            unreadable += 1
+            rows.append([path.stem, "", "", "", "", "", "", problem_text(short_error(str(error), path)), path.name])
+            continue
+        rows.append([header.name, tags_text(header.tags), header.created, header.dataset, header.model,
+                     ", ".join(str(size) for size in header.batch_sizes), str(header.trial_count),
+                     status_text(header), path.name])
+    words = args.filter.split()
+    # The filter box's columns: name, tags, dataset, model, status, file.
+    shown = [row for row in rows if matches([row[0], row[1], row[3], row[4], row[7], row[8]], words)]
+    titles = ["name", "tags", "created", "dataset", "model", "batch sizes", "trials", "status", "file"]
+    widths = [max(len(row[column]) for row in [titles, *shown]) for column in range(len(titles))]
+    for row in [titles, *shown]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    summary = f"{len(rows) - unreadable} runs, {unreadable} unreadable files in {folder}"
+    print(summary + (f"; {len(shown)} shown by the filter" if words else ""), file=sys.stderr)
     return EXIT_OK
 
 

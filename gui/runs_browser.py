@@ -23,13 +23,13 @@ from engine import schema
 from engine.annotations import annotate, tags_text
 from engine.errors import RunFileError, UserError
 from engine.resources import default_workspace
+from engine.run_listing import matches, problem_text, run_files, short_error, status_text
 from engine.runfile import RunHeader, read_header
 from gui.config_diff_view import ComparedRun, ConfigDiffDialog
 from gui.export import export_table_csv
 from gui.run_details_dialog import RunDetailsDialog
 from gui.theme import status_color
 
-RUN_SUFFIX = ".h5"
 REFRESH_DELAY_MS = 300
 COLUMNS = ("Name", "Tags", "Created", "Dataset", "Model", "Batch sizes", "Trials", "Status", "Notes", "File")
 _NAME, _TAGS, _CREATED, _DATASET, _MODEL, _SIZES, _TRIALS, _STATUS, _NOTES, _FILE = range(len(COLUMNS))
@@ -62,40 +62,6 @@ def _created_text(created: str, modified: float) -> tuple[str, float]:
         moment = _dt.datetime.fromtimestamp(modified)
         return moment.strftime("%Y-%m-%d %H:%M"), modified
 
-
-def status_text(header: RunHeader) -> str:
-    """How a run ended, in words: 'finished', 'finished · 8 of 10 trials completed, 2 out of memory'."""
-    if header.status == schema.RUNNING and not header.being_written:
-        status = schema.INTERRUPTED_LABEL
-    else:
-        status = schema.RUN_STATUS_LABELS.get(header.status, schema.STATUS_LABELS[header.status])
-    counts = dict(header.trial_statuses)
-    done = counts.get(schema.COMPLETED, 0)
-    if not header.trial_count or done == header.trial_count:
-        return status
-    details = [f"{done} of {header.trial_count} trials {schema.STATUS_LABELS[schema.COMPLETED]}"]
-    details += [f"{counts[name]} {schema.STATUS_LABELS[name]}" for name in schema.STATUSES
-                if name not in (schema.COMPLETED, schema.RUNNING, schema.CANCELLED) and counts.get(name)]
-    return f"{status} · {', '.join(details)}"
-
-
-def matches(texts: list[str], words: list[str]) -> bool:
-    """True when every word (already lower case) is in one of the texts, without regard to case."""
-    folded = [text.casefold() for text in texts]
-    return all(any(word in text for text in folded) for word in words)
-
-
-def _problem_text(error: str) -> str:
-    """'damaged: <what is wrong>' for a damaged run file, 'not a run file: <why>' for anything else."""
-    damaged = "damaged run file ("
-    if error.startswith(damaged) and error.endswith(")"):
-        return f"damaged: {error[len(damaged):-1]}"
-    return f"not a run file: {error}"
-
-
-def _short_error(error: str, path: Path) -> str:
-    prefix = f"{path}: "
-    return error[len(prefix):] if error.startswith(prefix) else error
 
 
 class _SortableItem(QTableWidgetItem):
@@ -169,8 +135,7 @@ class RunsBrowser(QWidget):
         paths: list[Path] = []
         if folder is not None and folder.is_dir():
             try:
-                paths = sorted(path for path in folder.iterdir()
-                               if path.suffix.lower() == RUN_SUFFIX and path.is_file())
+                paths = run_files(folder)
             except OSError as error:
                 self._problem = f"The folder cannot be read: {error.strerror or error}"
         elif folder is not None and not self._problem:
@@ -254,7 +219,7 @@ class RunsBrowser(QWidget):
         try:
             annotate(path, **values)
         except UserError as error:
-            QMessageBox.warning(self, "Name, notes and tags not saved", _short_error(str(error), Path(path)))
+            QMessageBox.warning(self, "Name, notes and tags not saved", short_error(str(error), Path(path)))
             self.refresh()
             return False
         self.refresh()
@@ -469,7 +434,7 @@ class RunsBrowser(QWidget):
         try:
             entry = RunEntry(path, read_header(path), "", stat.st_mtime)
         except RunFileError as error:
-            entry = RunEntry(path, None, _short_error(str(error), path), stat.st_mtime)
+            entry = RunEntry(path, None, short_error(str(error), path), stat.st_mtime)
         except OSError as error:
             entry = RunEntry(path, None, f"cannot be read ({error.strerror or error})", stat.st_mtime)
         except Exception as error:  # noqa: BLE001 — one file must never stop the listing, nor the app's start
@@ -547,7 +512,7 @@ class RunsBrowser(QWidget):
             items = [_SortableItem(entry.path.stem, entry.path.stem.lower()), _SortableItem("", ""),
                      _SortableItem(created, created_key), _SortableItem("", ""), _SortableItem("", ""),
                      _SortableItem("", ()), _SortableItem("", -1),
-                     _SortableItem(_problem_text(entry.error), "~" + entry.error), _SortableItem("", ""),
+                     _SortableItem(problem_text(entry.error), "~" + entry.error), _SortableItem("", ""),
                      _SortableItem(entry.path.name, entry.path.name.lower())]
             for item in items:
                 item.setForeground(disabled)
@@ -593,7 +558,7 @@ class RunsBrowser(QWidget):
         return next((entry.header for entry in self._entries if entry.path == path), None)
 
     def _apply_filter(self) -> None:
-        words = self._filter_edit.text().casefold().split()
+        words = self._filter_edit.text().split()
         table = self._table
         hidden_selected = False
         for row in range(table.rowCount()):

@@ -191,3 +191,24 @@ def test_annotate_and_diff_on_the_command_line(run_file, tmp_path, capsys):
     assert "name (same)" in capsys.readouterr().out
     assert cli_main(["diff", str(run_file)]) == 2
     assert "two or more run files" in capsys.readouterr().err
+
+
+def test_runs_lists_a_folder_as_the_runs_tab_does(tmp_path, capsys):
+    write_source(tmp_path / "a.h5")
+    annotate(write_source(tmp_path / "b.h5"), name="Tagged", tags=["Keep"])
+    (tmp_path / "broken.h5").write_text("not HDF5")
+    assert cli_main(["runs", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].split()[:2] == ["name", "tags"] and len(lines) == 4
+    assert lines[1].startswith("corpus ") and lines[1].endswith("a.h5")
+    assert "finished · 1 of 2 trials completed, 1 diverged" in lines[1]
+    assert lines[2].split()[:2] == ["Tagged", "Keep"] and lines[2].endswith("b.h5")
+    assert "not a run file: not a Batch Size Lab run file (not an HDF5 file)" in lines[3]
+    assert captured.err == f"2 runs, 1 unreadable files in {tmp_path}\n"
+    assert cli_main(["runs", str(tmp_path), "--filter", "keep MNIST1D"]) == 0
+    captured = capsys.readouterr()
+    assert [line.split()[-1] for line in captured.out.splitlines()[1:]] == ["b.h5"]
+    assert captured.err.endswith("; 1 shown by the filter\n")
+    assert cli_main(["runs", str(tmp_path / "missing")]) == 2
+    assert "missing: cannot be listed" in capsys.readouterr().err
