@@ -1,4 +1,5 @@
-"""The command line: `run`, `report`, `find-max-batch`. A thin client of the same engine calls the GUI uses.
+"""The command line: `run`, `report`, `find-max-batch`, `annotate`, `diff`, `runs`. A thin client of the same
+engine calls the GUI uses.
 
 Exit codes: 0 success (also `run --resume` of a run that is already complete: it says so); 2 invalid config,
 input file or run file (one line per problem, no traceback); 3 the run file could not be written (a full disk,
