@@ -10,6 +10,7 @@ The same rules check what a user types (UserError, one line) and what a file hol
 from __future__ import annotations
 
 import functools
+import importlib.util
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from pathlib import Path
 from engine import schema
 from engine.errors import RunFileError, UserError
 
+# Whether a process writing a run file can be seen (flock, see runfile_reader.is_being_written); where it cannot
+# (Windows), a run whose status is still `running` is never changed.
+_WRITERS_VISIBLE = importlib.util.find_spec("fcntl") is not None
 MAX_NAME_CHARS = 120
 MAX_NOTES_CHARS = 20_000
 MAX_TAG_CHARS = 40
@@ -134,6 +138,9 @@ def _annotate_here(path: Path, *, name: str | None, notes: str | None, tags: tup
     header = read_header_here(path)
     if header.status == schema.RUNNING and header.being_written:
         raise RunFileError(_busy(path))
+    if header.status == schema.RUNNING and not _WRITERS_VISIBLE:
+        raise RunFileError(f"{path}: its sweep has not ended, and on this system a sweep that is still writing it "
+                           "cannot be told from one that was interrupted; resume it (or let it finish) first")
     after = Annotations(name=header.given_name if name is None else name,
                         notes=header.notes if notes is None else notes,
                         tags=merge_tags(header.tags if tags is None else tags, add_tags, remove_tags))

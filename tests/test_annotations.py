@@ -92,6 +92,18 @@ def test_a_run_being_written_is_refused(tmp_path):
     assert annotate(path, name="now").name == "now"
 
 
+def test_where_writers_cannot_be_seen_a_run_not_ended_is_refused(run_file, monkeypatch):
+    # On Windows there is no flock to see a writer by: a `running` run may be one that a sweep is writing.
+    import engine.annotations
+    with h5py.File(run_file, "r+") as handle:
+        handle.attrs["status"] = schema.RUNNING                      # as a killed writer leaves it
+    monkeypatch.setattr(engine.annotations, "_WRITERS_VISIBLE", False)
+    with pytest.raises(RunFileError, match="cannot be told from one that was interrupted"):
+        engine.annotations._annotate_here(run_file, name="x", notes=None, tags=None, add_tags=(), remove_tags=())
+    monkeypatch.undo()
+    assert annotate(run_file, name="x").name == "x"                 # here (flock) an interrupted run can be named
+
+
 def test_a_damaged_file_is_refused_with_its_reason(run_file):
     with h5py.File(run_file, "r+") as handle:
         handle.attrs["status"] = "exploded"
