@@ -6,7 +6,7 @@ import shutil
 
 import h5py
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
 from engine import schema
@@ -215,3 +215,23 @@ def test_compare_configs_of_the_overlaid_runs_from_the_menu(qtbot, main_window, 
     assert [run.header.name for run in window.shown_runs()] == ["Small MLP", "lstm-c"]
     assert [run.header.name for run in window.plots.runs()] == ["Small MLP", "lstm-c"]
     assert "Small MLP" in window.table_hint.text()
+
+
+def test_the_filter_holds_when_the_list_is_sorted_or_refreshed(qtbot, browser, folder):
+    browser.set_filter("cnn")
+    for column in range(len(COLUMNS)):
+        browser.table_widget().sortItems(column, Qt.SortOrder.AscendingOrder)
+        assert [path.name for path in browser.visible_paths()] == ["cnn-b.h5"], COLUMNS[column]
+    browser.refresh()
+    assert [path.name for path in browser.visible_paths()] == ["cnn-b.h5"]
+
+
+def test_f2_renames_the_selected_run(qtbot, browser, folder):
+    browser.select_paths([folder / "lstm-c.h5"])
+    table = browser.table_widget()
+    table.setFocus()
+    seen = []
+    _fill_dialog_when_open(qtbot, "By keyboard", "", "", seen)
+    with qtbot.waitSignal(browser.annotated, timeout=10_000):
+        qtbot.keyClick(table, Qt.Key.Key_F2)
+    assert read_header(folder / "lstm-c.h5").name == "By keyboard"
