@@ -256,6 +256,8 @@ def _report(args: argparse.Namespace) -> int:
         print(f"  {reason}", file=out)
     for suggestion in verdict.suggestions:
         print(f"  Next: {suggestion}", file=out)
+    from engine.hardware.memory_model import sweep_memory
+    print(f"\n{sweep_memory(run).text()}", file=out)
     from engine.search.summary import search_report_lines, summarize_search
     search = summarize_search(run)
     if search is not None:

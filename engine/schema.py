@@ -118,7 +118,9 @@ ANNOTATION_ATTRS = (DISPLAY_NAME_ATTR, NOTES_ATTR, TAGS_ATTR)
 
 # Root attributes describing the environment the run was made in.
 ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device", "device_name", "cpu_count",
-                     "platform", "cpu_cores_available", "thread_policy")
+                     "platform", "cpu_cores_available", "thread_policy", "device_memory_bytes")
+# device_memory_bytes: the memory of the device trained on, in bytes (the GPU's total, or the machine's RAM), which
+# the memory model extrapolates to; files written before it lack it, and then that extrapolation is unavailable.
 # Trial attributes: the CPU threads it trained with and why (engine.hardware.threads decides per trial).
 TRIAL_THREAD_ATTRS = ("torch_threads", "threads_reason")
 # Trial attributes: the memory of the trial's second training step in bytes, and how it was measured in words

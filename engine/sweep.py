@@ -18,6 +18,7 @@ from engine.errors import ConfigError, RunWriteError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, StepsLogged, SweepEnded,
                            SweepStarted, TrialEnded, TrialSpec, TrialStarted)
 from engine.events import TrialMemoryMeasured
+from engine.hardware.memory_model import device_memory_bytes
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
 from engine.events import TrialScored
 from engine.runfile import RunWriter, TrialData
@@ -53,7 +54,8 @@ def environment(device: torch.device) -> dict[str, object]:
     return {"python_version": platform.python_version(), "torch_version": torch.__version__,
             "app_version": __version__, "device": str(device), "device_name": device_name(device),
             "cpu_count": os.cpu_count() or 0, "platform": platform.platform(),
-            "cpu_cores_available": available_cores(), "thread_policy": thread_policy().describe()}
+            "cpu_cores_available": available_cores(), "thread_policy": thread_policy().describe(),
+            "device_memory_bytes": device_memory_bytes(device)}
 
 
 def class_balance(dataset: Dataset) -> dict[str, object]:

@@ -1,12 +1,19 @@
 """memory = fixed + per example × batch size, fitted to measured (batch size, bytes) pairs, and what it says about
-the largest batch size a memory limit allows."""
+the largest batch size a memory limit allows: for find-max-batch's tries, and for a sweep's trials against the
+device's memory."""
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import psutil
+import torch
+
+if TYPE_CHECKING:
+    from engine.runfile import RunData
 
 
 @dataclass(frozen=True)
@@ -57,3 +64,63 @@ def format_bytes(count: float) -> str:
         if abs(count) >= size:
             return f"{count / size:.3g} {name}"
     return f"{count:.0f} B"
+
+
+def device_memory_bytes(device: torch.device) -> int:
+    """The memory of the device a sweep trains on: the GPU's total, or the machine's RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return int(psutil.virtual_memory().total)
+
+
+@dataclass(frozen=True)
+class SweepMemory:
+    """What a run's per-trial step memory says: the fitted model, and the batch size beyond which a step would
+    not fit in the device's memory. `unavailable` says why a part is missing ('' when nothing is)."""
+    model: MemoryModel | None
+    method: str
+    device_bytes: int | None
+    largest_batch: int | None
+    unavailable: str
+
+    def text(self) -> str:
+        if self.model is None:
+            return f"Memory model: unavailable ({self.unavailable})"
+        text = f"Memory per training step: {self.model.describe()}; {self.method}."
+        if self.largest_batch is not None:
+            text += (f" Batch sizes above ~{self.largest_batch:,} will not fit in the device's "
+                     f"{format_bytes(self.device_bytes)}.")
+        elif self.unavailable:
+            text += f" Largest batch size that fits: unavailable ({self.unavailable})."
+        return text
+
+    def document(self) -> dict:
+        """For the JSON report: numbers in bytes, None where unavailable."""
+        return {"fixed_bytes": self.model.fixed_bytes if self.model else None,
+                "per_example_bytes": self.model.per_example_bytes if self.model else None,
+                "batch_sizes_fitted": self.model.points if self.model else 0,
+                "method": self.method or None, "device_memory_bytes": self.device_bytes,
+                "largest_batch_that_fits": self.largest_batch, "unavailable": self.unavailable or None}
+
+
+def sweep_memory(run: "RunData") -> SweepMemory:
+    """Fit memory = fixed + per example × batch size to the step memory of a run's trials (schema.TRIAL_MEMORY_ATTRS)
+    and extrapolate it to the device's memory (the environment attribute device_memory_bytes)."""
+    measured = [t for t in run.trials if math.isfinite(t.step_memory_bytes)]
+    methods = sorted({t.step_memory_method for t in measured})
+    device = run.environment.get("device_memory_bytes")
+    device = int(device) if isinstance(device, (int, float)) and device > 0 else None
+    if not measured:
+        reason = ("no trial measured its step memory: the file was written before it was recorded"
+                  if run.trials else "no trials")
+        return SweepMemory(None, "", device, None, reason)
+    model = fit_memory_model([t.batch_size for t in measured], [t.step_memory_bytes for t in measured])
+    if model is None:
+        return SweepMemory(None, "; ".join(methods), device, None,
+                           "one batch size measured: a line needs two")
+    if device is None:
+        return SweepMemory(model, "; ".join(methods), None, None,
+                           "the run file does not record the device's memory")
+    largest = model.largest_batch_within(device)
+    reason = "" if largest is not None else "memory does not grow with the batch size here"
+    return SweepMemory(model, "; ".join(methods), device, largest, reason)

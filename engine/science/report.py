@@ -10,6 +10,8 @@ not reached is null, never 0):
       "target_source": "automatic" | "given",
       "baseline": {"accuracy": 0.104, "kind": "majority_class" | "chance" | "assumed", "text": "..."},
       "memory_measure": "per_trial" | "process",   # what peak_memory_bytes is (engine.analysis.MEMORY_LABELS)
+      "memory_model": {"fixed_bytes", "per_example_bytes", "batch_sizes_fitted", "method", "device_memory_bytes",
+                       "largest_batch_that_fits", "unavailable": "why a part is null" | null},   # step memory
       "recommendation": {"outcome": "recommended" | "nothing_learned" | "none_reached" | "no_results",
                          "headline": "...", "batch_size": 32 | null, "base_lr": 0.05 | null,
                          "reasons": ["..."], "suggestions": ["..."]},
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.analysis import TrialSummary, memory_measure
+from engine.hardware.memory_model import sweep_memory
 from engine.errors import UserError
 from engine.runfile import RunData
 from engine.science.recommendation import Verdict
@@ -73,6 +76,7 @@ def report_document(run: RunData, summaries: list[TrialSummary], verdict: Verdic
         "baseline": {"accuracy": verdict.baseline.accuracy, "kind": verdict.baseline.kind,
                      "text": verdict.baseline.text},
         "memory_measure": memory_measure(run),
+        "memory_model": sweep_memory(run).document(),
         "recommendation": {"outcome": verdict.outcome, "headline": verdict.headline,
                            "batch_size": verdict.batch_size, "base_lr": verdict.base_lr,
                            "reasons": list(verdict.reasons), "suggestions": list(verdict.suggestions)},
