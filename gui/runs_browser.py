@@ -222,6 +222,9 @@ class RunsBrowser(QWidget):
             QMessageBox.warning(self, "Name, notes and tags not saved", short_error(str(error), Path(path)))
             self.refresh()
             return False
+        # Read it again whatever its modification time says: on a file system that keeps whole seconds, a change
+        # within the second of the last one leaves time and size as they were.
+        self._cache.pop(Path(path), None)
         self.refresh()
         self.annotated.emit(Path(path))
         return True
