@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import schema
-from engine.events import TrialMemoryMeasured
+from engine.events import TrialMemoryMeasured, TrialScored
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, SweepEnded, SweepStarted,
                            TrialEnded, TrialSpec, TrialStarted)
 from engine.runfile import RunData, RunHeader, TrialData
@@ -77,9 +77,16 @@ class LiveRun:
             trial = self._trials[event.trial.name]
             trial.step_memory_bytes, trial.step_memory_method = event.step_memory_bytes, event.method
             return {event.trial.name}
+        if isinstance(event, TrialScored):
+            self._trials[event.trial.name].objective = event.objective
+            return {event.trial.name}
         if isinstance(event, TrialEnded):
             trial = self._trials[event.trial.name]
             trial.status, trial.error = event.status, event.error
+            if event.status == schema.PRUNED:
+                # As the writer records it: the step of the last evaluation, the one the pruner stopped it at.
+                rows = trial.eval if len(trial.eval["step"]) else trial.epoch
+                trial.pruned_step = int(rows["step"][-1]) if len(rows["step"]) else -1
             self._refresh_header()
             return {trial.name}
         if isinstance(event, SweepEnded):
@@ -107,7 +114,8 @@ class LiveRun:
                           epoch=self._columns[(spec.name, schema.EPOCH_GROUP)].views(),
                           step=self._columns[(spec.name, schema.STEP_GROUP)].views(),
                           eval=self._columns[(spec.name, schema.EVAL_GROUP)].views(),
-                          noise=self._columns[(spec.name, schema.NOISE_GROUP)].views())
+                          noise=self._columns[(spec.name, schema.NOISE_GROUP)].views(),
+                          proposed_by=spec.proposed_by, search_point=spec.search_point)
         self._trials[spec.name] = trial
         self.run.trials.append(trial)
         self.run.trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.seed))

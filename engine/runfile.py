@@ -421,6 +421,11 @@ class TrialData:
     steps_per_epoch: int
     epoch: dict[str, np.ndarray]   # one array per schema.EPOCH_METRICS name, all the same length
     step: dict[str, np.ndarray]    # one array per schema.STEP_METRICS name
+    # schema.SEARCH_TRIAL_ATTRS; files written before them read as a grid's trials, with nothing unmeasured made up.
+    proposed_by: str = "grid"
+    search_point: int = -1
+    objective: float = math.nan
+    pruned_step: int = -1
     # schema.EVAL_METRICS and schema.NOISE_METRICS columns; empty in files written before those groups.
     eval: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.EVAL_GROUP))
     noise: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.NOISE_GROUP))

@@ -33,6 +33,7 @@ from gui.message_log import MessageLog, trial_outcome
 from gui.plots import X_AXES, LivePlots
 from gui.run_follower import RunFollower
 from gui.runs_browser import RunsBrowser
+from gui.search_view import SearchView
 from gui.setup_panel import SetupPanel
 from gui.summary import SummaryView
 from gui.sweep_status import SweepStatus
@@ -137,11 +138,15 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.runs_browser, "Runs")
         self.experiment = ExperimentPanel()
         self.tabs.addTab(self.experiment, "Experiment")
+        self.search_view = SearchView()
+        self.tabs.addTab(self.search_view, "Search")
         self.tabs.setTabToolTip(0, "Curves of every trial as it trains, and the table of trials.")
         self.tabs.setTabToolTip(1, "One point per batch size: accuracy, time and samples to a target, "
                                    "throughput and memory.")
         self.tabs.setTabToolTip(2, "Run files in the workspace folder: open one or several to compare.")
         self.tabs.setTabToolTip(3, "What the experiment on screen tests (its description) and its whole config.")
+        self.tabs.setTabToolTip(4, "A search's points: what it tried, how each scored, what was pruned, where it "
+                                   "ended.")
         self.setCentralWidget(self.tabs)
 
         self.messages = MessageLog()
@@ -185,6 +190,12 @@ class MainWindow(QMainWindow):
         self.experiment.run_again_requested.connect(self.run_config_text)
         self.tabs.currentChanged.connect(lambda _index: self.fresh_summary()
                                          if self.tabs.currentWidget() is self.summary else None)
+        # Drawn when looked at, from the runs on screen then (a live search too), and again when a sweep ends.
+        def show_search(*_args) -> None:
+            if self.tabs.currentWidget() is self.search_view:
+                self.search_view.set_runs(self._shown_runs)
+        self.tabs.currentChanged.connect(show_search)
+        self.sweep_finished.connect(show_search)
 
     # --- settings --------------------------------------------------------------------------------------
     def save_settings(self) -> None:

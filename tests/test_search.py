@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 import tomli_w
 
-from conftest import ROOT, tiny_table
+from tests.conftest import ROOT, tiny_table
 from engine import schema
 from engine.config import applies, parse_config
 from engine.errors import ConfigError
+from engine.live import LiveRun
 from engine.hardware.threads import ThreadPolicy, set_thread_policy, thread_policy
 from engine.runfile import TrialData, read_run
 from engine.search import make_strategy
@@ -210,9 +211,15 @@ def test_a_search_records_its_proposals_objectives_and_pruned_trials_and_report_
     from engine.cli import main
     config = parse_config(tiny_table(train={"epochs": 3}, sweep={**SEARCH, "trials": 8, "pruner": "median",
                                                                  "lr_min": 0.0005, "lr_max": 1.0}))
-    path = run_sweep(config, tmp_path)
+    live = LiveRun()
+    path = run_sweep(config, tmp_path, on_event=live.apply)
     run = read_run(path)
     assert {t.proposed_by for t in run.trials} == {"random"}
+    # The app's live view of the search is what the file holds.
+    for shown, saved in zip(live.run.trials, run.trials, strict=True):
+        assert (shown.name, shown.proposed_by, shown.search_point, shown.pruned_step) == \
+            (saved.name, saved.proposed_by, saved.search_point, saved.pruned_step)
+        assert shown.objective == saved.objective or math.isnan(shown.objective) and math.isnan(saved.objective)
     assert sorted(t.search_point for t in run.trials) == list(range(8))
     for trial in run.trials:
         assert 4 <= trial.batch_size <= 128 and 0.0005 <= trial.lr <= 1.0

@@ -1,0 +1,178 @@
+"""The Search tab: what a search (random, bayesian, start-small) tried and found, read from the run on screen
+through engine.search.summary, the same facts `report` prints. Three panels, each with a one-line caption
+that says how to read it, for someone who never heard of TPE."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from engine.runfile import RunData
+from engine.search.summary import SearchPoint, SearchSummary, summarize_search
+from gui.plotkit import CompactAxis, PlotColors, make_pen
+
+# Scores are coloured on their own map, not the batch sizes' viridis (gui.colors), so the two never read alike.
+SCORE_MAP = "plasma"
+PRUNED_SYMBOL = "x"
+NO_SCORE_SYMBOL = "o"      # drawn hollow
+POINT_SIZE = 11
+
+CAPTIONS = {
+    "progress": "Each dot is one point tried, in order (its mean over seeds); the line is the best so far. "
+                "Where the line goes flat, more points stopped helping. ✕ pruned (stopped early), ○ no score.",
+    "where": "Where the search looked: one dot per point, brighter is better. A Bayesian search crowds the "
+             "region it expects to be best. ✕ pruned as clearly worse; ○ no score (target missed, or failed).",
+    "batch": "The score against batch size: small dots are single seeds, large dots their mean; the bar spans "
+             "the seeds. Two points are only told apart when their bars do not overlap.",
+}
+
+
+class SearchView(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("searchView")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        self.headline = QLabel()
+        self.headline.setWordWrap(True)
+        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.headline)
+        grid = QGridLayout()
+        layout.addLayout(grid, 1)
+        self.plots: dict[str, pg.PlotWidget] = {}
+        self.captions: dict[str, QLabel] = {}
+        titles = {"progress": "Score per point", "where": "Batch size × learning rate",
+                  "batch": "Score vs batch size"}
+        for column, (key, title) in enumerate(titles.items()):
+            plot = pg.PlotWidget(axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
+            plot.setTitle(title)
+            plot.setMinimumHeight(220)
+            caption = QLabel(CAPTIONS[key])
+            caption.setWordWrap(True)
+            caption.setObjectName("plotCaption")
+            grid.addWidget(plot, 0, column)
+            grid.addWidget(caption, 1, column, Qt.AlignmentFlag.AlignTop)
+            self.plots[key], self.captions[key] = plot, caption
+        self.search: SearchSummary | None = None
+        self.set_runs([])
+
+    def set_runs(self, runs: list[RunData]) -> None:
+        """Show the first run on screen that is a search; say so when none is."""
+        self.search = next((s for s in map(summarize_search, runs) if s is not None), None)
+        for plot in self.plots.values():
+            plot.clear()
+            plot.setVisible(self.search is not None)
+        for caption in self.captions.values():
+            caption.setVisible(self.search is not None)
+        if self.search is None:
+            self.headline.setText("The runs on screen are not searches. Set [sweep] strategy to random, bayesian "
+                                  "or start-small to let the workbench choose which batch sizes to try.")
+            return
+        self.headline.setText(headline(self.search))
+        colors = PlotColors.from_palette(self.palette())
+        self._draw_progress(colors)
+        self._draw_where()
+        self._draw_batch(colors)
+
+    # ----- panels
+    def _draw_progress(self, colors: PlotColors) -> None:
+        search, plot = self.search, self.plots["progress"]
+        plot.setLabel("bottom", "point, in the order tried")
+        plot.setLabel("left", search.objective_label)
+        numbers = np.arange(1, len(search.points) + 1, dtype=float)
+        scores = np.array([p.score(search.objective) for p in search.points])
+        scored = np.isfinite(scores)
+        plot.plot(numbers[scored], scores[scored], pen=None, symbol="o", symbolSize=POINT_SIZE - 3,
+                  symbolBrush=_score_brushes(scores[scored], search.lower_is_better))
+        plot.plot(numbers, np.array(search.best_so_far()), pen=make_pen(colors.neutral_line, 2),
+                  stepMode=None, connect="finite")
+        if scored.any():
+            # Points without a score sit on the worst score shown, marked by why they have none.
+            floor = np.nanmax(scores) if search.lower_is_better else np.nanmin(scores)
+            for mask, symbol in _unscored(search.points, scored):
+                plot.plot(numbers[mask], np.full(mask.sum(), floor), pen=None, symbol=symbol, symbolSize=POINT_SIZE,
+                          symbolBrush=None if symbol == NO_SCORE_SYMBOL else colors.muted_text,
+                          symbolPen=colors.muted_text)
+
+    def _draw_where(self) -> None:
+        search, plot = self.search, self.plots["where"]
+        plot.setLogMode(x=True, y=True)
+        plot.setLabel("bottom", "batch size")
+        plot.setLabel("left", "learning rate")
+        scores = np.array([p.score(search.objective) for p in search.points])
+        sizes = np.array([p.batch_size for p in search.points], dtype=float)
+        lrs = np.array([p.lr for p in search.points])
+        scored = np.isfinite(scores)
+        # Log mode transforms data given to plot(); ScatterPlotItems added by hand would not be.
+        plot.plot(sizes[scored], lrs[scored], pen=None, symbol="o", symbolSize=POINT_SIZE,
+                  symbolBrush=_score_brushes(scores[scored], search.lower_is_better))
+        for mask, symbol in _unscored(search.points, scored):
+            plot.plot(sizes[mask], lrs[mask], pen=None, symbol=symbol, symbolSize=POINT_SIZE,
+                      symbolBrush=None if symbol == NO_SCORE_SYMBOL else "gray", symbolPen="gray")
+
+    def _draw_batch(self, colors: PlotColors) -> None:
+        search, plot = self.search, self.plots["batch"]
+        plot.setLogMode(x=True, y=False)
+        plot.setLabel("bottom", "batch size")
+        plot.setLabel("left", search.objective_label)
+        seeds_x, seeds_y, mean_x, mean_y, low, high = [], [], [], [], [], []
+        for point in search.points:
+            values = [v for v in point.values if math.isfinite(v)]
+            seeds_x += [point.batch_size] * len(values)
+            seeds_y += values
+            score = point.score(search.objective)
+            if math.isfinite(score):
+                mean_x.append(point.batch_size)
+                mean_y.append(score)
+                low.append(min(values))
+                high.append(max(values))
+        plot.plot(seeds_x, seeds_y, pen=None, symbol="o", symbolSize=5, symbolBrush=colors.muted_text,
+                  symbolPen=None)
+        plot.plot(mean_x, mean_y, pen=None, symbol="o", symbolSize=POINT_SIZE,
+                  symbolBrush=_score_brushes(np.array(mean_y), search.lower_is_better))
+        if mean_x:
+            x = np.log10(np.array(mean_x, dtype=float))
+            bars = pg.ErrorBarItem(x=x, y=np.array(mean_y), top=np.array(high) - mean_y,
+                                   bottom=np.array(mean_y) - np.array(low), beam=0.02,
+                                   pen=make_pen(colors.neutral_line, 1))
+            plot.addItem(bars)
+
+
+def headline(search: SearchSummary) -> str:
+    """The search in one or two sentences: the best point, how many were pruned, where it ended."""
+    words = [f"{search.strategy} search over {len(search.points)} points, scored by {search.objective_label} "
+             f"({'lower' if search.lower_is_better else 'higher'} is better, mean over seeds)."]
+    if search.best:
+        best: SearchPoint = search.best[0]
+        words.append(f"Best: batch size {best.batch_size} at learning rate {best.lr:.4g}, "
+                     f"{best.score(search.objective):.4g}.")
+        if search.ties:
+            words.append(f"{len(search.ties)} other point{'s are' if len(search.ties) > 1 else ' is'} as good "
+                         "within the seeds' spread.")
+    if search.conclusion:   # it counts the pruned points too
+        words.append(search.conclusion[0].upper() + search.conclusion[1:] + ".")
+    elif search.pruned:
+        words.append(f"{len(search.pruned)} pruned so far.")
+    return " ".join(words)
+
+
+def _unscored(points: list[SearchPoint], scored: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """The points without a score, as (mask, symbol): pruned ones, and the rest (a target missed, a failure)."""
+    pruned = np.array([p.pruned for p in points], dtype=bool)
+    return [(mask, symbol) for mask, symbol in ((pruned, PRUNED_SYMBOL), (~scored & ~pruned, NO_SCORE_SYMBOL))
+            if mask.any()]
+
+
+def _score_brushes(scores: np.ndarray, lower_is_better: bool) -> list:
+    """One brush per score on SCORE_MAP, the best the brightest."""
+    if not len(scores):
+        return []
+    span = float(np.ptp(scores)) or 1.0
+    goodness = (scores - scores.min()) / span
+    if lower_is_better:
+        goodness = 1.0 - goodness
+    colors = pg.colormap.get(SCORE_MAP).map(0.1 + 0.85 * goodness, mode="qcolor")
+    return [pg.mkBrush(color) for color in colors]
