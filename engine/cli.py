@@ -256,6 +256,9 @@ def _report(args: argparse.Namespace) -> int:
         print(f"  {reason}", file=out)
     for suggestion in verdict.suggestions:
         print(f"  Next: {suggestion}", file=out)
+    from engine.science.report import analyse, science_lines
+    science = analyse(run, verdict.target_accuracy)
+    print("", *science_lines(science), sep="\n", file=out)
     from engine.hardware.memory_model import sweep_memory
     print(f"\n{sweep_memory(run).text()}", file=out)
     from engine.search.summary import search_report_lines, summarize_search
@@ -264,7 +267,7 @@ def _report(args: argparse.Namespace) -> int:
         print("", *search_report_lines(search), sep="\n", file=out)
     if args.json:
         from engine.science.report import report_document, write_report_json
-        document = report_document(run, summaries, verdict, args.target is not None)
+        document = report_document(run, summaries, verdict, args.target is not None, science)
         if search is not None:
             document["search"] = search.to_json()
         write_report_json(document, args.json)

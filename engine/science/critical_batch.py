@@ -153,3 +153,33 @@ def critical_batch(run: RunData, target: float | None) -> CriticalBatch:
     result.b_crit_low, result.b_crit_high = _bootstrap(per_rate_seed_steps(run.trials, target))
     result.regimes = {p.batch_size: CENSORED if p.censored else regime(p.batch_size, fitted.b_crit) for p in points}
     return result
+
+
+def advice(result: CriticalBatch) -> str:
+    """The sentence the recommendation adds from the fit, or "" when there is no fit."""
+    if not result.available:
+        return ""
+    beyond = REGIME_FACTOR * result.b_crit
+    no_gain = [size for size, name in result.regimes.items() if name == NO_GAIN]
+    tried = f" (here: {', '.join(map(str, no_gain))})" if no_gain else ""
+    return (f"Beyond batch size {beyond:,.0f} (3 × the critical batch {result.b_crit:,.0f}) you pay examples without "
+            f"saving steps: doubling the batch there saves at most 14% of the steps{tried}.")
+
+
+def lines(result: CriticalBatch) -> list[str]:
+    """The report's text about the fit."""
+    how = "tuned: each batch size at its best learning rate" if result.tuned else \
+        "one learning rate per batch size, not tuned (a learning-rate grid would tune it)"
+    target = f"{result.target:.1%}" if result.target is not None else "no target"
+    out = [f"Critical batch (steps to {target} validation accuracy, {how}):"]
+    if not result.available:
+        return out + [f"  unavailable: {result.unavailable}"]
+    interval = (f", 95% interval {result.b_crit_low:,.0f} to {result.b_crit_high:,.0f} over seeds"
+                if math.isfinite(result.b_crit_low) else ", no interval: one seed per batch size")
+    out.append(f"  S(B) = S_min + E_min/B with S_min = {result.s_min:,.0f} steps, E_min = {result.e_min:,.0f} "
+               f"examples: B_crit = {result.b_crit:,.0f}{interval}; R² = {result.r2:.3f} on log steps")
+    for size, steps in zip(result.batch_sizes, result.steps):
+        shown = f"{steps:,.0f} steps" if math.isfinite(steps) else "never reached"
+        out.append(f"  batch {size}: {shown} ({REGIME_WORDS[result.regimes[size]]})")
+    out.append(f"  {advice(result)}")
+    return out

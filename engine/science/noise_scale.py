@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from engine.runfile import RunData
+from engine.science.targets import crossing
 
 EMA_BETA = 0.99
 
@@ -120,3 +124,62 @@ def averaged_b_simple(noise: dict[str, np.ndarray], up_to_samples: float = math.
         return math.nan
     return float(trace[finite].mean() / grad_sq[finite].mean())
 
+
+
+@dataclass(frozen=True)
+class TrialNoise:
+    """One trial's noise scale, as the report gives it."""
+    name: str
+    batch_size: int
+    seed: int
+    base_lr: float
+    measurements: int
+    b_simple: float                # the moving average at the trial's last measurement; NaN when none
+    b_simple_to_target: float      # averaged over the measurements up to the target (all, when never reached)
+    unavailable: str               # why it was not measured ("" when it was, or was not asked for)
+
+
+@dataclass(frozen=True)
+class NoiseSummary:
+    trials: list[TrialNoise]
+    b_simple: float                # the median over trials of b_simple_to_target; NaN when none measured
+    unavailable: str               # why there is no overall value ("" when there is)
+
+
+def noise_summary(run: RunData, target: float | None) -> NoiseSummary:
+    """Each trial's B_simple, averaged up to where it reached `target` (McCandlish et al. compare B_crit with
+    B_simple over the same stretch of training), and their median as the run's value."""
+    trials = []
+    for trial in run.trials:
+        reached = crossing(trial, target)
+        up_to = reached.samples if not reached.censored else math.inf
+        noise = trial.noise
+        trials.append(TrialNoise(
+            name=trial.name, batch_size=trial.batch_size, seed=trial.seed, base_lr=trial.base_lr,
+            measurements=len(noise["step"]),
+            b_simple=float(noise["b_simple"][-1]) if len(noise["b_simple"]) else math.nan,
+            b_simple_to_target=averaged_b_simple(noise, up_to), unavailable=trial.noise_scale_unavailable))
+    values = [t.b_simple_to_target for t in trials if math.isfinite(t.b_simple_to_target)]
+    if values:
+        return NoiseSummary(trials, float(np.median(values)), "")
+    reasons = sorted({t.unavailable for t in trials if t.unavailable})
+    if reasons:
+        why = "not measurable here: " + "; ".join(reasons)
+    elif any(t.measurements for t in trials):
+        why = "measured, but the gradient's signal never rose above its noise (|G|² averaged to 0 or less)"
+    else:
+        why = "not measured: set [science] noise_scale = true to measure it"
+    return NoiseSummary(trials, math.nan, why)
+
+
+def lines(summary: NoiseSummary) -> list[str]:
+    """The report's text about the noise scale."""
+    if summary.unavailable:
+        return [f"Noise scale B_simple: unavailable ({summary.unavailable})"]
+    measured = [t for t in summary.trials if math.isfinite(t.b_simple_to_target)]
+    out = [f"Noise scale B_simple, averaged up to the target: {summary.b_simple:,.0f} (median of {len(measured)} "
+           f"trial{'s' if len(measured) != 1 else ''}); McCandlish et al. expect the critical batch of that order"]
+    for trial in summary.trials:
+        if trial.unavailable:
+            out.append(f"  {trial.name}: unavailable ({trial.unavailable})")
+    return out

@@ -20,8 +20,21 @@ not reached is null, never 0):
          "reached_target", "best_val_accuracy": {"mean", "std", "spread"}, "time_to_target_s": {...},
          "steps_to_target": {...}, "samples_to_target": {...}, "samples_per_s": {...},
          "peak_memory_bytes": {...}}],
-      "trials": [{every field of engine.analysis.TrialSummary}]
+      "trials": [{every field of engine.analysis.TrialSummary}],
+      "critical_batch": {"target", "tuned", "s_min", "e_min", "b_crit", "b_crit_low", "b_crit_high", "r2",
+                         "regimes": {"<batch size>": "perfect_scaling" | "diminishing_returns" | "no_gain" |
+                                     "censored"},
+                         "points": [{"batch_size", "steps_to_target", "samples_to_target"}],
+                         "advice", "unavailable"},
+      "noise_scale": {"b_simple", "unavailable",
+                      "trials": [{"name", "batch_size", "seed", "base_lr", "measurements", "b_simple",
+                                  "b_simple_to_target", "unavailable"}]}
     }
+
+Steps to target are the first crossing interpolated in log-steps between scheduled evaluations (null:
+censored, never reached); critical_batch is engine.science.critical_batch's fit of the tuned steps (null numbers
+and a reason in `unavailable` when it cannot be fitted); noise_scale's b_simple per trial is averaged up to the
+target, and the run's is their median (engine.science.noise_scale).
 
 `role` is one of engine.science.recommendation's roles: recommended, as_accurate_slower, less_accurate,
 missed_target, did_not_learn, no_result. Units: accuracies are fractions, times seconds, throughput training
@@ -32,7 +45,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +53,7 @@ from engine.analysis import TrialSummary, memory_measure
 from engine.hardware.memory_model import sweep_memory
 from engine.errors import UserError
 from engine.runfile import RunData
+from engine.science import critical_batch as critical, noise_scale
 from engine.science.recommendation import Verdict
 
 REPORT_FORMAT = "batch-size-lab-report"
@@ -54,7 +68,19 @@ def _number(value: Any) -> Any:
     return value
 
 
-def report_document(run: RunData, summaries: list[TrialSummary], verdict: Verdict, target_given: bool) -> dict:
+@dataclass(frozen=True)
+class Science:
+    """What a run shows about batch size beyond the recommendation, at one target."""
+    critical_batch: critical.CriticalBatch
+    noise: noise_scale.NoiseSummary
+
+
+def analyse(run: RunData, target: float | None) -> Science:
+    return Science(critical.critical_batch(run, target), noise_scale.noise_summary(run, target))
+
+
+def report_document(run: RunData, summaries: list[TrialSummary], verdict: Verdict, target_given: bool,
+                    science: Science | None = None) -> dict:
     candidates = []
     for candidate in verdict.candidates:
         stats = candidate.stats
@@ -82,7 +108,31 @@ def report_document(run: RunData, summaries: list[TrialSummary], verdict: Verdic
                            "reasons": list(verdict.reasons), "suggestions": list(verdict.suggestions)},
         "candidates": candidates,
         "trials": [{key: _number(value) for key, value in asdict(summary).items()} for summary in summaries],
+        **science_document(science or analyse(run, verdict.target_accuracy)),
     }
+
+
+def science_document(science: Science) -> dict:
+    """The critical batch and the noise scale, as report_document holds them."""
+    fit, noise = science.critical_batch, science.noise
+    return {
+        "critical_batch": {
+            "target": fit.target, "tuned": fit.tuned,
+            **{key: _number(getattr(fit, key)) for key in ("s_min", "e_min", "b_crit", "b_crit_low", "b_crit_high",
+                                                            "r2")},
+            "regimes": {str(size): name for size, name in fit.regimes.items()},
+            "points": [{"batch_size": size, "steps_to_target": _number(steps), "samples_to_target": _number(samples)}
+                       for size, steps, samples in zip(fit.batch_sizes, fit.steps, fit.samples)],
+            "advice": critical.advice(fit), "unavailable": fit.unavailable},
+        "noise_scale": {"b_simple": _number(noise.b_simple), "unavailable": noise.unavailable,
+                        "trials": [{key: _number(value) for key, value in asdict(trial).items()}
+                                   for trial in noise.trials]},
+    }
+
+
+def science_lines(science: Science) -> list[str]:
+    """The report's text after the recommendation: the critical batch and the noise scale."""
+    return critical.lines(science.critical_batch) + noise_scale.lines(science.noise)
 
 
 def write_report_json(document: dict, destination: str) -> None:
