@@ -28,6 +28,7 @@ LR_SCALING_RULES = ("none", "linear", "sqrt")
 LR_SCHEDULES = ("constant", "cosine")
 BUDGETS = ("epochs", "samples")
 DEVICES = ("auto", "cpu", "cuda")
+RANK_BATCH_NORMS = ("per_rank", "sync")
 STRATEGIES = ("grid", "random", "bayesian", "start-small")
 SEARCHES = ("random", "bayesian")            # strategies that draw points from a sampler (engine.search)
 RANGED = ("random", "bayesian", "start-small")   # strategies that search a batch-size range, not a list
@@ -208,6 +209,23 @@ class SweepConfig:
                                         "hyperband": "Hyperband"})
     search_seed: int = _field(0, "The search's own seed: the same config proposes the same points.", min=0,
                               max=SEED_MAX, label="Search seed", applies={"sweep.strategy": RANGED})
+    parallel: int | str = _field(1, "How many trials train at the same time, each in its own worker process. "
+                                 "auto: one per GPU on a machine with several, and on the CPU as many as there are "
+                                 "cores when a short measurement shows that splitting the cores among trials "
+                                 "finishes sooner than giving them all to one (small models gain most). The same "
+                                 "config and seeds give the same numbers either way.", kind="count_or_auto",
+                                 min=1, max=256, label="Trials at once")
+    data_parallel: int = _field(1, "Train each trial on this many processes at once (data parallelism with "
+                                "torch.distributed): each takes batch size / ranks examples of every step, so the "
+                                "batch size is what sweep.batch_sizes says. Every batch size must divide by it.",
+                                min=1, max=64, label="Ranks per trial")
+    rank_batch_norm: str = _field("per_rank", "With batch norm and several ranks: per_rank normalizes each rank's "
+                                  "share of the batch on its own (a smaller 'ghost' batch); sync uses the whole "
+                                  "batch's statistics (SyncBatchNorm), as one process would.",
+                                  choices=RANK_BATCH_NORMS, label="Batch norm across ranks",
+                                  choice_labels={"per_rank": "per rank (ghost batches)",
+                                                 "sync": "synchronized (whole batch)"},
+                                  applies={"model.batch_norm": (True,)})
 
 
 EVAL_SCHEDULES = ("log", "every", "epoch")
@@ -371,6 +389,16 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, problems: list[str]) -> 
             problems.append(f"{key} = {_shown(value)}: contains a value twice")
             return None
         return items
+    if kind == "count_or_auto":
+        # The app's text field gives the number as text; a config file writes it as a number.
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if value == "auto":
+            return value
+        if not _is_int(value):
+            problems.append(f"{key} = {_shown(value)}: must be a whole number or \"auto\"")
+            return None
+        return value if _check_bounds(key, value, meta, problems) else None
     if f.type in ("int", int):
         if not _is_int(value):
             problems.append(f"{key} = {_shown(value)}: must be a whole number")
@@ -472,9 +500,9 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
         kinds = " or ".join(field_info("model.batch_norm")["applies"]["model.kind"])
         problems.append(Problem("model.batch_norm", "model.batch_norm = true: batch normalization does not apply "
                                 f"to {model.kind} models (use {kinds}, or set it to false)"))
-    elif model.batch_norm and 1 in _batch_size_bounds(config):
-        problems.append(Problem("sweep.batch_sizes", "sweep.batch_sizes contains 1: batch normalization "
-                                "(model.batch_norm = true) needs at least 2 examples in a batch to normalize them"))
+    elif model.batch_norm and (ones := [key for key, size in _batch_sizes(config) if size == 1]):
+        problems.append(Problem(ones[0], f"{_naming(ones[0], 1)}: batch normalization (model.batch_norm = true) "
+                                "needs at least 2 examples in a batch to normalize them"))
     last_channels = model.width * 2 ** (model.depth - 1)
     if model.kind == "cnn" and last_channels > MAX_CHANNELS:
         problems.append(Problem("model.depth", f"model.depth = {model.depth}: a cnn doubles its channels in every "
@@ -482,11 +510,10 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
                                 f"{last_channels:,} channels, more than {MAX_CHANNELS:,}"))
     if config.data.dataset in BUILTIN_DATASETS:
         limit = config.data.num_samples
-        for batch_size in _batch_size_bounds(config):
+        for key, batch_size in _batch_sizes(config):
             if batch_size > limit:
-                problems.append(Problem(_batch_size_key(config), f"{_batch_size_key(config)} contains {batch_size}: "
-                                        f"larger than the dataset (data.num_samples = {limit}); every trial needs at "
-                                        "least one full batch"))
+                problems.append(Problem(key, f"{_naming(key, batch_size)}: larger than the dataset "
+                                        f"(data.num_samples = {limit}); every trial needs at least one full batch"))
     data = config.data
     generated = {"synthetic": ("data.num_features", data.num_features),
                  "sequence": ("data.sequence_length", data.sequence_length)}.get(data.dataset)
@@ -500,7 +527,8 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
     _check_search(config, problems)
     lr_key = "sweep.learning_rates" if config.sweep.learning_rates else "train.lr"
     for base_lr in config.sweep.learning_rates or [config.train.lr]:
-        batch_size = min(_batch_size_bounds(config), key=lambda size: scaled_lr(config.train, base_lr, size))
+        batch_size = min((size for _, size in _batch_sizes(config)),
+                         key=lambda size: scaled_lr(config.train, base_lr, size))
         lr = scaled_lr(config.train, base_lr, batch_size)
         if lr < MIN_LR:
             problems.append(Problem(lr_key, f"{lr_key} = {_shown(base_lr)}: scaled for batch size {batch_size} "
@@ -512,17 +540,37 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
     if config.sweep.strategy == "grid" and trials > MAX_TRIALS:
         problems.append(Problem("sweep.batch_sizes", "sweep.batch_sizes × train.seeds × sweep.learning_rates make "
                                 f"{trials:,} trials: at most {MAX_TRIALS:,} in one sweep"))
+    ranks = config.sweep.data_parallel
+    if ranks > 1:
+        uneven = [size for size in config.sweep.batch_sizes if size % ranks]
+        if uneven:
+            problems.append(Problem("sweep.data_parallel", f"sweep.data_parallel = {ranks}: batch size {uneven[0]} "
+                                    f"does not divide into {ranks} equal shares (use a batch size that is a multiple "
+                                    f"of {ranks}, or another number of ranks)"))
+        if config.sweep.parallel != 1:
+            problems.append(Problem("sweep.parallel", f"sweep.parallel = {_shown(config.sweep.parallel)} with "
+                                    f"sweep.data_parallel = {ranks}: trials run either several at once or each on "
+                                    "several ranks, not both; set one of them to 1"))
+    if (config.sweep.parallel != 1 or ranks > 1) and config.sweep.pruner != "none" \
+            and config.sweep.strategy in SEARCHES:
+        key = "sweep.parallel" if config.sweep.parallel != 1 else "sweep.data_parallel"
+        problems.append(Problem(key, f"{key} = {_shown(getattr(config.sweep, key.split('.')[1]))} with sweep.pruner "
+                                f"= {config.sweep.pruner!r}: pruning judges trials in this process, so it needs "
+                                "them trained here; set the pruner to none or this to 1"))
 
 
-def _batch_size_key(config: ExperimentConfig) -> str:
-    """The key that says which batch sizes the sweep trains: a grid's list, or a search's largest size."""
-    return "sweep.batch_sizes" if config.sweep.strategy == "grid" else "sweep.batch_size_max"
-
-
-def _batch_size_bounds(config: ExperimentConfig) -> list[int]:
-    """The batch sizes that limits are checked on: a grid's list, or a search range's two ends."""
+def _batch_sizes(config: ExperimentConfig) -> list[tuple[str, int]]:
+    """The batch sizes that limits are checked on, each with the key that sets it: a grid's list, or a search
+    range's two ends."""
     sweep = config.sweep
-    return sweep.batch_sizes if sweep.strategy == "grid" else [sweep.batch_size_min, sweep.batch_size_max]
+    if sweep.strategy == "grid":
+        return [("sweep.batch_sizes", size) for size in sweep.batch_sizes]
+    return [("sweep.batch_size_min", sweep.batch_size_min), ("sweep.batch_size_max", sweep.batch_size_max)]
+
+
+def _naming(key: str, batch_size: int) -> str:
+    """How a problem with one batch size starts: a list contains it, a range's end is it."""
+    return f"{key} contains {batch_size}" if key == "sweep.batch_sizes" else f"{key} = {batch_size}"
 
 
 def _check_search(config: ExperimentConfig, problems: list[str]) -> None:
@@ -579,12 +627,11 @@ def _existing_path(key: str, text: str, base_dir: Path | None, problems: list[st
 
 def check_batch_sizes(config: ExperimentConfig, train_size: int) -> None:
     """Once the training set is loaded: every batch size must fit in it at least once."""
-    too_big = [b for b in _batch_size_bounds(config) if b > train_size]
+    too_big = [(key, size) for key, size in _batch_sizes(config) if size > train_size]
     if too_big:
-        key = _batch_size_key(config)
-        raise ConfigError([Problem(key, f"{key} contains {b}: larger than the "
-                                   f"training set ({train_size} examples of {config.data.dataset}); every trial "
-                                   "needs at least one full batch") for b in too_big])
+        raise ConfigError([Problem(key, f"{_naming(key, size)}: larger than the training set ({train_size} "
+                                   f"examples of {config.data.dataset}); every trial needs at least one full batch")
+                           for key, size in too_big])
 
 
 def loads_config(text: str, base_dir: Path | None = None, source: str = "config") -> ExperimentConfig:

@@ -103,6 +103,15 @@ class TrialScored:
 
 
 @dataclass(frozen=True)
+class RanksMeasured:
+    """A data-parallel trial's rank count and how long its gradient all-reduces were in flight (they overlap the
+    backward pass), sent just before its end (schema.RANK_ATTRS)."""
+    trial: TrialSpec
+    ranks: int
+    communication_s: float
+
+
+@dataclass(frozen=True)
 class SweepEnded:
     run_path: str
     status: str                        # completed, or cancelled when the stop flag ended it
@@ -117,4 +126,4 @@ class Message:
 
 
 Event = (SweepStarted | TrialStarted | StepsLogged | EpochEnded | Evaluated | NoiseMeasured | TrialEnded | TrialScored
-         | SweepEnded | Message | TrialMemoryMeasured)
+         | RanksMeasured | SweepEnded | Message | TrialMemoryMeasured)

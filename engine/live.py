@@ -12,8 +12,8 @@ import numpy as np
 
 from engine import schema
 from engine.events import TrialMemoryMeasured, TrialScored
-from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, SweepEnded, SweepStarted,
-                           TrialEnded, TrialSpec, TrialStarted)
+from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, RanksMeasured, StepsLogged, SweepEnded,
+                           SweepStarted, TrialEnded, TrialSpec, TrialStarted)
 from engine.runfile import RunData, RunHeader, TrialData
 
 
@@ -73,6 +73,10 @@ class LiveRun:
         if isinstance(event, NoiseMeasured):
             self._append(event.trial.name, schema.NOISE_GROUP, event.columns)
             return {event.trial.name}
+        if isinstance(event, RanksMeasured):
+            trial = self._trials[event.trial.name]
+            trial.ranks, trial.communication_s = event.ranks, event.communication_s
+            return {trial.name}
         if isinstance(event, TrialMemoryMeasured):
             trial = self._trials[event.trial.name]
             trial.step_memory_bytes, trial.step_memory_method = event.step_memory_bytes, event.method

@@ -433,6 +433,10 @@ class TrialData:
     # schema.TRIAL_MEMORY_ATTRS; NaN and "" where the file lacks them (version 1, a trial stopped before its 2nd step).
     step_memory_bytes: float = math.nan
     step_memory_method: str = ""
+    # schema.RANK_ATTRS: a trial trained in one process (every trial of files before them) has 1 rank, and no
+    # communication time, which is not measured rather than zero.
+    ranks: int = 1
+    communication_s: float = math.nan
 
     @property
     def epochs_done(self) -> int:

@@ -127,6 +127,9 @@ TRIAL_THREAD_ATTRS = ("torch_threads", "threads_reason")
 # (engine.hardware.step_memory: on CUDA the allocator's peak, on the CPU the tensors alive at once, dataset excluded).
 # Absent when the trial ended before that step, and in files written before them: read as NaN and "".
 TRIAL_MEMORY_ATTRS = ("step_memory_bytes", "step_memory_method")
+# Trial attributes of a data-parallel trial (sweep.data_parallel): its rank count and the seconds its gradient
+# all-reduces were in flight. A trial without them trained in one process.
+RANK_ATTRS = ("ranks", "communication_s")
 # Trial attributes of a search (version 2; a grid's trials have proposed_by = "grid" and no others; files written
 # before lack them all). proposed_by: the strategy that proposed the trial. search_point: the point's number in
 # the order proposed (every seed of a point shares it). objective: this trial's own value of [sweep] objective

@@ -15,8 +15,9 @@ from engine.config import ExperimentConfig, check_batch_sizes
 from engine.data import Dataset, load_dataset
 from engine.devices import device_name, resolve_device
 from engine.errors import ConfigError, RunWriteError
-from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, StepsLogged, SweepEnded,
+from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, RanksMeasured, StepsLogged, SweepEnded,
                            SweepStarted, TrialEnded, TrialSpec, TrialStarted)
+from engine.execution.parallelism import run_parallel, trains_elsewhere
 from engine.events import TrialMemoryMeasured
 from engine.hardware.memory_model import device_memory_bytes
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
@@ -113,6 +114,9 @@ class _Recorder:
             self.evaluations.setdefault(event.trial.name, []).append(event.metrics)
         elif isinstance(event, NoiseMeasured):
             self.writer.add_rows(event.trial.name, schema.NOISE_GROUP, event.columns)
+        elif isinstance(event, RanksMeasured):
+            self.writer.set_trial_attrs(event.trial.name, dict(zip(schema.RANK_ATTRS, (event.ranks,
+                                                                                      event.communication_s))))
         elif isinstance(event, TrialMemoryMeasured):
             self.writer.set_trial_attrs(event.trial.name, dict(zip(schema.TRIAL_MEMORY_ATTRS,
                                                                   (event.step_memory_bytes, event.method))))
@@ -220,17 +224,27 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
             on_event(event)
         context = TrialContext(config=config, dataset=dataset, device=torch_device, train_eval_index=probe,
                                emit=recorder, stop=stop, after_evaluation=strategy.after_evaluation)
+
+        def tell(spec: TrialSpec, trial_status: str) -> None:
+            """A trial that ended, told to the strategy; a search's score of it goes into the file."""
+            if trial_status != schema.CANCELLED:
+                objective = strategy.tell(TrialResult(spec, recorder.finished[spec.name]))
+                if objective is not None:
+                    recorder(TrialScored(trial=spec, objective=objective))
+
         with sweep_threads() as threads:
-            while (spec := strategy.propose(recorder.finished)) is not None:
+            # sweep.parallel / data_parallel: trials in worker processes or on ranks; None: here, one at a time.
+            in_workers = run_parallel(config, context, planned if to_train is None else to_train, threads,
+                                      lambda: strategy.propose(recorder.finished), recorder.use_threads,
+                                      tell) if trains_elsewhere(config) else None
+            while in_workers is None and (spec := strategy.propose(recorder.finished)) is not None:
                 recorder.use_threads(spec, threads.choose())
                 trial_status = run_trial(spec, context)
-                if trial_status != schema.CANCELLED:
-                    objective = strategy.tell(TrialResult(spec, recorder.finished[spec.name]))
-                    if objective is not None:
-                        recorder(TrialScored(trial=spec, objective=objective))
+                tell(spec, trial_status)
                 if trial_status == schema.CANCELLED or stop.is_set():
                     status = schema.CANCELLED
                     break
+            status = in_workers or status
             if strategy.conclusion and status != schema.CANCELLED:
                 on_event(Message(strategy.conclusion))
     except BaseException as error:

@@ -30,6 +30,7 @@ from engine.science.schedule import EvalSchedule
 
 if TYPE_CHECKING:
     from engine.data import Dataset
+    from engine.execution.ranks import Ranks
 
 FLUSH_INTERVAL_S = 0.1   # how often step records leave the device (and the stop flag is honoured at the latest)
 
@@ -84,6 +85,8 @@ class TrialContext:
     stop: threading.Event
     # Called after each evaluation with its metrics (a search's pruner); a non-empty reason stops the trial `pruned`.
     after_evaluation: Callable[[TrialSpec, dict[str, float]], str] | None = None
+    # This process's place among the data-parallel ranks that train the trial together (engine.execution.ranks).
+    ranks: "Ranks | None" = None
 
 
 class _Diverged(Exception):
@@ -168,6 +171,8 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
     batch_size = spec.batch_size
     torch.manual_seed(spec.seed)
     model = build_model(config.model, data.input_shape, data.kind, data.num_classes).to(device)
+    if context.ranks is not None:
+        model = context.ranks.wrap(model)
     optimizer = make_optimizer(train, model.parameters(), spec.lr)
     parameters = [p for p in model.parameters() if p.requires_grad]
     generator = torch.Generator(device=device).manual_seed(spec.seed)
@@ -227,6 +232,8 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
                 break
             start = index * batch_size
             inputs, targets = x_epoch[start:start + batch_size], y_epoch[start:start + batch_size]
+            if context.ranks is not None:
+                inputs, targets = context.ranks.share(inputs, targets)
             meter.begin(step, inputs, targets)
             new_lr = lr_at(step, spec.lr, warmup_steps, steps, train.schedule)
             if new_lr != lr:
@@ -249,7 +256,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
             meter.end()
             step += 1
             now = time.perf_counter()
-            log.loss.append(loss.detach())
+            log.loss.append(loss.detach() if context.ranks is None else context.ranks.mean(loss))
             log.parameter_norms.append(parameter_norms)
             log.step.append(step)
             log.samples.append(step * batch_size)

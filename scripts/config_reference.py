@@ -26,7 +26,7 @@ def _allowed(field) -> str:
     if "choices" in meta:
         return " \\| ".join(meta["choices"])
     bounds = [words.format(meta[key]) for key, words in BOUND_WORDS.items() if key in meta]
-    return ", ".join(bounds)
+    return ", ".join(bounds) + (', or "auto"' if meta.get("kind") == "count_or_auto" else "")
 
 
 def reference_table() -> str:

@@ -68,6 +68,16 @@ def decide_threads(cores: int, busy_elsewhere: float | None, ceiling: int, polic
     return ThreadChoice(threads, reason)
 
 
+def split_among_workers(choice: ThreadChoice, workers: int, policy: ThreadPolicy) -> ThreadChoice:
+    """Each thread count when `workers` processes train at once: --threads N is each one's count, as it is a
+    trial's; otherwise the cores `choice` found free are shared out, at least one each, so that no two workers'
+    thread pools wait on one core (the slowdown the module's docstring describes)."""
+    if workers <= 1 or policy.requested is not None:
+        return choice
+    share = max(1, choice.threads // workers)
+    return ThreadChoice(share, f"{choice.reason}; shared among {workers} trials at once")
+
+
 def available_cores() -> int:
     """Cores this process may run on: its CPU affinity, capped by a container's CPU quota (cgroup v2)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,57 @@
+"""One trial on two processes (sweep.data_parallel = 2, torch.distributed with gloo on the CPU): each rank takes
+half of every batch, and the training is that of one process with the whole batch, to floating-point
+tolerance. Real spawned ranks, a real run file."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.config import parse_config
+from engine.errors import ConfigError
+from engine.hardware.threads import ThreadPolicy, set_thread_policy, thread_policy
+from engine.live import LiveRun
+from engine.runfile import read_run
+from engine.sweep import run_sweep
+from tests.conftest import tiny_table
+
+TABLE = tiny_table(train={"epochs": 2}, sweep={"batch_sizes": [32]})
+
+
+@pytest.fixture
+def one_thread_each():
+    before_policy, before_threads = thread_policy(), torch.get_num_threads()
+    set_thread_policy(ThreadPolicy(requested=1))
+    torch.set_num_threads(1)
+    yield
+    set_thread_policy(before_policy)
+    torch.set_num_threads(before_threads)
+
+
+def test_two_ranks_with_half_batches_train_as_one_process_with_the_whole_batch(tmp_path, one_thread_each):
+    [single] = read_run(run_sweep(parse_config(TABLE), tmp_path / "one")).trials
+    live = LiveRun()
+    ranked = {**TABLE, "sweep": {**TABLE["sweep"], "data_parallel": 2}}
+    [double] = read_run(run_sweep(parse_config(ranked), tmp_path / "two", on_event=live.apply)).trials
+    [shown] = live.run.trials   # the live view shows what the file holds
+    assert (shown.ranks, shown.communication_s) == (double.ranks, double.communication_s)
+    assert double.status == single.status == "completed"
+    assert (single.ranks, double.ranks) == (1, 2)
+    assert math.isnan(single.communication_s)   # not measured, never a made-up zero
+    assert double.communication_s > 0
+    assert double.steps_per_epoch == single.steps_per_epoch
+    np.testing.assert_array_equal(double.step["samples"], single.step["samples"])   # the global batch
+    for name in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+        np.testing.assert_allclose(double.epoch[name], single.epoch[name], rtol=1e-5, err_msg=name)
+    # The logged loss is the whole batch's, the gradient norm the all-reduced gradient's.
+    np.testing.assert_allclose(double.step["loss"], single.step["loss"], rtol=1e-5)
+    np.testing.assert_allclose(double.step["grad_norm"], single.step["grad_norm"], rtol=1e-4)
+
+
+def test_a_batch_size_that_does_not_divide_among_the_ranks_is_a_config_error():
+    with pytest.raises(ConfigError) as error:
+        parse_config(tiny_table(sweep={"batch_sizes": [16, 30], "data_parallel": 4}))
+    assert error.value.problems == ["sweep.data_parallel = 4: batch size 30 does not divide into 4 equal shares "
+                                    "(use a batch size that is a multiple of 4, or another number of ranks)"]
+    with pytest.raises(ConfigError, match="not both"):
+        parse_config(tiny_table(sweep={"data_parallel": 2, "parallel": 2}))

@@ -1,0 +1,102 @@
+"""Several trials at once in worker processes (sweep.parallel): the numbers equal a sequential sweep's, Stop
+ends every worker's trial as `cancelled`, resume goes on in workers, a killed worker costs only its trial.
+Real spawned workers, real run files; each test starts two or three workers (seconds each on a loaded machine)."""
+import multiprocessing
+import os
+import signal
+import threading
+
+import pytest
+import torch
+
+from engine import schema
+from engine.config import parse_config
+from engine.events import StepsLogged
+from engine.execution import workers
+from engine.execution.parallelism import decide_cpu_workers
+from engine.hardware.threads import ThreadChoice, ThreadPolicy, set_thread_policy, split_among_workers, thread_policy
+from engine.resume import plan_resume, resume_sweep
+from engine.runfile import read_run
+from engine.sweep import run_sweep
+from tests.conftest import tiny_table
+from tests.test_resume import assert_same_numbers
+
+# bs4 trains 240 steps an epoch and bs8 120, for 4 epochs: long enough to be caught running by an event.
+TABLE = tiny_table(data={"num_samples": 1200}, train={"epochs": 4},
+                   sweep={"batch_sizes": [4, 8, 32, 64], "parallel": 2})
+
+
+@pytest.fixture
+def one_thread_each():
+    """Every trial on one thread, in this process and in the workers: sums are bit-identical only then."""
+    before_policy, before_threads = thread_policy(), torch.get_num_threads()
+    set_thread_policy(ThreadPolicy(requested=1))
+    torch.set_num_threads(1)
+    yield
+    set_thread_policy(before_policy)
+    torch.set_num_threads(before_threads)
+
+
+def trial_workers() -> list[multiprocessing.Process]:
+    return [child for child in multiprocessing.active_children() if child.name.startswith("trial-worker")]
+
+
+def test_workers_killed_stopped_and_resumed_give_the_sequential_numbers(tmp_path, one_thread_each, monkeypatch):
+    """One sweep of two workers: the first worker is killed (kill -9) while it trains bs4, then Stop comes while
+    trials still have epochs to go; resuming it in workers finishes the sweep with a sequential sweep's numbers."""
+    # A loaded machine may take long to schedule a worker; the stop within a step is what is tested here.
+    monkeypatch.setattr(workers, "STOP_GRACE_S", 60.0)
+    stop = threading.Event()
+    killed: list[str] = []
+
+    def kill_then_stop(event):
+        if not isinstance(event, StepsLogged):
+            return
+        if not killed and event.trial.batch_size == 4:
+            # The first trial proposed goes to the first worker started.
+            worker = next(w for w in trial_workers() if w.name == "trial-worker-1")
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(event.trial.name)
+        elif killed and event.trial.name not in killed and event.epoch_fraction <= 2:
+            stop.set()   # this trial has two epochs to go: it ends cancelled, not completed
+
+    path = run_sweep(parse_config(TABLE), tmp_path / "parallel", on_event=kill_then_stop, stop=stop)
+    assert trial_workers() == []
+    stopped = read_run(path)
+    assert stopped.header.status == schema.CANCELLED
+    statuses = {t.name: (t.status, t.error) for t in stopped.trials}
+    status, error = statuses[killed[0]]
+    assert status == schema.FAILED and "SIGKILL" in error and "worker process" in error
+    cancelled = [name for name, (status, _) in statuses.items() if status == schema.CANCELLED]
+    assert cancelled, statuses
+    # Ended by its worker within a step, not killed by the parent after the grace period.
+    assert all(statuses[name][1] == "" for name in cancelled)
+
+    resumed = read_run(resume_sweep(plan_resume(path)))
+    assert trial_workers() == []
+    assert resumed.header.status == schema.COMPLETED
+    others = {**TABLE["sweep"], "batch_sizes": [8, 32, 64], "parallel": 1}
+    sequential = {t.name: t for t in read_run(run_sweep(parse_config({**TABLE, "sweep": others}),
+                                                        tmp_path / "sequential")).trials}
+    for trial in resumed.trials:
+        if trial.name == killed[0]:
+            assert (trial.status, trial.error) == (status, error)   # a failed trial is kept as it ended
+            continue
+        assert trial.status == schema.COMPLETED
+        assert_same_numbers(trial, sequential[trial.name])
+    assert sorted(t.name for t in resumed.trials) == sorted([*sequential, *killed])
+
+
+def test_auto_splits_the_cores_only_when_threads_scale_badly():
+    assert decide_cpu_workers(8, 16, thread_speedup=2.0).workers == 8
+    assert decide_cpu_workers(8, 3, thread_speedup=2.0).workers == 3
+    assert decide_cpu_workers(8, 16, thread_speedup=7.0).workers == 1
+    assert decide_cpu_workers(1, 16, thread_speedup=1.0).workers == 1
+    assert "2.00×" in decide_cpu_workers(8, 16, thread_speedup=2.0).reason
+
+
+def test_workers_share_the_free_cores_unless_the_count_is_fixed():
+    free = ThreadChoice(8, "8 cores")
+    assert split_among_workers(free, 3, ThreadPolicy()).threads == 2
+    assert split_among_workers(ThreadChoice(2, "2 cores"), 4, ThreadPolicy()).threads == 1
+    assert split_among_workers(ThreadChoice(3, "fixed"), 4, ThreadPolicy(requested=3)).threads == 3
