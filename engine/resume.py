@@ -63,7 +63,11 @@ class ResumePlan:
             epochs = next(t.epochs_done for t in self.run.trials if t.name == spec.name)
             words.append(f"{spec.name} interrupted after {epochs} epoch{'s' if epochs != 1 else ''}, trained again "
                          "from its start (the partial attempt is kept)")
-        words.append(f"{len(self.to_train)} to train")
+        if self.history:
+            words[0] = f"{len(self.finished)} trials of the {self.config.sweep.strategy} search kept"
+            words.append("the search goes on from there (its strategy is told the kept trials again)")
+        else:
+            words.append(f"{len(self.to_train)} to train")
         return f"resuming {self.path.name}: " + "; ".join(words)
 
 

@@ -51,10 +51,11 @@ def search_config(**sweep):
     ({"strategy": "grid", "pruner": "median"}, "sweep.pruner"),
     ({"strategy": "start-small", "pruner": "hyperband"}, "sweep.pruner"),
     ({"batch_size_max": 100_000}, "sweep.batch_size_max"),
+    ({"batch_size_min": 1, "batch_size_max": 8, "powers_of_two": False}, "sweep.batch_size_min"),
 ])
 def test_each_invalid_search_config_is_one_error_naming_its_key(sweep, key):
     with pytest.raises(ConfigError) as error:
-        search_config(**sweep)
+        parse_config(tiny_table(model={"batch_norm": True}, sweep={**SEARCH, **sweep}))
     assert [problem.key for problem in error.value.problems] == [key], error.value.problems
     assert key in str(error.value.problems[0])
 
