@@ -1,12 +1,15 @@
-"""What does measuring the gradient noise scale cost? Training throughput with [science] noise_scale on (the
-default noise_every and noise_microbatches) against off, and off against a plain PyTorch loop, same process,
-same data, same model and initial weights.
+"""What does measuring the gradient noise scale cost? Training with [science] noise_scale on (the default
+noise_every and noise_microbatches) against off, and off against a plain PyTorch loop, same process, same data,
+same model and initial weights.
 
 A measured step trains on the batch's gradient assembled from its micro-batches, so it costs no second backward
 pass, only the micro-batches' lower efficiency (k small passes instead of one large one) once every noise_every
-steps. Off, the loop has one test per step more than before. Throughput counts training only (evaluations are
-outside the training clock, as in the run file). Rounds are interleaved and the median reported, so drift in
-machine load hits every variant alike.
+steps. Off, the loop has one test per step more than before.
+
+Cost is measured in CPU time of the training thread (torch on one thread, so all its work runs there), per
+example trained, over the whole trial: on a shared, loaded machine wall-clock throughput moved by +-25% between
+identical runs. The engine's trials include their three end-of-epoch evaluations, the same for on and off.
+Rounds are interleaved and the median reported.
 Run: `.venv/bin/python benchmarks/noise_scale_cost.py [--quick]`.
 """
 from __future__ import annotations
@@ -44,8 +47,8 @@ def make_data(examples: int) -> Dataset:
                    class_names=[str(i) for i in range(CLASSES)])
 
 
-def engine_throughput(config, data: Dataset, batch_size: int) -> float:
-    """Examples per second over the whole trial (evaluation excluded), as the run file's records give it."""
+def engine_cost(config, data: Dataset, batch_size: int) -> float:
+    """CPU microseconds per example trained, over the whole trial."""
     rows = []
 
     def on_event(event):
@@ -55,19 +58,19 @@ def engine_throughput(config, data: Dataset, batch_size: int) -> float:
     spec = TrialSpec(index=0, name="bench", batch_size=batch_size, seed=0, base_lr=0.01, lr=0.01)
     context = TrialContext(config=config, dataset=data, device=torch.device("cpu"),
                            train_eval_index=torch.arange(1024), emit=on_event, stop=threading.Event())
+    start = time.thread_time()
     assert run_trial(spec, context) == schema.COMPLETED
-    return rows[-1]["samples"] / rows[-1]["wall_time_s"]
+    return (time.thread_time() - start) / rows[-1]["samples"] * 1e6
 
 
-def plain_throughput(config, data: Dataset, batch_size: int) -> float:
+def plain_cost(config, data: Dataset, batch_size: int) -> float:
     torch.manual_seed(0)
     model = build_model(config.model, data.input_shape, data.kind, data.num_classes)
     optimizer = make_optimizer(config.train, model.parameters(), 0.01)
     generator = torch.Generator().manual_seed(0)
     steps = data.train_size // batch_size
-    seconds = 0.0
+    start = time.thread_time()
     for _ in range(config.train.epochs):
-        start = time.perf_counter()
         permutation = torch.randperm(data.train_size, generator=generator)
         x, y = data.x_train[permutation], data.y_train[permutation]
         for index in range(steps):
@@ -76,8 +79,7 @@ def plain_throughput(config, data: Dataset, batch_size: int) -> float:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        seconds += time.perf_counter() - start
-    return steps * batch_size * config.train.epochs / seconds
+    return (time.thread_time() - start) / (steps * batch_size * config.train.epochs) * 1e6
 
 
 def main() -> None:
@@ -94,16 +96,17 @@ def main() -> None:
     every, micro = measured.science.noise_every, measured.science.noise_microbatches
     print(f"MLP 40-128-128-10 on CPU (1 thread), {examples} examples x {base.train.epochs} epochs, median of "
           f"{rounds} interleaved rounds; noise scale every {every} steps in {micro} micro-batches")
-    print(f"{'batch':>6} {'plain/s':>10} {'off/s':>10} {'on/s':>10} {'off vs plain':>13} {'on vs off':>10}")
+    print("CPU microseconds per example trained (lower is better)")
+    print(f"{'batch':>6} {'plain':>8} {'off':>8} {'on':>8} {'off vs plain':>13} {'on vs off':>10}")
     for batch_size in BATCH_SIZES:
         plain, off, on = [], [], []
         for _ in range(rounds):
-            plain.append(plain_throughput(base, data, batch_size))
-            off.append(engine_throughput(base, data, batch_size))
-            on.append(engine_throughput(measured, data, batch_size))
-        plain_rate, off_rate, on_rate = (statistics.median(v) for v in (plain, off, on))
-        print(f"{batch_size:>6} {plain_rate:>10,.0f} {off_rate:>10,.0f} {on_rate:>10,.0f} "
-              f"{off_rate / plain_rate - 1:>+12.1%} {on_rate / off_rate - 1:>+9.1%}")
+            plain.append(plain_cost(base, data, batch_size))
+            off.append(engine_cost(base, data, batch_size))
+            on.append(engine_cost(measured, data, batch_size))
+        plain_us, off_us, on_us = (statistics.median(v) for v in (plain, off, on))
+        print(f"{batch_size:>6} {plain_us:>8.2f} {off_us:>8.2f} {on_us:>8.2f} "
+              f"{off_us / plain_us - 1:>+12.1%} {on_us / off_us - 1:>+9.1%}")
 
 
 if __name__ == "__main__":
