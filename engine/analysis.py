@@ -34,6 +34,7 @@ class TrialSummary:
     generalization_gap: float       # final train accuracy minus final val accuracy
     samples_per_s: float            # training_throughput: over the whole trial, evaluation excluded
     peak_memory_bytes: float
+    step_memory_bytes: float        # the trial's second step (schema.TRIAL_MEMORY_ATTRS); NaN when not measured
     wall_time_s: float              # training time, evaluation excluded
     steps_to_target: float          # NaN when the target was never reached (engine.science.targets.crossing)
     samples_to_target: float
@@ -53,6 +54,7 @@ REPORT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("loss_gap", "val-train loss", "{:.4f}"),
     ("samples_per_s", "samples/s", "{:.0f}"),
     ("peak_memory_bytes", "peak memory MiB", "{:.1f}"),
+    ("step_memory_bytes", "step memory MiB", "{:.3g}"),
     ("wall_time_s", "time s", "{:.1f}"),
 )
 
@@ -111,6 +113,7 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
         generalization_gap=_last(epoch["train_accuracy"]) - _last(val_acc),
         samples_per_s=training_throughput(trial),
         peak_memory_bytes=float(np.max(epoch["peak_memory_bytes"])) if len(epoch["peak_memory_bytes"]) else NAN,
+        step_memory_bytes=trial.step_memory_bytes,
         wall_time_s=wall,
         steps_to_target=first.steps, samples_to_target=first.samples, time_to_target_s=first.time_s,
         error=trial.error)
@@ -122,7 +125,7 @@ def summarize_run(run: RunData, target_accuracy: float | None = None) -> list[Tr
 
 def format_cell(summary: TrialSummary, key: str, fmt: str) -> str:
     value = getattr(summary, key)
-    if key == "peak_memory_bytes":
+    if key in ("peak_memory_bytes", "step_memory_bytes"):
         value = value / 2**20
     if isinstance(value, float) and math.isnan(value):
         return "-"

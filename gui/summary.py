@@ -10,6 +10,7 @@ engine.analysis and engine.science.recommendation; this module only lays them ou
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -24,8 +25,8 @@ from gui.export import CurrentPlotExport, export_table_csv, export_widget_image
 from gui.plotkit import PlotColors
 from gui.recommendation_view import RecommendationView
 from gui.summary_cards import (SERIES_SYMBOLS, SUMMARY_PLOT_NAMES, SUMMARY_PLOTS, KeyCard, Level, MissingPoint,
-                               SummaryCard, SummaryPoint, SummarySeries, levels_caption, memory_per_trial, memory_texts,
-                               MIN_CARD_WIDTH)
+                               SummaryCard, SummaryPoint, SummarySeries, levels_caption, memory_card, memory_per_trial,
+                               peak_memory_texts, MIN_CARD_WIDTH)
 from gui.summary_table import SummaryTable
 from gui.target_bar import TargetBar
 
@@ -241,20 +242,21 @@ class SummaryView(CurrentPlotExport, QWidget):
 
     def _draw(self) -> None:
         sizes = self._all_batch_sizes()
-        memory_title, memory_caption = memory_texts(self._runs)
+        memory_measure_key, memory_title, memory_caption = memory_card(self._runs)
         levels = self._levels()
         for card in self._cards.values():
             spec = card.spec
             if spec.name == "memory":
+                card.spec = replace(spec, measures=(memory_measure_key,))
                 card.set_texts(memory_title, memory_caption)
-                card.join_points = memory_per_trial(self._runs)
+                card.join_points = memory_measure_key == "step_memory_bytes" or memory_per_trial(self._runs)
             else:
                 card.set_texts(spec.title, spec.caption.format(target=self._target_words(),
                                                                levels=levels_caption(levels)))
             card.draw(self._series, sizes, self._theme, levels if spec.name == "accuracy" else ())
         self._key_card.update_key(sizes, self._series, self._theme)
         self._table.fill(self._series, sizes, self._target, self._theme,
-                         {"peak_memory_bytes": memory_title})
+                         {"peak_memory_bytes": peak_memory_texts(self._runs)[0]})
 
     def _levels(self) -> tuple[Level, ...]:
         """The accuracy card's reference lines, in percent: the target and the no-skill baseline. The view

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 from engine import schema
 from engine.analysis import MEMORY_LABELS, MEMORY_PER_TRIAL, BatchSizeStats, memory_measure
+from engine.hardware.memory_model import sweep_memory
 from engine.runfile import RunData
 from gui.colors import batch_size_color
 from gui.plotkit import CompactAxis, Display, PlotColors, display, make_pen, run_line_style, style_plot_item, with_alpha
@@ -58,6 +59,7 @@ MEASURES: dict[str, Measure] = {m.key: m for m in (
     # Over the whole trial, evaluation excluded (engine.analysis.training_throughput), as in the trial table.
     _measure("samples_per_s", "Throughput", "samples_per_s"),
     _measure("peak_memory_bytes", "Peak memory", "peak_memory_bytes"),
+    _measure("step_memory_bytes", "Memory per step", "peak_memory_bytes"),
 )}
 
 
@@ -383,12 +385,28 @@ def memory_per_trial(runs: list[RunData]) -> bool:
     return bool(runs) and all(memory_measure(run) == MEMORY_PER_TRIAL for run in runs)
 
 
-def memory_texts(runs: list[RunData]) -> tuple[str, str]:
-    """Title and caption of the memory card for what the runs measured."""
+def peak_memory_texts(runs: list[RunData]) -> tuple[str, str]:
+    """Title and caption of peak_memory_bytes for what the runs measured."""
     spec = next(plot for plot in SUMMARY_PLOTS if plot.name == "memory")
     if memory_per_trial(runs):
         return spec.title, spec.caption
     return PROCESS_MEMORY_TITLE, PROCESS_MEMORY_CAPTION
+
+
+def memory_card(runs: list[RunData]) -> tuple[str, str, str]:
+    """The measure, title and caption of the memory card: each trial's step memory where every run measured it
+    (engine.hardware.step_memory), with the sweep's memory model in the caption; else peak_memory_bytes."""
+    if not runs or not all(any(math.isfinite(t.step_memory_bytes) for t in run.trials) for run in runs):
+        return ("peak_memory_bytes", *peak_memory_texts(runs))
+    fits = [f"{run.path.stem}: {text}" if len(runs) > 1 else text
+            for run in runs if (text := sweep_memory(run).text())]
+    return ("step_memory_bytes", STEP_MEMORY_TITLE, f"{STEP_MEMORY_CAPTION} {' '.join(fits)}")
+
+
+STEP_MEMORY_TITLE = "Memory per training step"
+STEP_MEMORY_CAPTION = ("Lower is better; it must fit on the device. The memory of each trial's second training step, "
+                       "which belongs to the trial (not to what ran before it) and grows with the batch size as "
+                       "activations do (docs/memory.md).")
 
 
 class KeyCard(QFrame):

@@ -1,0 +1,39 @@
+"""The Summary's memory card shows each trial's step memory where the runs measured it, with the sweep's memory
+model in its caption; runs without it keep the process peak."""
+from __future__ import annotations
+
+import h5py
+import pyqtgraph as pg
+
+from engine import schema
+from engine.config import parse_config
+from engine.runfile import read_run
+from engine.sweep import run_sweep
+from gui.summary import SummaryView
+from tests.conftest import tiny_table
+
+
+def test_the_memory_card_plots_step_memory_with_the_fit_and_falls_back_without_it(qtbot, tmp_path):
+    view = SummaryView()
+    qtbot.addWidget(view)
+    view.resize(1200, 800)
+    view.show()
+    path = run_sweep(parse_config(tiny_table(sweep={"batch_sizes": [16, 64, 128]})), tmp_path)
+    run = read_run(path)
+    view.set_runs([run])
+    card = view.card("memory")
+    assert "Memory per training step" in card.title.text()
+    assert "per example" in card.caption.text() and "will not fit" in card.caption.text()
+    points = {point.batch_size: point.mean for point in view.points("memory")}
+    measured = {trial.batch_size: trial.step_memory_bytes for trial in run.trials}
+    scale = 1 / 2**20   # the card shows MiB
+    assert points == {size: value * scale for size, value in measured.items()}
+    assert any(isinstance(item, pg.PlotDataItem) for item in view.plot_item("memory").items)   # joined: comparable
+    assert "Peak memory, whole process (MiB) mean" in view.table_headers()    # the table keeps the process peak
+
+    with h5py.File(path, "r+") as handle:                  # as written before step memory was recorded
+        for trial in handle[schema.TRIALS_GROUP].values():
+            for key in schema.TRIAL_MEMORY_ATTRS:
+                del trial.attrs[key]
+    view.set_runs([read_run(path)])
+    assert "Peak memory, whole process" in card.title.text()
