@@ -9,6 +9,7 @@ import torch
 
 from engine.config import parse_config
 from engine.errors import ConfigError
+from engine.execution.ranks import Ranks
 from engine.hardware.threads import ThreadPolicy, set_thread_policy, thread_policy
 from engine.live import LiveRun
 from engine.runfile import read_run
@@ -55,3 +56,12 @@ def test_a_batch_size_that_does_not_divide_among_the_ranks_is_a_config_error():
                                     "(use a batch size that is a multiple of 4, or another number of ranks)"]
     with pytest.raises(ConfigError, match="not both"):
         parse_config(tiny_table(sweep={"data_parallel": 2, "parallel": 2}))
+
+
+def test_each_rank_takes_its_own_equal_share_of_the_batch():
+    inputs, targets = torch.arange(12.0).view(6, 2), torch.arange(6)
+    shares = [Ranks(rank, 3, False, torch.device("cpu")).share(inputs, targets) for rank in range(3)]
+    assert [share_targets.tolist() for _, share_targets in shares] == [[0, 1], [2, 3], [4, 5]]
+    assert torch.equal(torch.cat([share_inputs for share_inputs, _ in shares]), inputs)
+    with pytest.raises(ValueError, match="batch size 6 does not divide among 4 ranks"):
+        Ranks(0, 4, False, torch.device("cpu")).share(inputs, targets)

@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import signal
 import threading
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,11 +14,11 @@ from engine import schema
 from engine.config import parse_config
 from engine.events import StepsLogged
 from engine.execution import workers
-from engine.execution.parallelism import decide_cpu_workers
+from engine.execution.parallelism import decide_cpu_workers, plan_parallel
 from engine.hardware.threads import ThreadChoice, ThreadPolicy, set_thread_policy, split_among_workers, thread_policy
 from engine.resume import plan_resume, resume_sweep
 from engine.runfile import read_run
-from engine.sweep import run_sweep
+from engine.sweep import plan_trials, run_sweep
 from tests.conftest import tiny_table
 from tests.test_resume import assert_same_numbers
 
@@ -93,6 +94,24 @@ def test_auto_splits_the_cores_only_when_threads_scale_badly():
     assert decide_cpu_workers(8, 16, thread_speedup=7.0).workers == 1
     assert decide_cpu_workers(1, 16, thread_speedup=1.0).workers == 1
     assert "2.00×" in decide_cpu_workers(8, 16, thread_speedup=2.0).reason
+
+
+def test_auto_measures_the_sweeps_own_model_at_its_smallest_batch_size():
+    config = parse_config(tiny_table(sweep={"batch_sizes": [16, 32, 64], "parallel": "auto"}))
+    trials = plan_trials(config)
+    asked = []
+
+    def measure(config, context, batch_size, cores):
+        asked.append((batch_size, cores))
+        return 1.2
+
+    cpu = SimpleNamespace(device=torch.device("cpu"))
+    assert plan_parallel(config, cpu, trials, cores=4, measure=measure).workers == 3   # never more than trials
+    assert asked == [(16, 4)]
+    assert plan_parallel(config, cpu, trials, cores=1, measure=measure).workers == 1
+    assert len(asked) == 1   # one core: nothing to measure
+    fixed = parse_config(tiny_table(sweep={"parallel": 8}))
+    assert plan_parallel(fixed, cpu, plan_trials(fixed), cores=2, measure=measure).workers == 3
 
 
 def test_workers_share_the_free_cores_unless_the_count_is_fixed():
