@@ -807,6 +807,12 @@ class SetupPanel(QWidget):
         def count(n: int, word: str) -> str:
             return f"{n} {word}{'' if n == 1 else 's'}"
         sizes, seeds = len(table["sweep"]["batch_sizes"]), len(table["train"]["seeds"])
+        strategy = table["sweep"].get("strategy", "grid")
+        if strategy != "grid":   # a search: how many points is known in advance only for random and bayesian
+            sweep = table["sweep"]
+            points = "sizes doubled" if strategy == "start-small" else count(sweep["trials"], "point")
+            return (f"a {strategy} search, batch sizes {sweep['batch_size_min']} to {sweep['batch_size_max']}: "
+                    f"{points} × {count(seeds, 'seed')}")
         lrs = len(table["sweep"].get("learning_rates") or [])
         trials = sizes * seeds * max(1, lrs)
         parts = [count(sizes, "batch size"), count(seeds, "seed")] + ([count(lrs, "learning rate")] if lrs else [])

@@ -72,3 +72,16 @@ def test_the_search_tab_shows_the_opened_run_and_renders(qtbot, main_window, sea
     image = QImage(str(path))
     colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
     assert len(colours) > 20, "the rendered tab is blank"
+
+
+@pytest.mark.parametrize("preset, text", [
+    ("bayesian-batch-and-lr", "a bayesian search, batch sizes 8 to 512: 14 points × 1 seed"),
+    ("start-small", "a start-small search, batch sizes 8 to 1024: sizes doubled × 2 seeds")])
+def test_the_setup_panel_says_what_a_search_will_train(qtbot, preset, text):
+    from engine.config import load_config
+    from engine.resources import presets
+    from gui.setup_panel import SetupPanel
+    panel = SetupPanel()
+    qtbot.addWidget(panel)
+    panel.set_config(load_config(presets()[preset]))
+    assert panel.status_label.text() == f"✓ Ready to run: {text}."
