@@ -51,6 +51,12 @@ def test_json_has_the_critical_batch_noise_scale_and_steps_to_target(tmp_path, c
     for trial in document["trials"]:
         assert trial["steps_to_target"] == pytest.approx(trial["samples_to_target"] / trial["batch_size"])
         assert {"time_to_target_s", "best_val_accuracy", "status", "lr", "seed"} <= set(trial)
+    verdicts = {f["claim_id"]: f["verdict"] for f in document["findings"]}
+    assert len(verdicts) == 7
+    assert verdicts["diminishing_returns_past_critical_batch"] == "supported"      # sizes up to 10 x B_crit
+    assert verdicts["memory_linear_in_batch_size"] == "untestable"                  # a CPU run
+    assert verdicts["small_batches_fewer_epochs"] == "supported"
+    assert "Findings:" in out and "Supported: Returns diminish past a critical batch size" in out
     assert "Critical batch (steps to 50.0% validation accuracy, tuned" in out
     assert "Noise scale B_simple, averaged up to the target: 80" in out
 

@@ -28,7 +28,9 @@ not reached is null, never 0):
                          "advice", "unavailable"},
       "noise_scale": {"b_simple", "unavailable",
                       "trials": [{"name", "batch_size", "seed", "base_lr", "measurements", "b_simple",
-                                  "b_simple_to_target", "unavailable"}]}
+                                  "b_simple_to_target", "unavailable"}]},
+      "findings": [{"claim_id", "claim", "verdict": "supported" | "contradicted" | "inconclusive" | "untestable",
+                    "evidence": "the numbers in words", "numbers": {...}, "preset": "the preset that tests it"}]
     }
 
 Steps to target are the first crossing interpolated in log-steps between scheduled evaluations (null:
@@ -54,7 +56,11 @@ from engine.hardware.memory_model import sweep_memory
 from engine.errors import UserError
 from engine.runfile import RunData
 from engine.science import critical_batch as critical, noise_scale
+from engine.science.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED, UNTESTABLE, Finding, findings
 from engine.science.recommendation import Verdict
+
+VERDICT_WORDS = {SUPPORTED: "Supported", CONTRADICTED: "Contradicted", INCONCLUSIVE: "Inconclusive",
+                 UNTESTABLE: "Not tested"}
 
 REPORT_FORMAT = "batch-size-lab-report"
 REPORT_FORMAT_VERSION = 1
@@ -73,10 +79,21 @@ class Science:
     """What a run shows about batch size beyond the recommendation, at one target."""
     critical_batch: critical.CriticalBatch
     noise: noise_scale.NoiseSummary
+    findings: list[Finding]
 
 
 def analyse(run: RunData, target: float | None) -> Science:
-    return Science(critical.critical_batch(run, target), noise_scale.noise_summary(run, target))
+    return Science(critical.critical_batch(run, target), noise_scale.noise_summary(run, target),
+                   findings(run, target))
+
+
+def _clean(value: Any) -> Any:
+    """JSON's view of a finding's numbers: NaN and infinity are null, nested lists and tables kept."""
+    if isinstance(value, dict):
+        return {str(key): _clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(item) for item in value]
+    return _number(value)
 
 
 def report_document(run: RunData, summaries: list[TrialSummary], verdict: Verdict, target_given: bool,
@@ -127,12 +144,17 @@ def science_document(science: Science) -> dict:
         "noise_scale": {"b_simple": _number(noise.b_simple), "unavailable": noise.unavailable,
                         "trials": [{key: _number(value) for key, value in asdict(trial).items()}
                                    for trial in noise.trials]},
+        "findings": [{"claim_id": f.claim_id, "claim": f.claim, "verdict": f.verdict, "evidence": f.evidence,
+                      "numbers": _clean(f.numbers), "preset": f.preset} for f in science.findings],
     }
 
 
 def science_lines(science: Science) -> list[str]:
     """The report's text after the recommendation: the critical batch and the noise scale."""
-    return critical.lines(science.critical_batch) + noise_scale.lines(science.noise)
+    lines = critical.lines(science.critical_batch) + noise_scale.lines(science.noise) + ["", "Findings:"]
+    for finding in science.findings:
+        lines += [f"  {VERDICT_WORDS[finding.verdict]}: {finding.claim}", f"    {finding.evidence}"]
+    return lines
 
 
 def write_report_json(document: dict, destination: str) -> None:

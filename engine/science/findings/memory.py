@@ -1,0 +1,44 @@
+"""Claim: memory grows linearly with batch size."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.analysis import MEMORY_PER_TRIAL
+from engine.science.findings.evidence import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Context, Finding, mean,
+                                              untestable)
+
+CLAIM_ID = "memory_linear_in_batch_size"
+CLAIM = "Memory grows linearly with batch size."
+PRESET = "demo"
+# A straight line must explain this share of the variation of peak memory over batch sizes to count as linear.
+LINEAR_R2 = 0.95
+# Growth from the smallest to the largest batch size below this share of the smallest's memory is no growth.
+GROWTH_TOLERANCE = 0.05
+
+
+def judge(context: Context) -> Finding:
+    if context.memory_measure != MEMORY_PER_TRIAL:
+        return untestable(CLAIM_ID, CLAIM, "it trained on the CPU, where peak memory is the process's, which keeps "
+                          "what earlier trials used; run it on a GPU (or use find-max-batch)", PRESET)
+    memory = {size: values for size, values in context.by_batch_size("peak_memory_bytes").items() if values}
+    if len(memory) < 3:
+        return untestable(CLAIM_ID, CLAIM, "a line through fewer than three batch sizes tests nothing", PRESET)
+    sizes = np.array(sorted(memory), float)
+    means = np.array([mean(memory[int(size)]) for size in sizes])
+    slope, intercept = np.polyfit(sizes, means, 1)
+    fitted = slope * sizes + intercept
+    total = float(np.sum((means - means.mean()) ** 2))
+    r2 = 1 - float(np.sum((means - fitted) ** 2)) / total if total > 0 else 0.0
+    growth = (means[-1] - means[0]) / means[0]
+    if growth <= GROWTH_TOLERANCE:
+        verdict = CONTRADICTED
+    elif r2 >= LINEAR_R2:
+        verdict = SUPPORTED
+    else:
+        verdict = INCONCLUSIVE
+    evidence = (f"Peak memory {means[0] / 2**20:,.0f} MiB at batch size {int(sizes[0])}, {means[-1] / 2**20:,.0f} MiB "
+                f"at {int(sizes[-1])} ({growth:+.0%}); a straight line explains R² = {r2:.3f} of it "
+                f"({slope / 2**10:,.1f} KiB per example, {intercept / 2**20:,.0f} MiB fixed).")
+    return Finding(CLAIM_ID, CLAIM, verdict, evidence,
+                   {"batch_sizes": sizes.astype(int).tolist(), "peak_memory_bytes": means.tolist(), "r2": r2,
+                    "bytes_per_example": float(slope), "fixed_bytes": float(intercept)}, PRESET)
