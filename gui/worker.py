@@ -9,6 +9,7 @@ before it, so nothing the table or the run file depends on is ever dropped or re
 from __future__ import annotations
 
 import atexit
+import gc
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from engine.config import ExperimentConfig
@@ -33,6 +35,17 @@ STEP_INTERVAL_S = 0.05   # at most one batch of step records per 50 ms reaches t
 # pool's barrier, and small-batch training slowed 25-250 times in the window (11-92 against 2,400-2,800 steps/s
 # at batch size 8 on 2 cores; benchmarks/gui_latency.py). The engine's thread policy keeps that core free.
 WINDOW_THREAD_POLICY = ThreadPolicy(reserve=1)
+
+
+def settle_framework() -> None:
+    """Have PyTorch import what it imports lazily on the first optimizer (its compiler, sympy: ~800 modules,
+    ~120,000 objects), then move everything alive out of the garbage collector's sight, as gui.app does after
+    start-up. Otherwise every full collection during the sweep walks those objects while holding the
+    interpreter lock, a pause of 80-190 ms for the window (benchmarks/gui_latency.py). Collected first, so
+    no garbage is kept; objects of later trials are not frozen and are collected as usual."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    gc.collect()
+    gc.freeze()
 
 
 class StepCoalescer:
@@ -128,6 +141,7 @@ class SweepWorker(QObject):
         path = ""
         try:
             set_thread_policy(WINDOW_THREAD_POLICY)
+            settle_framework()
             path = str(train(coalescer))
         except UserError as error:
             self.failed.emit(str(error))

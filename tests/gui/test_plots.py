@@ -14,7 +14,7 @@ from engine.errors import UserError
 from engine.events import EpochEnded, StepsLogged
 from engine.runfile import read_run
 from gui.colors import batch_size_color
-from gui.plots import (MAX_REDRAW_INTERVAL_MS, MIN_PLOT_HEIGHT, MIN_PLOT_WIDTH, PLOTS, REDRAW_INTERVAL_MS, X_AXES,
+from gui.plots import (GROWTH_HEADROOM, MAX_REDRAW_INTERVAL_MS, MIN_PLOT_HEIGHT, MIN_PLOT_WIDTH, PLOTS, REDRAW_INTERVAL_MS, X_AXES,
                        LivePlots)
 from gui.smoothing import ema
 from tests.gui.runfactory import live_run, write_run
@@ -128,6 +128,27 @@ def test_every_x_axis_switch_shows_all_the_data_of_a_live_run(plots, qtbot):
         plots.mark_dirty(live.apply(event))
     last_step = max(trial.step["step"][-1] for trial in live.run.trials)
     qtbot.waitUntil(lambda: plots.x_range()[1] >= last_step and _all_data_in_view(plots), timeout=2000)
+
+
+def test_a_growing_run_moves_the_x_range_in_steps_and_keeps_all_its_data_in_view(plots):
+    """Redrawing every axis, grid and clipped curve for a new x range is most of a live redraw's cost: the view
+    grows with headroom instead of at every update, and always shows all the data."""
+    live, events = live_run(batch_sizes=(8,), epochs=40, train_size=800, chunk_steps=20)
+    plots.set_runs([live.run])
+    ranges, updates = set(), 0
+    for event in events:
+        changed = live.apply(event)
+        if changed:
+            plots.mark_dirty(changed)
+            plots.redraw_now()
+            updates += 1
+            ranges.add(plots.x_range())
+            if live.run.trials[0].epochs_done:          # every plot has data
+                assert _all_data_in_view(plots), plots.x_range()
+    assert updates > 150 and len(ranges) < updates / 5, (len(ranges), updates)
+    plots.fit_view()                            # View all: the data again, without headroom
+    low, high = plots.x_range()
+    assert 40 <= high < 40 * (1 + GROWTH_HEADROOM / 2)
 
 
 def test_a_zoom_is_kept_in_the_new_units_and_fit_shows_everything_again(plots, run, qtbot):
