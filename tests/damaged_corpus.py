@@ -182,7 +182,7 @@ def _structured_damage(source: Path, original: bytes, rng: random.Random, add) -
         trial_names = list(handle[schema.TRIALS_GROUP])
     trial = f"{schema.TRIALS_GROUP}/{trial_names[0]}"
     root_keys = ["format", "format_version", "config", "created", "status", *schema.ENVIRONMENT_ATTRS,
-                 *schema.CLASS_BALANCE_ATTRS, *schema.ANNOTATION_ATTRS]
+                 *schema.CLASS_BALANCE_ATTRS]
     for key in root_keys:
         for label, value in WRONG_VALUES.items():
             with h5py.File(add(f"root-{key}-{label}"), "r+") as handle:
@@ -196,6 +196,11 @@ def _structured_damage(source: Path, original: bytes, rng: random.Random, add) -
                 handle[trial].attrs[key] = value
         with h5py.File(add(f"trial-{key}-deleted"), "r+") as handle:
             del handle[trial].attrs[key]
+    # The source has no name, notes or tags: only wrong values, no "deleted" variants that would copy it unchanged.
+    for key in schema.ANNOTATION_ATTRS:
+        for label, value in WRONG_VALUES.items():
+            with h5py.File(add(f"root-{key}-{label}"), "r+") as handle:
+                handle.attrs[key] = value
     for label, (key, value) in ANNOTATION_DAMAGE.items():
         with h5py.File(add(f"annotation-{label}"), "r+") as handle:
             handle.attrs[key] = value
