@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogBut
 
 from engine.config_diff import NOT_SET, NOT_SET_TEXT, config_diff, value_text
 from engine.runfile import RunData
+from gui.plain_text import plain_tooltip
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class ConfigDiffDialog(QDialog):
         self.table.setObjectName("configDiffTable")
         self.table.setHorizontalHeaderLabels(["Setting", *(run.name for run in self._runs)])
         for column, run in enumerate(self._runs, start=1):
-            self.table.horizontalHeaderItem(column).setToolTip(f"{run.name}\n{run.file_name}")
+            self.table.horizontalHeaderItem(column).setToolTip(plain_tooltip(f"{run.name}\n{run.file_name}"))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
@@ -82,7 +83,7 @@ class ConfigDiffDialog(QDialog):
             items = [setting]
             for value in diff.values:
                 item = QTableWidgetItem(value_text(value))
-                item.setToolTip(f"{diff.key} = {value_text(value)}")
+                item.setToolTip(plain_tooltip(f"{diff.key} = {value_text(value)}"))
                 if value is NOT_SET:
                     font = item.font()
                     font.setItalic(True)

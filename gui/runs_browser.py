@@ -27,6 +27,7 @@ from engine.run_listing import matches, problem_text, run_files, short_error, st
 from engine.runfile import RunHeader, read_header
 from gui.config_diff_view import ComparedRun, ConfigDiffDialog
 from gui.export import export_table_csv
+from gui.plain_text import plain_tooltip
 from gui.run_details_dialog import RunDetailsDialog
 from gui.theme import status_color
 
@@ -545,13 +546,13 @@ class RunsBrowser(QWidget):
         if header.note:
             tip += f"\nThis file is {header.note}."
         for item in items:
-            item.setToolTip(tip)
+            item.setToolTip(plain_tooltip(tip))
         items[_STATUS].setToolTip(status)
         items[_SIZES].setToolTip(f"Batch sizes: {sizes}")
         if tags:
-            items[_TAGS].setToolTip(f"Tags: {tags}")
+            items[_TAGS].setToolTip(plain_tooltip(f"Tags: {tags}"))
         if header.notes:
-            items[_NOTES].setToolTip(header.notes)
+            items[_NOTES].setToolTip(plain_tooltip(header.notes))
         return items
 
     def _row_path(self, row: int) -> Path:

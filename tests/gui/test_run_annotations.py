@@ -99,7 +99,7 @@ def test_rename_notes_and_tags_reach_the_file_and_survive_reopening_the_app(qtbo
     assert runs.workspace() == folder
     assert _cell(runs, "cnn-b.h5", NAME) == "Wide CNN, lr 0.1" and _cell(runs, "cnn-b.h5", TAGS) == "baseline, CNN"
     assert runs.table_widget().item([p.name for p in runs.paths()].index("cnn-b.h5"), NOTES).toolTip() == \
-        "Two sizes only.\nOOM at 64."
+        "<p style='white-space:pre-wrap'>Two sizes only.\nOOM at 64.</p>"
     reopened.open_runs([folder / "cnn-b.h5"])
     assert reopened.table_hint.text() == "Wide CNN, lr 0.1"
     reopened.close()
@@ -235,3 +235,11 @@ def test_f2_renames_the_selected_run(qtbot, browser, folder):
     with qtbot.waitSignal(browser.annotated, timeout=10_000):
         qtbot.keyClick(table, Qt.Key.Key_F2)
     assert read_header(folder / "lstm-c.h5").name == "By keyboard"
+
+
+def test_a_name_that_looks_like_markup_shows_as_typed(qtbot, browser, folder):
+    browser.annotate_run(folder / "mlp-a.h5", name="<b>bold</b> & co", notes="<i>x</i>")
+    row = [path.name for path in browser.paths()].index("mlp-a.h5")
+    assert browser.table_widget().item(row, NAME).text() == "<b>bold</b> & co"
+    tip = browser.table_widget().item(row, NAME).toolTip()
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in tip and "<b>" not in tip
