@@ -46,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "(with --resume: the device the run was trained on)")
     run.add_argument("--threads", type=_thread_count, metavar="N", help="train with exactly N CPU threads (default: "
                      "before each trial, as many as there are cores free of other processes)")
+    run.add_argument("--storage", metavar="JOURNAL", help="random and bayesian searches: share one study with other "
+                     "processes or machines through this journal file (created if missing); each writes its own run "
+                     "file, and 'report' merges them")
     report = commands.add_parser("report", help="one row per trial of a run file; optional CSV and figure")
-    report.add_argument("run_file", help="a run file (.h5) written by 'run' or the app")
+    report.add_argument("run_file", nargs="+", help="a run file (.h5) written by 'run' or the app; several files of "
+                        "one shared search (run --storage) are merged into one report")
     report.add_argument("--csv", help="also write the table as CSV to this path")
     report.add_argument("--png", help="also write a summary figure (accuracy and throughput vs batch size)")
     report.add_argument("--target", type=float, help="validation accuracy target (a fraction, e.g. 0.85) for "
@@ -126,6 +130,9 @@ def _run_arguments_problem(args: argparse.Namespace) -> str:
             return "run: give a config or --resume RUN.h5, not both (a resumed sweep uses the config in its file)"
         if args.out is not None:
             return "run --resume: --out does not apply (the sweep goes on in its own run file)"
+        if args.storage is not None:
+            return ("run --resume: --storage does not apply (a shared study lives in its journal file: start another "
+                    "run with the same --storage instead)")
         return ""
     if args.config is None:
         return "run: the following arguments are required: config (or --resume RUN.h5)"
@@ -171,7 +178,8 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(resolve_config_path(args.config))
 
         def sweep(on_event, stop):
-            return run_sweep(config, args.out, device=args.device, on_event=on_event, stop=stop)
+            return run_sweep(config, args.out, device=args.device, on_event=on_event, stop=stop,
+                             storage=args.storage)
 
     stop = threading.Event()
     interrupted = threading.Event()
@@ -226,7 +234,10 @@ def _report(args: argparse.Namespace) -> int:
     if args.target is not None and not 0 < args.target <= 1:
         raise UserError(f"--target {args.target:g}: give the validation accuracy as a fraction between 0 and 1, "
                         "e.g. 0.85")
-    run = read_run(args.run_file)
+    runs = [read_run(path) for path in args.run_file]
+    if len(runs) > 1:
+        from engine.search.shared import merge_runs
+    run = runs[0] if len(runs) == 1 else merge_runs(runs)
     verdict = judge(run, args.target)
     summaries = summarize_run(run, verdict.target_accuracy)
     out = sys.stderr if args.json == "-" else sys.stdout
@@ -243,7 +254,7 @@ def _report(args: argparse.Namespace) -> int:
     for s in summaries:
         if s.error:
             print(f"{s.name}: {s.status}: {s.error}", file=out)
-    for name, attempts in read_attempts(args.run_file).items():
+    for name, attempts in [item for path in args.run_file for item in read_attempts(path).items()]:
         kept = ", ".join(f"{a.status} after {a.epochs_done} epoch{'s' if a.epochs_done != 1 else ''}" for a in attempts)
         print(f"{name}: trained again by a resume; the earlier attempt{'s' if len(attempts) != 1 else ''} "
               f"({kept}) kept in the file", file=out)

@@ -24,6 +24,7 @@ from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads
 from engine.events import TrialScored
 from engine.runfile import RunWriter, TrialData
 from engine.search import make_strategy
+from engine.search.shared import check_shared
 from engine.search.results import TrialResult, trial_data
 from engine.train import TrialContext, run_trial, scaled_lr, total_steps
 
@@ -147,21 +148,25 @@ def load_sweep_data(config: ExperimentConfig, device: torch.device) -> Dataset:
 
 
 def run_sweep(config: ExperimentConfig, out_dir: str | Path, *, device: str | None = None,
-              on_event: Callable[[Event], None] | None = None, stop: threading.Event | None = None) -> Path:
+              on_event: Callable[[Event], None] | None = None, stop: threading.Event | None = None,
+              storage: str | None = None) -> Path:
     """Train every trial of the config and write one run file into out_dir; returns its path.
 
     Problems with the config or the data raise before any file is written. Failures inside a trial are
     recorded in that trial and the sweep goes on. Setting `stop` ends the running trial as `cancelled`
-    within one step and ends the sweep."""
+    within one step and ends the sweep. `storage`: a journal file that several processes' searches share
+    (engine.search.shared)."""
     on_event = on_event or (lambda event: None)
     out_dir = Path(out_dir)
     torch_device = resolve_device(device or config.sweep.device)
     _prepare_out_dir(out_dir)
+    if storage is not None:
+        check_shared(config, storage)
     dataset, probe = prepare_sweep_data(config, torch_device, on_event)
     env = environment(torch_device)
     writer = RunWriter.create(out_dir, config.name, config.to_toml(), {**env, **class_balance(dataset)})
     return train_trials(writer, config, dataset, probe, torch_device, plan_trials(config), env, on_event=on_event,
-                        stop=stop)
+                        stop=stop, storage=storage)
 
 
 def prepare_sweep_data(config: ExperimentConfig, torch_device: torch.device,
@@ -197,7 +202,7 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
                  on_event: Callable[[Event], None], stop: threading.Event | None = None,
                  to_train: list[TrialSpec] | None = None,
                  finished: dict[str, str] | None = None, restored: Iterable[Event] = (),
-                 history: Mapping[str, TrialData] | None = None) -> Path:
+                 history: Mapping[str, TrialData] | None = None, storage: str | None = None) -> Path:
     """The trial loop shared by a new sweep and a resumed one; closes the writer and returns the file's path.
 
     `planned` is the whole sweep (for progress); `to_train` the trials still to train (all of them when
@@ -206,7 +211,7 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
     search strategy is told again in its own order, so that it goes on where it stopped."""
     stop = stop or threading.Event()
     strategy = make_strategy(config, planned if to_train is None else to_train, lambda text: on_event(Message(text)),
-                             dataset.train_size)
+                             dataset.train_size, storage)
     recorder = _Recorder(writer, on_event)
     recorder.statuses.update(finished or {})
     recorder.finished.update(history or {})

@@ -298,3 +298,37 @@ def test_kill_9_mid_search_then_resume_continues_the_same_study(tmp_path):
         return sorted((t.search_point, t.seed, t.batch_size, t.lr, t.status, round(t.objective, 9)
                        if math.isfinite(t.objective) else None) for t in run.trials)
     assert proposals(path) == proposals(next(whole.glob("*.h5")))
+
+
+def test_two_processes_share_one_study_through_a_journal_file_and_report_merges_their_files(tmp_path, capsys):
+    from engine.cli import main
+    table = tiny_table(data={"num_samples": 600}, train={"epochs": 2},
+                       sweep={**SEARCH, "strategy": "bayesian", "trials": 6, "lr_min": 0.01, "lr_max": 0.5})
+    config = tmp_path / "search.toml"
+    config.write_text(tomli_w.dumps(table))
+    journal = tmp_path / "study.journal"
+    processes = [subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", str(config), "--out",
+                                   str(tmp_path / name), "--storage", str(journal), "--threads", "1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    for process in processes:
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err
+    files = [next((tmp_path / name).glob("*.h5")) for name in ("a", "b")]
+    points = [{t.search_point for t in read_run(path).trials} for path in files]
+    assert all(points), "both processes trained points of the study"
+    assert not points[0] & points[1], "no point was trained twice"
+    # Every point of the study counts; two processes asking at once may each add one beyond the budget.
+    assert 6 <= len(points[0] | points[1]) <= 7
+    assert main(["report", *map(str, files)]) == 0
+    assert f"Search (bayesian): {len(points[0] | points[1])} points trained" in capsys.readouterr().out
+
+
+def test_a_shared_study_is_refused_where_it_cannot_apply(tmp_path, capsys):
+    from engine.cli import main
+    config = tmp_path / "grid.toml"
+    config.write_text(tomli_w.dumps(tiny_table()))
+    assert main(["run", str(config), "--out", str(tmp_path), "--storage", str(tmp_path / "j")]) == 2
+    assert "--storage" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "--resume", str(tmp_path / "x.h5"), "--storage", str(tmp_path / "j")])
+    assert "--storage does not apply" in capsys.readouterr().err

@@ -26,13 +26,15 @@ __all__ = ["GridStrategy", "TrialResult", "make_strategy"]
 
 
 def make_strategy(config: ExperimentConfig, planned: list[TrialSpec],
-                  message: Callable[[str], None] = lambda text: None, train_size: int = 0):
+                  message: Callable[[str], None] = lambda text: None, train_size: int = 0,
+                  storage: str | None = None):
     """The strategy of config.sweep.strategy. `planned`: a grid's trials still to train (ignored by searches);
-    `train_size`: the training examples, one epoch (a pruner spares a trial's first epoch)."""
+    `train_size`: the training examples, one epoch (a pruner spares a trial's first epoch); `storage`: a journal
+    file whose study several processes share (random and bayesian only: engine.search.shared)."""
     if config.sweep.strategy == "grid":
         return GridStrategy(planned)
     if config.sweep.strategy == "start-small":
         from engine.search.start_small import StartSmallStrategy
         return StartSmallStrategy(config, message)
     from engine.search.optuna_search import SamplerStrategy   # imports Optuna only when a search asks for it
-    return SamplerStrategy(config, message, train_size)
+    return SamplerStrategy(config, message, train_size, storage)

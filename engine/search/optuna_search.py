@@ -17,6 +17,7 @@ validation loss for final_val_loss.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -27,6 +28,7 @@ from engine.config import ExperimentConfig
 from engine.events import TrialSpec
 from engine.runfile import TrialData
 from engine.search.results import TrialResult, minimize, point_score, trial_objective
+from engine.search.shared import journal_storage
 from engine.search.space import lr_searched, point_trials, powers_of_two
 from engine.train import total_steps
 
@@ -40,12 +42,13 @@ EVALUATION_POSITIONS = 8
 TPE_STARTUP_SHARE = 0.3
 
 
-def _sampler(config: ExperimentConfig) -> optuna.samplers.BaseSampler:
+def _sampler(config: ExperimentConfig, offset: int) -> optuna.samplers.BaseSampler:
     sweep = config.sweep
+    seed = (sweep.search_seed + offset) % 2**32
     if sweep.strategy == "random":
-        return optuna.samplers.RandomSampler(seed=sweep.search_seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     startup = min(10, max(3, round(TPE_STARTUP_SHARE * sweep.trials)))
-    return optuna.samplers.TPESampler(seed=sweep.search_seed, n_startup_trials=startup, multivariate=True)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
 
 
 def evaluation_position(samples: float) -> int:
@@ -83,13 +86,16 @@ class SamplerStrategy:
     """random or bayesian: `trials` points drawn by Optuna's sampler from the [sweep] range."""
 
     def __init__(self, config: ExperimentConfig, message: Callable[[str], None] = lambda text: None,
-                 train_size: int = 0):
+                 train_size: int = 0, storage: str | None = None):
         optuna.logging.set_verbosity(optuna.logging.WARNING)   # its per-trial INFO lines would bury our progress
         self.config, self.name, self._message = config, config.sweep.strategy, message
         sweep = config.sweep
         self.objective = sweep.objective
-        self.study = optuna.create_study(study_name=STUDY_NAME, sampler=_sampler(config), pruner=_pruner(config, train_size),
-                                         direction="minimize" if minimize(sweep.objective) else "maximize")
+        # A shared study's processes seed their samplers apart, or they would all propose the same points.
+        self.study = optuna.create_study(
+            study_name=STUDY_NAME, sampler=_sampler(config, os.getpid() if storage else 0),
+            pruner=_pruner(config, train_size), direction="minimize" if minimize(sweep.objective) else "maximize",
+            storage=None if storage is None else journal_storage(storage), load_if_exists=storage is not None)
         self.after_evaluation = self._judge if sweep.pruner != "none" else None
         self.expected_points = sweep.trials
         self.points = 0                                  # points asked so far, repeats included
@@ -113,7 +119,8 @@ class SamplerStrategy:
                     self._replay(spec, finished[spec.name])
                     continue
                 return spec
-            if self.points >= self.config.sweep.trials:
+            # Every point of the study counts, those other processes sharing it asked for too.
+            if len(self.study.get_trials(deepcopy=False)) >= self.config.sweep.trials:
                 self.conclusion = self._conclude()
                 return None
             self._ask()
@@ -202,7 +209,7 @@ class SamplerStrategy:
     def _conclude(self) -> str:
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in self.study.trials)
         repeats = self.points - len(self._earlier)
-        words = f"the search tried its {self.points} points ({pruned} pruned" + \
+        words = f"the search tried its {len(self.study.trials)} points ({pruned} pruned" + \
             (f", {repeats} repeating an earlier one)" if repeats else ")")
         scored = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE
                   and math.isfinite(t.value)]
