@@ -217,6 +217,9 @@ class TrialTableModel(QAbstractTableModel):
             return COLUMNS[section].screen_title()
         if role == Qt.ItemDataRole.ToolTipRole:
             return COLUMNS[section].tooltip
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            # Over its cells: the last column stretches, and a left-aligned title sat far from its numbers.
+            return self._alignment(COLUMNS[section].key)
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role=Qt.ItemDataRole.DisplayRole):
@@ -229,9 +232,7 @@ class TrialTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return self._sort_value(row, key)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            if key in ("run", "status"):
-                return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return self._alignment(key)
         if role == Qt.ItemDataRole.ForegroundRole and key == "status":
             return theme.status_color(row.status)
         if role == Qt.ItemDataRole.FontRole and key == "status" and row.status == schema.RUNNING:
@@ -246,6 +247,12 @@ class TrialTableModel(QAbstractTableModel):
                 return f"{schema.STATUS_LABELS.get(row.status, row.status)}: {row.error}"
             return f"{row.run_name} · {row.name}"
         return None
+
+    @staticmethod
+    def _alignment(key: str) -> int:
+        if key in ("run", "status"):
+            return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
     @staticmethod
     def _display(row: TrialRow, key: str) -> str:

@@ -1,12 +1,15 @@
-"""Screenshots for the README: the main window during a real sweep, and the Summary tab after it.
+"""Screenshots for the README: the main window during a real sweep, and every main tab after it.
 
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs]
 
 Writes docs/screenshot-sweep.png (mid-sweep, Live tab) and docs/screenshot-summary.png (Summary tab once the
 sweep has finished, setup panel closed to give the cards the width), both of the window at 1400×900 in the
-light theme. The sweep is real: MLP on MNIST-1D at
-five batch sizes, two seeds, 15 epochs (well under a minute on a laptop CPU). Settings and run files go to a
-temporary folder; the user's are never touched.
+light theme; then docs/screens/<tab>-<width>x<height>-<theme>.png: each main tab, setup panel open as a new
+user finds it, at 1280×720 and 1920×1080, in the light and the dark theme. Those are stored with a palette of
+256 colours (a quarter of the size; flat UI colours survive it), so the whole set stays near 2 MB.
+
+The sweep is real: MLP on MNIST-1D at five batch sizes, two seeds, 15 epochs (well under a minute on a laptop
+CPU). Settings and run files go to a temporary folder; the user's are never touched.
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 WINDOW_SIZE = (1400, 900)
+SCREEN_SIZES = ((1280, 720), (1920, 1080))
+THEMES = ("light", "dark")
+SETTLE_MS = 400        # after a resize, theme or tab switch: the summary and plots redraw on short timers
 EXPERIMENT = {
     "name": "mlp-on-mnist1d",
     "description": "README screenshot: where does a larger batch stop paying off?",
@@ -44,8 +50,10 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bsl-screenshots-"))
     os.environ["BATCH_SIZE_LAB_WORKSPACE"] = str(scratch / "workspace")
     os.environ.setdefault("BATCH_SIZE_LAB_CACHE", str(scratch / "cache"))
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtGui import QImage
 
+    from engine import schema
     from gui.app import create_application, keep_settings_in, settle_after_startup
     keep_settings_in(scratch / "settings")
     app = create_application([sys.argv[0]])
@@ -65,20 +73,51 @@ def main() -> int:
     sweep_path, summary_path = args.out / "screenshot-sweep.png", args.out / "screenshot-summary.png"
     state = {"ended": 0, "sweep_grabbed": False, "failed": ""}
 
-    def grab(path: Path) -> None:
+    def grab(path: Path, palette: bool = False) -> None:
         window.plots.redraw_now()
         app.processEvents()
-        image = window.grab()
+        image = window.grab().toImage()
+        if palette:
+            # Nearest colours, no dithering: dithered noise compresses badly (290 KB against 60 KB here).
+            image = image.convertToFormat(QImage.Format.Format_Indexed8, Qt.ImageConversionFlag.ThresholdDither)
         if not image.save(str(path)):
             raise SystemExit(f"could not write {path}")
         print(path)
+
+    def every_tab_shots() -> list:
+        """(what to do, then grab to this path or None) for each tab, size and theme, in order."""
+        steps = [(lambda: window.setup_dock.show(), None)]
+        for theme_name in THEMES:
+            steps.append((lambda name=theme_name: window.set_theme(name), None))
+            for width, height in SCREEN_SIZES:
+                steps.append((lambda size=(width, height): window.resize(*size), None))
+                for index in range(window.tabs.count()):
+                    tab = window.tabs.tabText(index).replace("&", "").lower().replace(" ", "-")
+                    path = args.out / "screens" / f"{tab}-{width}x{height}-{theme_name}.png"
+                    steps.append((lambda i=index: window.tabs.setCurrentIndex(i), path))
+        steps.append((lambda: window.set_theme("light"), None))
+        return steps
+
+    def take(steps: list) -> None:
+        """One step now, its grab once the window has settled, then the next: the event loop runs between."""
+        if not steps:
+            window.close()
+            return
+        action, path = steps.pop(0)
+        action()
+
+        def then() -> None:
+            if path is not None:
+                grab(path, palette=True)
+            take(steps)
+        QTimer.singleShot(SETTLE_MS, then)
 
     def watch_progress() -> None:
         """Poll the window (not the engine) for the moment to take the mid-sweep picture."""
         if state["sweep_grabbed"] or not window.is_running():
             return
         rows = window.trial_table.table_model.rows()
-        running = [row for row in rows if row.status == "running" and row.epoch_progress]
+        running = [row for row in rows if row.status == schema.RUNNING and row.epoch_progress]
         if state["ended"] >= TRIALS_BEFORE_GRAB and running and running[0].epoch_progress >= EPOCHS_INTO_TRIAL:
             state["sweep_grabbed"] = True
             grab(sweep_path)
@@ -97,7 +136,8 @@ def main() -> int:
         # from the View menu (the saved layout is the scratch folder's, not the user's).
         window.setup_dock.hide()
         window.tabs.setCurrentWidget(window.summary)
-        QTimer.singleShot(400, lambda: (grab(summary_path), window.close()))
+        (args.out / "screens").mkdir(exist_ok=True)
+        QTimer.singleShot(SETTLE_MS, lambda: (grab(summary_path), take(every_tab_shots())))
 
     poll = QTimer()
     poll.setInterval(100)

@@ -20,6 +20,7 @@ from engine.runfile import read_run
 from gui.dialogs import MIN_TEXT_WIDTH
 from gui.message_log import MAX_MESSAGES, MessageLog
 from gui.sweep_status import SweepStatus
+from gui.trial_table import TrialTable
 from tests.gui.runfactory import sweep_events, write_run
 from tests.progress_recordings import FakeClock
 
@@ -267,3 +268,15 @@ def test_a_hidden_summary_is_brought_up_to_date_when_shown_or_exported(qtbot, ma
         assert [row[0] for row in csv.reader(handle)][1:] == ["16", "32"]
     window.tabs.setCurrentWidget(window.summary)
     assert [row[0] for row in window.summary.table_rows()] == [16, 32]
+
+
+def test_trial_table_titles_sit_over_their_cells(qtbot, tmp_path):
+    """Numbers are right-aligned, and so are their titles: the last column stretches, and a left-aligned
+    title stood far from its numbers at the other end of a wide table."""
+    table = TrialTable()
+    qtbot.addWidget(table)
+    table.table_model.show_runs([read_run(write_run(tmp_path / "run.h5", batch_sizes=(16, 32), epochs=1))])
+    model = table.table_model
+    for column in range(model.columnCount()):
+        assert (model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.TextAlignmentRole)
+                == model.data(model.index(0, column), Qt.ItemDataRole.TextAlignmentRole)), column
