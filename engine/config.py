@@ -582,6 +582,13 @@ def _check_search(config: ExperimentConfig, problems: list[str]) -> None:
             problems.append(Problem("sweep.pruner", f"sweep.pruner = {sweep.pruner!r}: pruning applies to the "
                                     f"{' and '.join(SEARCHES)} strategies, not to {sweep.strategy}; set it to 'none'"))
         return
+    if sweep.parallel != 1:
+        # A search chooses each point from the results before it (start-small waits for them; a sampler's open
+        # point is told its seeds' results in turn): trials run one at a time, each may still use every core.
+        problems.append(Problem("sweep.parallel", f"sweep.parallel = {_shown(sweep.parallel)}: a "
+                                f"{sweep.strategy} search trains one trial at a time (each point is chosen from the "
+                                "results before it); set it to 1, or share the search between processes with "
+                                "run --storage"))
     if sweep.batch_size_min > sweep.batch_size_max:
         problems.append(Problem("sweep.batch_size_min", f"sweep.batch_size_min = {sweep.batch_size_min}: larger than "
                                 f"sweep.batch_size_max = {sweep.batch_size_max}"))

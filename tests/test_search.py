@@ -52,6 +52,8 @@ def search_config(**sweep):
     ({"strategy": "start-small", "pruner": "hyperband"}, "sweep.pruner"),
     ({"batch_size_max": 100_000}, "sweep.batch_size_max"),
     ({"batch_size_min": 1, "batch_size_max": 8, "powers_of_two": False}, "sweep.batch_size_min"),
+    ({"parallel": "auto"}, "sweep.parallel"),
+    ({"strategy": "start-small", "parallel": 2}, "sweep.parallel"),
 ])
 def test_each_invalid_search_config_is_one_error_naming_its_key(sweep, key):
     with pytest.raises(ConfigError) as error:
