@@ -390,8 +390,9 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, problems: list[str]) -> 
             return None
         return items
     if kind == "count_or_auto":
-        # The app's text field gives the number as text; a config file writes it as a number.
-        if isinstance(value, str) and value.strip().isdigit():
+        # The app's text field gives the number as text; a config file writes it as a number. Only ASCII digits
+        # ("²" is a digit to str.isdigit, not to int), and few: a longer number is out of bounds anyway.
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) < 12:
             value = int(value.strip())
         if value == "auto":
             return value

@@ -90,13 +90,13 @@ class Ranks:
 class RankStop:
     """The stop flag as every rank sees it: set on all of them at the same step once set on any."""
 
-    def __init__(self, local: threading.Event):
-        self.local = local
+    def __init__(self, local: threading.Event, device: torch.device):
+        self.local, self.device = local, device   # NCCL reduces tensors on the rank's GPU only
         self._agreed = False
 
     def is_set(self) -> bool:
         if not self._agreed:
-            flag = torch.tensor([1 if self.local.is_set() else 0])
+            flag = torch.tensor([1 if self.local.is_set() else 0], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             self._agreed = bool(flag.item())
         return self._agreed
@@ -131,11 +131,11 @@ def _serve_rank(rank: int, world: int, store: str, tasks: Any, events: Any, conf
     threading.Thread(target=listen, name="rank-tasks", daemon=True).start()
     ranks = Ranks(rank, world, config.sweep.rank_batch_norm == "sync", torch_device)
     emit: Callable[[Event], None] = events.send if rank == 0 else (lambda event: None)
+    dataset, probe = dataset.to(torch_device), probe.to(torch_device)
     try:
         while (spec := specs.get()) is not None:
-            context = TrialContext(config=config, dataset=dataset.to(torch_device), device=torch_device,
-                                   train_eval_index=probe.to(torch_device), emit=measured(emit, ranks),
-                                   stop=RankStop(local_stop), ranks=ranks)
+            context = TrialContext(config=config, dataset=dataset, device=torch_device, train_eval_index=probe,
+                                   emit=measured(emit, ranks), stop=RankStop(local_stop, torch_device), ranks=ranks)
             run_trial(spec, context)
     except (BrokenPipeError, EOFError, ConnectionResetError):
         pass

@@ -48,8 +48,8 @@ class LaunchedRanks:
                 return schema.CANCELLED if stop.is_set() else schema.COMPLETED
             context = TrialContext(config=self.context.config, dataset=self.context.dataset,
                                    device=self.context.device, train_eval_index=self.context.train_eval_index,
-                                   emit=measured(self.context.emit, self.ranks), stop=RankStop(stop),
-                                   ranks=self.ranks)
+                                   emit=measured(self.context.emit, self.ranks),
+                                   stop=RankStop(stop, self.ranks.device), ranks=self.ranks)
             tell(spec, run_trial(spec, context))
 
 
@@ -63,7 +63,7 @@ def _follow(config, device: torch.device, ranks: Ranks) -> None:
         if box[0] is None:
             return
         run_trial(box[0], TrialContext(config=config, dataset=dataset, device=device, train_eval_index=probe,
-                                       emit=lambda event: None, stop=RankStop(threading.Event()), ranks=ranks))
+                                       emit=lambda event: None, stop=RankStop(threading.Event(), device), ranks=ranks))
 
 
 def main(argv: list[str]) -> int:
