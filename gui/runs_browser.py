@@ -1,4 +1,5 @@
-"""The runs browser: every run file (*.h5) in the workspace folder, with what it was and how it ended.
+"""The runs browser: every run file (*.h5) in the workspace folder, with what it was and how it ended (the
+columns and the cells of a row are gui/runs_rows.py's).
 
 Headers are read with engine.runfile.read_header (no metric arrays), cached by modification time and size, so
 refreshing a folder of many runs re-reads only what changed. A file that is not a run file is listed,
@@ -9,74 +10,26 @@ the filter box shows the rows whose name, tags, dataset, model, status or file n
 """
 from __future__ import annotations
 
-import datetime as _dt
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QPalette
+from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QMessageBox, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QMessageBox, QPushButton, QSizePolicy, QTableWidget, QVBoxLayout, QWidget)
 
 from engine import schema
-from engine.annotations import annotate, tags_text
+from engine.annotations import annotate
 from engine.errors import RunFileError, UserError
 from engine.resources import default_workspace
-from engine.run_listing import matches, problem_text, run_files, short_error, status_text
+from engine.run_listing import matches, run_files, short_error
 from engine.runfile import RunHeader, read_header
 from gui.config_diff_view import ComparedRun, ConfigDiffDialog
 from gui.export import export_table_csv
-from gui.plain_text import plain_tooltip
 from gui.run_details_dialog import RunDetailsDialog
-from gui.theme import status_color
+from gui.runs_rows import (COLUMNS, CREATED, FILE, FILTERED_COLUMNS, NAME, NOTES, PATH_ROLE, SIZES, STATUS, TAGS,
+                           RunEntry, row_items)
 
 REFRESH_DELAY_MS = 300
-COLUMNS = ("Name", "Tags", "Created", "Dataset", "Model", "Batch sizes", "Trials", "Status", "Notes", "File")
-_NAME, _TAGS, _CREATED, _DATASET, _MODEL, _SIZES, _TRIALS, _STATUS, _NOTES, _FILE = range(len(COLUMNS))
-# The columns the filter box searches.
-FILTERED_COLUMNS = (_NAME, _TAGS, _DATASET, _MODEL, _STATUS, _FILE)
-PATH_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-@dataclass(frozen=True)
-class RunEntry:
-    """One listed file: its header, or the reason it cannot be read as a run file."""
-    path: Path
-    header: RunHeader | None
-    error: str
-    modified: float
-
-    @property
-    def is_run(self) -> bool:
-        return self.header is not None
-
-
-def _created_text(created: str, modified: float) -> tuple[str, float]:
-    """A date for people (local time, to the minute) and a number to sort by."""
-    try:
-        moment = _dt.datetime.fromisoformat(created)
-        if moment.tzinfo is None:
-            moment = moment.astimezone()
-        return moment.astimezone().strftime("%Y-%m-%d %H:%M"), moment.timestamp()
-    except (TypeError, ValueError):
-        moment = _dt.datetime.fromtimestamp(modified)
-        return moment.strftime("%Y-%m-%d %H:%M"), modified
-
-
-
-class _SortableItem(QTableWidgetItem):
-    def __init__(self, text: str, sort_key):
-        super().__init__(text)
-        self.sort_key = sort_key
-
-    def __lt__(self, other: QTableWidgetItem) -> bool:
-        if isinstance(other, _SortableItem):
-            try:
-                return self.sort_key < other.sort_key
-            except TypeError:
-                return str(self.sort_key) < str(other.sort_key)
-        return super().__lt__(other)
 
 
 class RunsBrowser(QWidget):
@@ -349,7 +302,7 @@ class RunsBrowser(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         header.setSortIndicatorShown(True)
-        self._table.sortByColumn(_CREATED, Qt.SortOrder.DescendingOrder)
+        self._table.sortByColumn(CREATED, Qt.SortOrder.DescendingOrder)
         self._table.itemSelectionChanged.connect(self._update_buttons)
         self._table.cellDoubleClicked.connect(self._double_clicked)
         layout.addWidget(self._table, 1)
@@ -471,7 +424,7 @@ class RunsBrowser(QWidget):
         table.setRowCount(len(self._entries))
         disabled = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
         for row, entry in enumerate(self._entries):
-            for column, item in enumerate(self._row_items(entry, disabled)):
+            for column, item in enumerate(row_items(entry, disabled)):
                 item.setData(PATH_ROLE, str(entry.path))
                 table.setItem(row, column, item)
         table.setSortingEnabled(True)
@@ -491,7 +444,7 @@ class RunsBrowser(QWidget):
             self._empty_label.setText("No run files here yet. Runs you start are saved in this folder; "
                                       "use “Change folder…” to look elsewhere.")
         self._empty_label.setVisible(bool(self._problem) or not self._entries)
-        if self._entries and table.columnWidth(_NAME) < 60:
+        if self._entries and table.columnWidth(NAME) < 60:
             self._fit_columns()
         self._update_buttons()
 
@@ -499,8 +452,8 @@ class RunsBrowser(QWidget):
         self._table.resizeColumnsToContents()
         # Long statuses, notes and names are elided (their tooltips hold them whole), so that at 1280 pixels the
         # columns up to the notes fit beside the setup panel.
-        for column, limit in ((_NAME, 200), (_TAGS, 160), (_SIZES, 150), (_STATUS, 200), (_NOTES, 200),
-                              (_FILE, 260)):
+        for column, limit in ((NAME, 200), (TAGS, 160), (SIZES, 150), (STATUS, 200), (NOTES, 200),
+                              (FILE, 260)):
             if self._table.columnWidth(column) > limit:
                 self._table.setColumnWidth(column, limit)
 
@@ -509,54 +462,8 @@ class RunsBrowser(QWidget):
         if self._entries:
             self._fit_columns()
 
-    def _row_items(self, entry: RunEntry, disabled: QColor) -> list[QTableWidgetItem]:
-        header = entry.header
-        if header is None:
-            created, created_key = _created_text("", entry.modified)
-            items = [_SortableItem(entry.path.stem, entry.path.stem.lower()), _SortableItem("", ""),
-                     _SortableItem(created, created_key), _SortableItem("", ""), _SortableItem("", ""),
-                     _SortableItem("", ()), _SortableItem("", -1),
-                     _SortableItem(problem_text(entry.error), "~" + entry.error), _SortableItem("", ""),
-                     _SortableItem(entry.path.name, entry.path.name.lower())]
-            for item in items:
-                item.setForeground(disabled)
-                font = item.font()
-                font.setItalic(True)
-                item.setFont(font)
-                item.setToolTip(f"{entry.path.name} cannot be opened as a run file:\n{entry.error}")
-            return items
-        created, created_key = _created_text(header.created, entry.modified)
-        sizes = ", ".join(str(size) for size in header.batch_sizes)
-        status = status_text(header)
-        tags = tags_text(header.tags)
-        first_line = header.notes.strip().split("\n", 1)[0]
-        items = [_SortableItem(header.name, header.name.lower()), _SortableItem(tags, tags.lower()),
-                 _SortableItem(created, created_key),
-                 _SortableItem(header.dataset, header.dataset.lower()),
-                 _SortableItem(header.model, header.model.lower()),
-                 _SortableItem(sizes, tuple(header.batch_sizes)),
-                 _SortableItem(str(header.trial_count), header.trial_count),
-                 _SortableItem(status, status), _SortableItem(first_line, header.notes.lower()),
-                 _SortableItem(entry.path.name, entry.path.name.lower())]
-        items[_STATUS].setForeground(status_color(header.status))
-        items[_TRIALS].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        tip = f"{entry.path}\nDevice: {header.device_name or 'unknown'}"
-        if header.given_name:
-            tip = f"{header.name}\n{tip}"
-        if header.note:
-            tip += f"\nThis file is {header.note}."
-        for item in items:
-            item.setToolTip(plain_tooltip(tip))
-        items[_STATUS].setToolTip(status)
-        items[_SIZES].setToolTip(f"Batch sizes: {sizes}")
-        if tags:
-            items[_TAGS].setToolTip(plain_tooltip(f"Tags: {tags}"))
-        if header.notes:
-            items[_NOTES].setToolTip(plain_tooltip(header.notes))
-        return items
-
     def _row_path(self, row: int) -> Path:
-        return Path(self._table.item(row, _NAME).data(PATH_ROLE))
+        return Path(self._table.item(row, NAME).data(PATH_ROLE))
 
     def _header(self, path: Path) -> RunHeader | None:
         return next((entry.header for entry in self._entries if entry.path == path), None)
