@@ -9,6 +9,7 @@ import numpy as np
 
 from engine import schema
 from engine.runfile import RunData, TrialData
+from engine.hardware.telemetry import energy_j
 from engine.science.targets import crossing
 
 NAN = float("nan")
@@ -35,6 +36,8 @@ class TrialSummary:
     samples_per_s: float            # training_throughput: over the whole trial, evaluation excluded
     peak_memory_bytes: float
     step_memory_bytes: float        # the trial's second step (schema.TRIAL_MEMORY_ATTRS); NaN when not measured
+    energy_j: float                 # CPU packages and GPU as telemetry measured them; NaN when unavailable
+    energy_per_example_j: float     # energy_j over the examples trained on
     wall_time_s: float              # training time, evaluation excluded
     steps_to_target: float          # NaN when the target was never reached (engine.science.targets.crossing)
     samples_to_target: float
@@ -55,6 +58,7 @@ REPORT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("samples_per_s", "samples/s", "{:.0f}"),
     ("peak_memory_bytes", "peak memory MiB", "{:.1f}"),
     ("step_memory_bytes", "step memory MiB", "{:.3g}"),
+    ("energy_per_example_j", "J/example", "{:.3g}"),
     ("wall_time_s", "time s", "{:.1f}"),
 )
 
@@ -114,6 +118,8 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
         samples_per_s=training_throughput(trial),
         peak_memory_bytes=float(np.max(epoch["peak_memory_bytes"])) if len(epoch["peak_memory_bytes"]) else NAN,
         step_memory_bytes=trial.step_memory_bytes,
+        energy_j=energy_j(trial.telemetry),
+        energy_per_example_j=energy_j(trial.telemetry) / samples if samples else NAN,
         wall_time_s=wall,
         steps_to_target=first.steps, samples_to_target=first.samples, time_to_target_s=first.time_s,
         error=trial.error)

@@ -272,6 +272,8 @@ def _report(args: argparse.Namespace) -> int:
     print("", *science_lines(science), sep="\n", file=out)
     from engine.hardware.memory_model import sweep_memory
     print(f"\n{sweep_memory(run).text()}", file=out)
+    from engine.hardware.telemetry import energy_text
+    print(energy_text(run.trials), file=out)
     from engine.search.summary import search_report_lines, summarize_search
     search = summarize_search(run)
     if search is not None:

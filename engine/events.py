@@ -80,6 +80,14 @@ class NoiseMeasured:
 
 
 @dataclass(frozen=True)
+class TelemetryMeasured:
+    """Every telemetry row of a trial (schema.TELEMETRY_METRICS, as columns), when it ends."""
+    trial: TrialSpec
+    columns: dict[str, np.ndarray]
+    unavailable: str                   # why a source was not sampled, source by source ('' when all were)
+
+
+@dataclass(frozen=True)
 class TrialMemoryMeasured:
     """The memory one step of a trial took (schema.TRIAL_MEMORY_ATTRS), measured on its second step
     (engine.hardware.step_memory: on CUDA the allocator's peak, on the CPU the tensors alive at once)."""
@@ -126,4 +134,5 @@ class Message:
 
 
 Event = (SweepStarted | TrialStarted | StepsLogged | EpochEnded | Evaluated | NoiseMeasured | TrialEnded | TrialScored
-         | RanksMeasured | SweepEnded | Message | TrialMemoryMeasured)
+         | RanksMeasured | SweepEnded | Message | TrialMemoryMeasured
+         | TelemetryMeasured)

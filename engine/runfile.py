@@ -33,9 +33,10 @@ import numpy as np
 from engine import schema
 from engine.errors import RunFileError, RunWriteError
 
-_CHUNK_ROWS = {schema.EPOCH_GROUP: 64, schema.STEP_GROUP: 4096, schema.EVAL_GROUP: 64, schema.NOISE_GROUP: 256}
+_CHUNK_ROWS = {schema.EPOCH_GROUP: 64, schema.STEP_GROUP: 4096, schema.EVAL_GROUP: 64, schema.NOISE_GROUP: 256,
+               schema.TELEMETRY_GROUP: 1024}
 # Rows that wait in memory for the next epoch row (or the trial's end) to be written with it.
-_BUFFERED_GROUPS = (schema.STEP_GROUP, schema.EVAL_GROUP, schema.NOISE_GROUP)
+_BUFFERED_GROUPS = (schema.STEP_GROUP, schema.EVAL_GROUP, schema.NOISE_GROUP, schema.TELEMETRY_GROUP)
 LIBVER = ("v108", "v108")
 # Room reserved before each write, beyond the rows themselves: one new chunk per dataset, the metadata that
 # grows with it (B-tree nodes, object headers), and what closing the file after a failed reservation writes.
@@ -276,7 +277,9 @@ class RunWriter:
         if self._failure is not None:   # the file is closed: nothing to measure, the failure is raised next
             return 0
         pending = self._pending.get(name, {})
-        return sum(self._rows_room(name, group_name, sum(len(chunk["step"]) for chunk in chunks))
+        # Rows counted by each group's first column (telemetry rows have no step column).
+        return sum(self._rows_room(name, group_name,
+                                   sum(len(chunk[schema.TRIAL_GROUPS[group_name][0].name]) for chunk in chunks))
                    for group_name, chunks in pending.items())
 
     def _rows_room(self, name: str, group_name: str, rows: int) -> int:
@@ -429,6 +432,9 @@ class TrialData:
     # schema.EVAL_METRICS and schema.NOISE_METRICS columns; empty in files written before those groups.
     eval: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.EVAL_GROUP))
     noise: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.NOISE_GROUP))
+    # schema.TELEMETRY_METRICS columns and why a source was not sampled; empty in files written before them.
+    telemetry: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.TELEMETRY_GROUP))
+    telemetry_unavailable: str = ""
     noise_scale_unavailable: str = ""    # schema.NOISE_UNAVAILABLE_ATTR: why the noise scale was not measured
     # schema.TRIAL_MEMORY_ATTRS; NaN and "" where the file lacks them (version 1, a trial stopped before its 2nd step).
     step_memory_bytes: float = math.nan

@@ -261,6 +261,7 @@ def _trial(name: str, group: h5py.Group, limit: int) -> TrialData:
         step_memory_bytes=(_number(attrs, "step_memory_bytes", minimum=0, where=where)
                            if "step_memory_bytes" in attrs else math.nan),
         step_memory_method=_string(attrs, "step_memory_method", "", where=where),
+        telemetry_unavailable=_string(attrs, schema.TELEMETRY_UNAVAILABLE_ATTR, "", where=where),
         noise_scale_unavailable=_string(attrs, schema.NOISE_UNAVAILABLE_ATTR, "", where=where),
         ranks=_integer(attrs, "ranks", minimum=1, default=1, where=where),
         communication_s=_measured(attrs, "communication_s", where))

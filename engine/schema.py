@@ -78,11 +78,32 @@ NOISE_METRICS: tuple[Metric, ...] = (
 # gradient changes with the micro-batch, so the estimate would be wrong, and a batch too small to split.
 NOISE_UNAVAILABLE_ATTR = "noise_scale_unavailable"
 
+# Telemetry sampled about ten times a second while a trial trains (engine/hardware/telemetry.py). A figure that
+# cannot be read here (no NVIDIA GPU, no permission, no counter) is NaN in every row, never 0, and the trial attribute
+# TELEMETRY_UNAVAILABLE_ATTR says why, source by source. Energies count from the trial's start.
+TELEMETRY_GROUP = "telemetry"
+TELEMETRY_METRICS: tuple[Metric, ...] = (
+    Metric("time_s", "Time since the trial started", "s", "float64"),
+    Metric("cpu_percent", "CPU utilisation of the process", "% of one core", "float32"),
+    Metric("process_rss_bytes", "Process memory", "bytes", "float64"),
+    Metric("cpu_energy_j", "CPU energy (RAPL)", "J", "float64"),
+    Metric("gpu_utilization", "GPU utilisation", "%", "float32"),
+    Metric("gpu_memory_utilization", "GPU memory bandwidth utilisation", "%", "float32"),
+    Metric("gpu_memory_used_bytes", "GPU memory used", "bytes", "float64"),
+    Metric("gpu_power_w", "GPU power", "W", "float32"),
+    Metric("gpu_energy_j", "GPU energy", "J", "float64"),
+    Metric("gpu_temperature_c", "GPU temperature", "degrees C", "float32"),
+    Metric("gpu_sm_clock_mhz", "GPU SM clock", "MHz", "float32"),
+    Metric("gpu_throttle_reasons", "GPU clock event reasons (NVML bit mask)", "bit mask", "float64"),
+)
+TELEMETRY_UNAVAILABLE_ATTR = "telemetry_unavailable"
+
 # Each group of a trial and its datasets; the writer, the reader and the live run go through this table.
 TRIAL_GROUPS: dict[str, tuple[Metric, ...]] = {EPOCH_GROUP: EPOCH_METRICS, STEP_GROUP: STEP_METRICS,
-                                               EVAL_GROUP: EVAL_METRICS, NOISE_GROUP: NOISE_METRICS}
+                                               EVAL_GROUP: EVAL_METRICS, NOISE_GROUP: NOISE_METRICS,
+                                               TELEMETRY_GROUP: TELEMETRY_METRICS}
 # Groups that files written before them lack: read as empty.
-OPTIONAL_TRIAL_GROUPS = (EVAL_GROUP, NOISE_GROUP)
+OPTIONAL_TRIAL_GROUPS = (EVAL_GROUP, NOISE_GROUP, TELEMETRY_GROUP)
 
 METRICS: dict[str, Metric] = {m.name: m for m in EPOCH_METRICS + STEP_METRICS}
 

@@ -18,7 +18,7 @@ from engine.errors import ConfigError, RunWriteError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, RanksMeasured, StepsLogged, SweepEnded,
                            SweepStarted, TrialEnded, TrialSpec, TrialStarted)
 from engine.execution.parallelism import run_parallel, trains_elsewhere
-from engine.events import TrialMemoryMeasured
+from engine.events import TelemetryMeasured, TrialMemoryMeasured
 from engine.hardware.memory_model import device_memory_bytes
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
 from engine.events import TrialScored
@@ -118,6 +118,9 @@ class _Recorder:
         elif isinstance(event, RanksMeasured):
             self.writer.set_trial_attrs(event.trial.name, dict(zip(schema.RANK_ATTRS, (event.ranks,
                                                                                       event.communication_s))))
+        elif isinstance(event, TelemetryMeasured):
+            self.writer.add_rows(event.trial.name, schema.TELEMETRY_GROUP, event.columns)
+            self.writer.set_trial_attrs(event.trial.name, {schema.TELEMETRY_UNAVAILABLE_ATTR: event.unavailable})
         elif isinstance(event, TrialMemoryMeasured):
             self.writer.set_trial_attrs(event.trial.name, dict(zip(schema.TRIAL_MEMORY_ATTRS,
                                                                   (event.step_memory_bytes, event.method))))

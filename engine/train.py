@@ -22,6 +22,7 @@ from engine import schema
 from engine.config import ExperimentConfig, TrainConfig, scaled_lr  # noqa: F401 (sweep and tests import it here)
 from engine.devices import PeakMemory, is_out_of_memory
 from engine.hardware.step_memory import StepMemoryMeter, close_open_meter
+from engine.hardware.telemetry import start_telemetry
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
                            TrialStarted)
 from engine.models import build_model, parameter_count
@@ -133,6 +134,7 @@ def run_trial(spec: TrialSpec, context: TrialContext) -> str:
     out-of-memory, divergence or an error inside training: those are the trial's outcome."""
     status, error = schema.COMPLETED, ""
     started: list[TrialStarted] = []
+    telemetry = start_telemetry(context.device)
 
     def emit(event: Event) -> None:
         if isinstance(event, TrialStarted):
@@ -155,6 +157,7 @@ def run_trial(spec: TrialSpec, context: TrialContext) -> str:
         steps_per_epoch, steps = _step_budget(spec, context)
         emit(TrialStarted(trial=spec, steps_per_epoch=steps_per_epoch, total_steps=steps,
                           total_samples=steps * spec.batch_size, parameter_count=0))
+    context.emit(telemetry.finish(spec))
     context.emit(TrialEnded(trial=spec, status=status, error=error))
     return status
 
