@@ -325,9 +325,11 @@ class RunsBrowser(QWidget):
 
         bottom = QHBoxLayout()
         self._count_label = QLabel()
+        self._count_label.setObjectName("runsCount")
         self._count_label.setEnabled(False)
         bottom.addWidget(self._count_label, 1)
         self._details_button = QPushButton("Name, notes and tags…")
+        self._details_button.setObjectName("runDetailsButton")
         self._details_button.setToolTip("Rename the selected run, write notes about it, tag it (F2). Kept in the "
                                         "run file; not while a sweep is writing it")
         self._details_button.clicked.connect(lambda: self.edit_selected("name"))

@@ -7,7 +7,7 @@ import shutil
 import h5py
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QMessageBox, QPushButton
 
 from engine import schema
 from engine.runfile import RunWriter, read_header
@@ -129,12 +129,12 @@ def test_the_filter_hides_and_shows_the_right_rows(qtbot, browser, folder):
                          ("not a run file", {"broken.h5"}),
                          ("mlp cnn", set()),
                          ("", {"mlp-a.h5", "cnn-b.h5", "lstm-c.h5", "broken.h5"})):
-        filter_edit = browser.findChild(type(browser._filter_edit), "runsFilter")
+        filter_edit = browser.findChild(QLineEdit, "runsFilter")
         filter_edit.clear()
         qtbot.keyClicks(filter_edit, typed)
         assert {path.name for path in browser.visible_paths()} == shown, typed
     browser.set_filter("cnn")
-    assert "1 shown by the filter" in browser._count_label.text()
+    assert "1 shown by the filter" in browser.findChild(QLabel, "runsCount").text()
     rows = browser.table_rows()
     assert [row[NAME] for row in rows] == ["cnn-b"]                       # the CSV export holds what is shown
 
@@ -152,7 +152,8 @@ def test_a_run_being_written_cannot_be_annotated(qtbot, browser, folder, monkeyp
         browser.refresh()
         browser.select_paths([path])
         assert not browser.rename_action.isEnabled() and "a sweep is writing it" in browser.rename_action.text()
-        assert not browser.notes_action.isEnabled() and not browser._details_button.isEnabled()
+        details_button = browser.findChild(QPushButton, "runDetailsButton")
+        assert not browser.notes_action.isEnabled() and not details_button.isEnabled()
         assert not browser.edit_selected()
         warnings = []
         monkeypatch.setattr(QMessageBox, "warning", lambda *args: warnings.append(args[2]))
