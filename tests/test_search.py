@@ -241,7 +241,7 @@ def test_a_search_records_its_proposals_objectives_and_pruned_trials_and_report_
     out = capsys.readouterr().out
     assert f"pruned: {len(pruned)} of 8 points" in out and "#1: batch size" in out
     document = json.loads((tmp_path / "r.json").read_text())
-    assert document["search"]["pruned"] == len(pruned)
+    assert document["search"]["pruned_points"] == len(pruned)
     best = document["search"]["best"][0]
     assert best["score"] == max(p["score"] for p in document["search"]["points"] if p["score"] is not None)
 

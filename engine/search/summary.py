@@ -81,7 +81,7 @@ class SearchSummary:
         return {"strategy": self.strategy, "objective": self.objective, "lower_is_better": self.lower_is_better,
                 "target_accuracy": self.target_accuracy, "points": [entry(p) for p in self.points],
                 "best": [entry(p) for p in self.best], "ties_with_best": self.ties,
-                "pruned": len(self.pruned), "conclusion": self.conclusion}
+                "pruned_points": len(self.pruned), "conclusion": self.conclusion}
 
 
 def search_points(run: RunData) -> list[SearchPoint]:
