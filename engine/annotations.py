@@ -122,6 +122,8 @@ def annotate(path: str | Path, *, name: str | None = None, notes: str | None = N
     from engine import reader_process
     tags = tuple(tags) if tags is not None else None
     add_tags, remove_tags = tuple(add_tags), tuple(remove_tags)
+    if notes is not None:   # text pasted from Windows: its line breaks are \r\n, and \r counts as a control character
+        notes = notes.replace("\r\n", "\n").replace("\r", "\n")
     _checked(name, notes, merge_tags(tags or (), add_tags) if tags is not None or add_tags else None)
     change = functools.partial(_annotate_here, name=name.strip() if name is not None else None, notes=notes,
                                tags=tags, add_tags=add_tags, remove_tags=remove_tags)

@@ -74,6 +74,10 @@ def test_values_that_break_the_rules_are_one_line_and_change_nothing(run_file, v
     assert run_file.read_bytes() == before
 
 
+def test_windows_line_breaks_in_notes_are_kept_as_line_breaks(run_file):
+    assert annotate(run_file, notes="one\r\ntwo\rthree").notes == "one\ntwo\nthree"
+
+
 def test_typed_tags():
     assert parse_tags(" baseline, lr sweep,,Baseline , ") == ("baseline", "lr sweep")
     assert merge_tags(("a", "b"), ("c", "A"), ("b",)) == ("a", "c")
