@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import optuna
 import pytest
 import tomli_w
 
@@ -27,6 +28,8 @@ from engine.live import LiveRun
 from engine.hardware.threads import ThreadPolicy, set_thread_policy, thread_policy
 from engine.runfile import TrialData, read_run
 from engine.search import make_strategy
+from engine.search.optuna_search import STUDY_NAME
+from engine.search.shared import journal_storage
 from engine.search.results import TrialResult
 from engine.sweep import run_sweep
 
@@ -257,12 +260,8 @@ def _peek(folder: Path) -> dict[str, str]:
     return {}
 
 
-def _run_cli(*args):
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)], capture_output=True, text=True,
-                          timeout=180)
-
-
 def test_kill_9_mid_search_then_resume_continues_the_same_study(tmp_path):
+    from engine.cli import main
     table = tiny_table(data={"num_samples": 600}, train={"epochs": 2, "seeds": [0, 1]},
                        sweep={**SEARCH, "strategy": "bayesian", "trials": 5, "pruner": "median", "lr_min": 0.01,
                               "lr_max": 0.5})
@@ -292,8 +291,10 @@ def test_kill_9_mid_search_then_resume_continues_the_same_study(tmp_path):
     assert process.returncode == -signal.SIGKILL, "the search ended before the kill landed"
     path = next(killed.glob("*.h5"))
     assert read_run(path).header.status == schema.RUNNING
-    resumed = _run_cli("run", "--resume", path, "--threads", 1)
-    assert resumed.returncode == 0, resumed.stderr
+    try:   # in this process, as the uninterrupted search was
+        assert main(["run", "--resume", str(path), "--threads", "1"]) == 0
+    finally:
+        set_thread_policy(before)
 
     def proposals(run_path):
         run = read_run(run_path)
@@ -309,12 +310,20 @@ def test_two_processes_share_one_study_through_a_journal_file_and_report_merges_
     config = tmp_path / "search.toml"
     config.write_text(tomli_w.dumps(table))
     journal = tmp_path / "study.journal"
-    processes = [subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", str(config), "--out",
-                                   str(tmp_path / name), "--storage", str(journal), "--threads", "1"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
-    for process in processes:
-        out, err = process.communicate(timeout=180)
-        assert process.returncode == 0, err
+    before = thread_policy()
+    child = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", str(config), "--out", str(tmp_path / "a"),
+                              "--storage", str(journal), "--threads", "1"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:   # this process joins once the child has asked the study for its first point
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(
+                str(journal))).trials) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert main(["run", str(config), "--out", str(tmp_path / "b"), "--storage", str(journal), "--threads", "1"]) == 0
+    finally:
+        set_thread_policy(before)
+        out, err = child.communicate(timeout=180)
+    assert child.returncode == 0, err
     files = [next((tmp_path / name).glob("*.h5")) for name in ("a", "b")]
     points = [{t.search_point for t in read_run(path).trials} for path in files]
     assert all(points), "both processes trained points of the study"
