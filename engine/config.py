@@ -28,6 +28,7 @@ LR_SCALING_RULES = ("none", "linear", "sqrt")
 LR_SCHEDULES = ("constant", "cosine")
 BUDGETS = ("epochs", "samples")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16", "fp16")   # engine.hardware.precision
 RANK_BATCH_NORMS = ("per_rank", "sync")
 STRATEGIES = ("grid", "random", "bayesian", "start-small")
 SEARCHES = ("random", "bayesian")            # strategies that draw points from a sampler (engine.search)
@@ -152,6 +153,14 @@ class TrainConfig:
     eval_batch_size: int = _field(1024, "Batch size used to evaluate, the same for every trial so that "
                                   "evaluation cost does not depend on the batch size under study.", min=1,
                                   max=BATCH_SIZE_MAX, label="Eval batch size")
+    precision: str = _field("fp32", "Arithmetic of the forward pass. fp32: full precision. bf16: bfloat16 autocast "
+                            "(CPU and CUDA). fp16: float16 autocast with a gradient scaler (CUDA only).",
+                            choices=PRECISIONS, label="Precision")
+    accumulation_steps: int = _field(1, "Split each batch into this many micro-batches and add up their gradients "
+                                     "before each optimizer step: the batch size stays the sweep's, the memory is "
+                                     "that of one micro-batch. Without batch norm it is the same training; with "
+                                     "batch norm the statistics come from each micro-batch.", min=1, max=4096,
+                                     label="Accumulation steps")
 
 
 @dataclass
@@ -504,6 +513,16 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
     elif model.batch_norm and (ones := [key for key, size in _batch_sizes(config) if size == 1]):
         problems.append(Problem(ones[0], f"{_naming(ones[0], 1)}: batch normalization (model.batch_norm = true) "
                                 "needs at least 2 examples in a batch to normalize them"))
+    steps = config.train.accumulation_steps
+    smallest = steps * (2 if model.batch_norm else 1)
+    if steps > 1 and (small := [(key, size) for key, size in _batch_sizes(config) if size < smallest]):
+        key, size = small[0]
+        each = "two examples (batch norm)" if model.batch_norm else "one example"
+        problems.append(Problem("train.accumulation_steps", f"train.accumulation_steps = {steps}: "
+                                f"batch size {size} ({key}) cannot be split into {steps} micro-batches of at least {each}"))
+    if config.train.precision == "fp16" and config.sweep.device == "cpu":
+        problems.append(Problem("train.precision", "train.precision = 'fp16': float16 training needs a CUDA GPU and "
+                                "sweep.device = 'cpu'; use bf16 or fp32"))
     last_channels = model.width * 2 ** (model.depth - 1)
     if model.kind == "cnn" and last_channels > MAX_CHANNELS:
         problems.append(Problem("model.depth", f"model.depth = {model.depth}: a cnn doubles its channels in every "

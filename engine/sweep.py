@@ -20,6 +20,7 @@ from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured,
 from engine.execution.parallelism import run_parallel, trains_elsewhere
 from engine.events import TelemetryMeasured, TrialMemoryMeasured
 from engine.hardware.memory_model import device_memory_bytes
+from engine.hardware.precision import check_precision
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
 from engine.events import TrialScored
 from engine.runfile import RunWriter, TrialData
@@ -162,6 +163,7 @@ def run_sweep(config: ExperimentConfig, out_dir: str | Path, *, device: str | No
     on_event = on_event or (lambda event: None)
     out_dir = Path(out_dir)
     torch_device = resolve_device(device or config.sweep.device)
+    check_precision(config.train.precision, torch_device)
     _prepare_out_dir(out_dir)
     if storage is not None:
         check_shared(config, storage)

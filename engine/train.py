@@ -22,6 +22,7 @@ from engine import schema
 from engine.config import ExperimentConfig, TrainConfig, scaled_lr  # noqa: F401 (sweep and tests import it here)
 from engine.devices import PeakMemory, is_out_of_memory
 from engine.hardware.step_memory import StepMemoryMeter, close_open_meter
+from engine.hardware.precision import StepPrecision
 from engine.hardware.telemetry import start_telemetry
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
                            TrialStarted)
@@ -197,6 +198,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
     x_probe, y_probe = x_train[context.train_eval_index], y_train[context.train_eval_index]
     memory = PeakMemory(device)
     meter = StepMemoryMeter(spec, device, model, optimizer, emit, steps)
+    precision = StepPrecision(train.precision, train.accumulation_steps, device)
     log = _StepLog()
     step, train_time = 0, 0.0
     lr = spec.lr
@@ -247,15 +249,15 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
                 loss = noise.backward(lambda x, y: F.cross_entropy(model(x), y), inputs, targets, step + 1,
                                       train_time + time.perf_counter() - epoch_start)
             else:
-                loss = F.cross_entropy(model(inputs), targets)
                 # Same as optimizer.zero_grad(set_to_none=True) without its profiler bookkeeping, which costs
                 # as much as the gradient norm on small models.
                 for parameter in parameters:
                     parameter.grad = None
-                loss.backward()
+                loss = precision.forward_backward(model, inputs, targets)
+            precision.unscale(optimizer)
             # The fused per-tensor norms (what get_total_norm does first); their norm is taken at the flush.
             parameter_norms = torch._foreach_norm([p.grad for p in parameters if p.grad is not None])
-            optimizer.step()
+            precision.step(optimizer)
             meter.end()
             step += 1
             now = time.perf_counter()

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from engine.config import ExperimentConfig, scaled_lr
 from engine.events import Event, TrialMemoryMeasured, TrialSpec
+from engine.hardware.precision import StepPrecision
 from engine.models import build_model
 
 if TYPE_CHECKING:
@@ -125,14 +125,17 @@ def _measure(config: ExperimentConfig, dataset: "Dataset", batch_size: int, devi
     eval_rows = min(config.train.eval_batch_size, dataset.val_size)
     eval_inputs = dataset.x_val[:eval_rows]
 
+    precision = StepPrecision(config.train.precision, config.train.accumulation_steps, device)
+
     def step() -> None:
-        # As engine.train's step: forward, gradients dropped, backward, the per-tensor norms, update.
-        loss = F.cross_entropy(model(inputs), targets)
+        # As engine.train's step: gradients dropped, forward and backward (per micro-batch), the per-tensor
+        # norms, update.
         for parameter in parameters:
             parameter.grad = None
-        loss.backward()
+        precision.forward_backward(model, inputs, targets)
+        precision.unscale(optimizer)
         torch._foreach_norm([p.grad for p in parameters if p.grad is not None])
-        optimizer.step()
+        precision.step(optimizer)
 
     def evaluate() -> None:
         model.eval()

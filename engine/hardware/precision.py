@@ -1,0 +1,70 @@
+"""Mixed precision and gradient accumulation: how one optimizer step computes its gradients.
+
+precision: fp32 as written; bf16 runs the forward pass under torch.autocast with bfloat16 (CPU and CUDA); fp16
+under autocast with float16 and a gradient scaler (CUDA only: the CPU has no float16 kernels worth using, and the
+scaler needs CUDA). accumulation_steps: the batch is split into that many micro-batches, each one's loss weighted
+by its share of the batch, and their gradients add up before the optimizer steps: without batch norm that is the
+gradient of the whole batch (tests/test_precision.py), with batch norm it is not (the statistics come from each
+micro-batch). Memory is then that of one micro-batch.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import PRECISIONS  # noqa: F401 (the choices of train.precision, for callers)
+from engine.errors import ConfigError
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """fp16 needs CUDA: a one-line config error naming the key otherwise."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError([f"train.precision = 'fp16': float16 training needs a CUDA GPU and this sweep trains on "
+                           f"the {device.type}; use bf16 or fp32"])
+
+
+class StepPrecision:
+    """forward_backward() fills the gradients of one step; unscale() before reading them, step() to update."""
+
+    def __init__(self, precision: str, accumulation_steps: int, device: torch.device):
+        check_precision(precision, device)
+        self.dtype = _DTYPES.get(precision)
+        self.device_type = device.type
+        self.accumulation_steps = accumulation_steps
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+
+    def forward_backward(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The batch's mean loss (detached); gradients accumulated into the parameters' .grad."""
+        if self.accumulation_steps == 1:
+            loss = self._loss(model, inputs, targets)
+            self._backward(loss)
+            return loss.detach()
+        total = torch.zeros((), device=inputs.device)
+        for part_inputs, part_targets in zip(inputs.tensor_split(self.accumulation_steps),
+                                             targets.tensor_split(self.accumulation_steps)):
+            # Each micro-batch's mean loss weighted by its share: the sum is the whole batch's mean loss.
+            loss = self._loss(model, part_inputs, part_targets) * (len(part_targets) / len(targets))
+            self._backward(loss)
+            total += loss.detach()
+        return total
+
+    def _loss(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None):
+            return F.cross_entropy(model(inputs), targets)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def unscale(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+            return
+        self.scaler.step(optimizer)   # skipped when the scaled gradients overflowed
+        self.scaler.update()
