@@ -293,6 +293,10 @@ def _report(args: argparse.Namespace) -> int:
         from engine.figures import summary_figure
         summary_figure(run, summaries, Path(args.png), verdict)
         print(f"wrote {args.png}", file=sys.stderr)
+        if search is not None:
+            from engine.search.figure import search_figure, search_figure_path
+            search_figure(search, search_figure_path(Path(args.png)))
+            print(f"wrote {search_figure_path(Path(args.png))}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -11,7 +11,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.runfile import RunData
-from engine.search.summary import SearchPoint, SearchSummary, summarize_search
+from engine.search.summary import (PANEL_CAPTIONS, PANEL_TITLES, SearchPoint, SearchSummary, search_headline,
+                                   summarize_search)
 from gui.plotkit import CompactAxis, PlotColors, make_pen
 
 # Scores are coloured on their own map, not the batch sizes' viridis (gui.colors), so the two never read alike.
@@ -20,14 +21,6 @@ PRUNED_SYMBOL = "x"
 NO_SCORE_SYMBOL = "o"      # drawn hollow
 POINT_SIZE = 11
 
-CAPTIONS = {
-    "progress": "Each dot is one point tried, in order (its mean over seeds); the line is the best so far. "
-                "Where the line goes flat, more points stopped helping. ✕ pruned (stopped early), ○ no score.",
-    "where": "Where the search looked: one dot per point, brighter is better. A Bayesian search crowds the "
-             "region it expects to be best. ✕ pruned as clearly worse; ○ no score (target missed, or failed).",
-    "batch": "The score against batch size: small dots are single seeds, large dots their mean; the bar spans "
-             "the seeds. Two points are only told apart when their bars do not overlap.",
-}
 
 
 class SearchView(QWidget):
@@ -44,13 +37,11 @@ class SearchView(QWidget):
         layout.addLayout(grid, 1)
         self.plots: dict[str, pg.PlotWidget] = {}
         self.captions: dict[str, QLabel] = {}
-        titles = {"progress": "Score per point", "where": "Batch size × learning rate",
-                  "batch": "Score vs batch size"}
-        for column, (key, title) in enumerate(titles.items()):
+        for column, (key, title) in enumerate(PANEL_TITLES.items()):
             plot = pg.PlotWidget(axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
             plot.setTitle(title)
             plot.setMinimumHeight(220)
-            caption = QLabel(CAPTIONS[key])
+            caption = QLabel(PANEL_CAPTIONS[key])
             caption.setWordWrap(True)
             caption.setObjectName("plotCaption")
             grid.addWidget(plot, 0, column)
@@ -71,7 +62,7 @@ class SearchView(QWidget):
             self.headline.setText("The runs on screen are not searches. Set [sweep] strategy to random, bayesian "
                                   "or start-small to let the workbench choose which batch sizes to try.")
             return
-        self.headline.setText(headline(self.search))
+        self.headline.setText(search_headline(self.search))
         colors = PlotColors.from_palette(self.palette())
         self._draw_progress(colors)
         self._draw_where()
@@ -139,24 +130,6 @@ class SearchView(QWidget):
                                    bottom=np.array(mean_y) - np.array(low), beam=0.02,
                                    pen=make_pen(colors.neutral_line, 1))
             plot.addItem(bars)
-
-
-def headline(search: SearchSummary) -> str:
-    """The search in one or two sentences: the best point, how many were pruned, where it ended."""
-    words = [f"{search.strategy} search over {len(search.points)} points, scored by {search.objective_label} "
-             f"({'lower' if search.lower_is_better else 'higher'} is better, mean over seeds)."]
-    if search.best:
-        best: SearchPoint = search.best[0]
-        words.append(f"Best: batch size {best.batch_size} at learning rate {best.lr:.4g}, "
-                     f"{best.score(search.objective):.4g}.")
-        if search.ties:
-            words.append(f"{len(search.ties)} other point{'s are' if len(search.ties) > 1 else ' is'} as good "
-                         "within the seeds' spread.")
-    if search.conclusion:   # it counts the pruned points too
-        words.append(search.conclusion[0].upper() + search.conclusion[1:] + ".")
-    elif search.pruned:
-        words.append(f"{len(search.pruned)} pruned so far.")
-    return " ".join(words)
 
 
 def _unscored(points: list[SearchPoint], scored: np.ndarray) -> list[tuple[np.ndarray, str]]:

@@ -19,6 +19,7 @@ import numpy as np
 import optuna
 import pytest
 import tomli_w
+from PIL import Image
 
 from tests.conftest import ROOT, tiny_table
 from engine import schema
@@ -240,8 +241,11 @@ def test_a_search_records_its_proposals_objectives_and_pruned_trials_and_report_
             attrs = handle[schema.TRIALS_GROUP][trial.name].attrs
             assert attrs["pruned_step"] == trial.eval["step"][-1] > 0
             assert "pruned at step" in attrs["error"]
-    assert main(["report", str(path), "--json", str(tmp_path / "r.json")]) == 0
+    assert main(["report", str(path), "--json", str(tmp_path / "r.json"), "--png", str(tmp_path / "r.png")]) == 0
     out = capsys.readouterr().out
+    # The Search tab's panels beside the summary figure: the worst scored point is drawn plasma's dark purple.
+    pixels = np.asarray(Image.open(tmp_path / "r-search.png").convert("RGB")).reshape(-1, 3).astype(int)
+    assert ((pixels[:, 2] > 120) & (pixels[:, 1] < 40) & (pixels[:, 0] < 110)).any()
     assert f"pruned: {len(pruned)} of 8 points" in out and "#1: batch size" in out
     document = json.loads((tmp_path / "r.json").read_text())
     assert document["search"]["pruned_points"] == len(pruned)

@@ -14,6 +14,18 @@ from engine.errors import ConfigError
 from engine.runfile import RunData, TrialData
 from engine.search.results import OBJECTIVE_LABELS, better, minimize, point_score
 
+# The three views of a search (the app's Search tab, `report --png`), each with the one line that says how to
+# read it.
+PANEL_TITLES = {"progress": "Score per point", "where": "Batch size × learning rate", "batch": "Score vs batch size"}
+PANEL_CAPTIONS = {
+    "progress": "Each dot is one point tried, in order (its mean over seeds); the line is the best so far. "
+                "Where the line goes flat, more points stopped helping. ✕ pruned (stopped early), ○ no score.",
+    "where": "Where the search looked: one dot per point, brighter is better. A Bayesian search crowds the "
+             "region it expects to be best. ✕ pruned as clearly worse; ○ no score (target missed, or failed).",
+    "batch": "The score against batch size: small dots are single seeds, large dots their mean; the bar spans "
+             "the seeds. Two points are only told apart when their bars do not overlap.",
+}
+
 # How many of the best points the report lists.
 BEST_SHOWN = 3
 
@@ -154,3 +166,21 @@ def search_report_lines(search: SearchSummary) -> list[str]:
     if search.conclusion:
         lines.append(f"  {search.conclusion}")
     return lines
+
+
+def search_headline(search: SearchSummary) -> str:
+    """The search in one or two sentences: the best point, how many were pruned, where it ended."""
+    words = [f"{search.strategy} search over {len(search.points)} points, scored by {search.objective_label} "
+             f"({'lower' if search.lower_is_better else 'higher'} is better, mean over seeds)."]
+    if search.best:
+        best: SearchPoint = search.best[0]
+        words.append(f"Best: batch size {best.batch_size} at learning rate {best.lr:.4g}, "
+                     f"{best.score(search.objective):.4g}.")
+        if search.ties:
+            words.append(f"{len(search.ties)} other point{'s are' if len(search.ties) > 1 else ' is'} as good "
+                         "within the seeds' spread.")
+    if search.conclusion:   # it counts the pruned points too
+        words.append(search.conclusion[0].upper() + search.conclusion[1:] + ".")
+    elif search.pruned:
+        words.append(f"{len(search.pruned)} pruned so far.")
+    return " ".join(words)

@@ -12,7 +12,8 @@ from engine.config import parse_config
 from engine.runfile import read_run
 from engine.search.summary import summarize_search
 from engine.sweep import run_sweep
-from gui.search_view import CAPTIONS, NO_SCORE_SYMBOL, PRUNED_SYMBOL, SearchView
+from engine.search.summary import PANEL_CAPTIONS
+from gui.search_view import NO_SCORE_SYMBOL, PRUNED_SYMBOL, SearchView
 from tests.conftest import tiny_table
 
 
@@ -48,7 +49,7 @@ def test_every_point_is_drawn_where_it_belongs_and_pruned_points_are_marked(qtbo
     hollow = [item for item in _items(view, "progress", NO_SCORE_SYMBOL) if item.opts["symbolBrush"] is None]
     assert len(hollow) == (1 if unscored else 0)
     assert f"Best: batch size {search.best[0].batch_size}" in view.headline.text()
-    assert [view.captions[key].text() for key in CAPTIONS] == list(CAPTIONS.values())
+    assert [view.captions[key].text() for key in PANEL_CAPTIONS] == list(PANEL_CAPTIONS.values())
 
 
 def test_a_grid_is_not_a_search_and_says_how_to_make_one(qtbot, tiny_config, tmp_path):
