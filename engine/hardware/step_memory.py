@@ -30,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from engine.config import ExperimentConfig, scaled_lr
+from engine.devices import is_out_of_memory
 from engine.events import Event, TrialMemoryMeasured, TrialSpec
 from engine.hardware.precision import StepPrecision
 from engine.models import build_model
@@ -107,11 +108,17 @@ def measure_step_memory(config: ExperimentConfig, dataset: "Dataset", batch_size
     out-of-memory error of the device when it does not fit; everything it allocated is released either way."""
     try:
         return _measure(config, dataset, batch_size, device)
+    except Exception as error:  # noqa: BLE001 — only running out of memory is handled here
+        if not is_out_of_memory(error):
+            raise
+        # The error's traceback holds the failed step's frames and their tensors: keep only its message, so that
+        # they are freed before the cache is emptied.
+        failure = type(error)(str(error))
     finally:
-        # After an out-of-memory error the frames of the failed step still hold its tensors until collected.
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    raise failure
 
 
 def _measure(config: ExperimentConfig, dataset: "Dataset", batch_size: int, device: torch.device) -> StepMemory:
