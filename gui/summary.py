@@ -26,7 +26,7 @@ from gui.plotkit import PlotColors
 from gui.recommendation_view import RecommendationView
 from gui.summary_cards import (SERIES_SYMBOLS, SUMMARY_PLOT_NAMES, SUMMARY_PLOTS, KeyCard, Level, MissingPoint,
                                SummaryCard, SummaryPoint, SummarySeries, levels_caption, memory_card, memory_per_trial,
-                               peak_memory_texts, MIN_CARD_WIDTH)
+                               peak_memory_texts, draw_memory_fit, MIN_CARD_WIDTH)
 from gui.summary_table import SummaryTable
 from gui.target_bar import TargetBar
 
@@ -254,6 +254,8 @@ class SummaryView(CurrentPlotExport, QWidget):
                 card.set_texts(spec.title, spec.caption.format(target=self._target_words(),
                                                                levels=levels_caption(levels)))
             card.draw(self._series, sizes, self._theme, levels if spec.name == "accuracy" else ())
+            if spec.name == "memory" and memory_measure_key == "step_memory_bytes":
+                draw_memory_fit(card, self._runs, sizes, self._theme)
         self._key_card.update_key(sizes, self._series, self._theme)
         self._table.fill(self._series, sizes, self._target, self._theme,
                          {"peak_memory_bytes": peak_memory_texts(self._runs)[0]})

@@ -403,10 +403,26 @@ def memory_card(runs: list[RunData]) -> tuple[str, str, str]:
     return ("step_memory_bytes", STEP_MEMORY_TITLE, f"{STEP_MEMORY_CAPTION} {' '.join(fits)}")
 
 
+def draw_memory_fit(card: "SummaryCard", runs: list[RunData], sizes: list[int], theme: PlotColors) -> None:
+    """Each run's fitted memory = fixed + per example × batch size as a dashed line across the card's batch sizes
+    (after card.draw, which clears the plot)."""
+    if not sizes:
+        return
+    scale = MEASURES["step_memory_bytes"].display.scale
+    xs = np.linspace(math.log2(min(sizes)), math.log2(max(sizes)), 64)
+    for run in runs:
+        model = sweep_memory(run).model
+        if model is not None:
+            card.plot_item().addItem(pg.PlotDataItem(
+                xs, [model.bytes_at(2**x) * scale for x in xs], name=MEMORY_FIT_NAME,
+                pen=make_pen(with_alpha(theme.text, 0.6), 1.2, Qt.PenStyle.DashLine)))
+
+
+MEMORY_FIT_NAME = "memory model fit"
 STEP_MEMORY_TITLE = "Memory per training step"
 STEP_MEMORY_CAPTION = ("Lower is better; it must fit on the device. The memory of each trial's second training step, "
                        "which belongs to the trial (not to what ran before it) and grows with the batch size as "
-                       "activations do (docs/memory.md).")
+                       "activations do (docs/memory.md). Dashed: the fitted memory model.")
 
 
 class KeyCard(QFrame):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import h5py
 import pyqtgraph as pg
+import pytest
 
 from engine import schema
 from engine.config import parse_config
 from engine.runfile import read_run
 from engine.sweep import run_sweep
+from engine.hardware.memory_model import sweep_memory
 from gui.summary import SummaryView
+from gui.summary_cards import MEMORY_FIT_NAME
 from tests.conftest import tiny_table
 
 
@@ -29,6 +32,12 @@ def test_the_memory_card_plots_step_memory_with_the_fit_and_falls_back_without_i
     scale = 1 / 2**20   # the card shows MiB
     assert points == {size: value * scale for size, value in measured.items()}
     assert any(isinstance(item, pg.PlotDataItem) for item in view.plot_item("memory").items)   # joined: comparable
+    fit = [item for item in view.plot_item("memory").items
+           if isinstance(item, pg.PlotDataItem) and item.name() == MEMORY_FIT_NAME]
+    assert len(fit) == 1
+    xs, ys = fit[0].getData()
+    model = sweep_memory(run).model
+    assert ys[0] == pytest.approx(model.bytes_at(16) * scale) and ys[-1] == pytest.approx(model.bytes_at(128) * scale)
     assert "Peak memory, whole process (MiB) mean" in view.table_headers()    # the table keeps the process peak
 
     with h5py.File(path, "r+") as handle:                  # as written before step memory was recorded
@@ -37,3 +46,5 @@ def test_the_memory_card_plots_step_memory_with_the_fit_and_falls_back_without_i
                 del trial.attrs[key]
     view.set_runs([read_run(path)])
     assert "Peak memory, whole process" in card.title.text()
+    assert not [item for item in view.plot_item("memory").items
+                if isinstance(item, pg.PlotDataItem) and item.name() == MEMORY_FIT_NAME]
