@@ -234,6 +234,10 @@ def _report(args: argparse.Namespace) -> int:
     if args.target is not None and not 0 < args.target <= 1:
         raise UserError(f"--target {args.target:g}: give the validation accuracy as a fraction between 0 and 1, "
                         "e.g. 0.85")
+    from engine.hardware.max_batch import read_saved_search, saved_search_lines
+    if len(args.run_file) == 1 and (search := read_saved_search(args.run_file[0])) is not None:
+        print(*saved_search_lines(search), sep="\n")
+        return EXIT_OK
     runs = [read_run(path) for path in args.run_file]
     if len(runs) > 1:
         from engine.search.shared import merge_runs

@@ -141,7 +141,7 @@ def cli(*args):
                           text=True, timeout=300, env=os.environ.copy())
 
 
-def test_command_line_finds_the_limit_writes_the_tries_and_refuses_a_bad_limit(tmp_path):
+def test_command_line_finds_the_limit_writes_the_tries_and_report_reads_them(tmp_path, capsys):
     config = tmp_path / "experiment.toml"
     config.write_text(tomli_w.dumps(tiny_table(data={"dataset": "synthetic", "num_samples": 3000, "num_features": 8,
                                                      "num_classes": 3})))
@@ -159,6 +159,13 @@ def test_command_line_finds_the_limit_writes_the_tries_and_refuses_a_bad_limit(t
         assert group.attrs["recommended_batch_size"] == math.floor(group.attrs["largest_fit"] * 0.9)
         assert group["train_bytes"].attrs["units"] == "bytes"
     assert f"with the 10% margin: {math.floor(sizes[fits].max() * 0.9)}" in result.stderr
+
+    from engine.cli import main
+    assert main(["report", str(path)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "find-max-batch: one row per try, in the order tried"
+    assert [int(line.split()[0]) for line in printed[2:2 + len(sizes)]] == list(sizes)
+    assert printed[-1].startswith("largest batch size that fits in 200 KiB (--memory-limit)")
 
 
 

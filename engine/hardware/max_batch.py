@@ -241,3 +241,57 @@ def write_max_batch_file(result: MaxBatchResult, config: ExperimentConfig, out_d
         raise
     writer.close(schema.CANCELLED if result.stopped else schema.COMPLETED)
     return writer.path
+
+
+@dataclass(frozen=True)
+class SavedSearch:
+    """A find-max-batch run file read back: one row per try, and the answer in words."""
+    batch_sizes: list[int]
+    fits: list[bool]
+    peak_bytes: list[float]      # NaN where the try ran out of memory before a figure existed
+    outcome: str
+
+
+def read_saved_search(path: str | Path) -> SavedSearch | None:
+    """The tries of a find-max-batch run file, None for any other run file. Read in the reader process, as
+    every run file is; raises RunFileError for a damaged one."""
+    from engine import reader_process
+    return reader_process.call(read_saved_search_here, Path(path))
+
+
+def read_saved_search_here(path: Path) -> SavedSearch | None:
+    import h5py
+
+    from engine.errors import RunFileError
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        return None     # read_run says what is wrong with it
+    with handle:
+        try:
+            if handle.attrs.get(schema.RUN_KIND_ATTR) != schema.MAX_BATCH_KIND:
+                return None
+        except (OSError, KeyError, ValueError, TypeError):
+            return None
+        try:
+            group = handle[schema.MAX_BATCH_GROUP]
+            columns = {m.name: np.asarray(group[m.name][()], dtype=np.float64).ravel()
+                       for m in schema.MAX_BATCH_PROBE_METRICS}
+            outcome = group.attrs["outcome"]
+        except (OSError, KeyError, ValueError, TypeError) as error:
+            raise RunFileError(f"{path}: a damaged find-max-batch run file ({error})") from None
+    if (len({len(values) for values in columns.values()}) != 1 or not isinstance(outcome, (str, bytes))
+            or not np.isfinite(columns["batch_size"]).all()):
+        raise RunFileError(f"{path}: a find-max-batch run file with damaged tries")
+    return SavedSearch([int(b) for b in columns["batch_size"]], [bool(f) for f in columns["fits"]],
+                       [max(t, e) for t, e in zip(columns["train_bytes"], columns["eval_bytes"])],
+                       outcome.decode() if isinstance(outcome, bytes) else outcome)
+
+
+def saved_search_lines(search: SavedSearch) -> list[str]:
+    """What `report` prints for a find-max-batch run file."""
+    lines = ["find-max-batch: one row per try, in the order tried", f"{'batch size':>10}  {'fits':>4}  memory"]
+    for size, fits, peak in zip(search.batch_sizes, search.fits, search.peak_bytes):
+        memory = format_bytes(peak) if math.isfinite(peak) else "out of memory"
+        lines.append(f"{size:>10}  {'yes' if fits else 'no':>4}  {memory}")
+    return [*lines, "", search.outcome]
