@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import tomli_w
 from PySide6.QtGui import QImage
 
 from engine.config import parse_config
@@ -86,3 +87,23 @@ def test_the_setup_panel_says_what_a_search_will_train(qtbot, preset, text):
     qtbot.addWidget(panel)
     panel.set_config(load_config(presets()[preset]))
     assert panel.status_label.text() == f"✓ Ready to run: {text}."
+
+
+def test_a_running_search_is_drawn_as_each_trial_gets_its_score(qtbot, main_window, monkeypatch):
+    window = main_window
+    drawn = []
+    show = window.search_view.set_runs
+
+    def counting(runs):
+        show(runs)
+        drawn.append(window.search_view.search and len(window.search_view.search.points))
+    monkeypatch.setattr(window.search_view, "set_runs", counting)
+    table = tiny_table(sweep={"strategy": "random", "trials": 3, "batch_size_min": 8, "batch_size_max": 64,
+                              "lr_min": 0.01, "lr_max": 0.3, "device": "cpu"})
+    with qtbot.waitSignal(window.sweep_finished, timeout=120_000):
+        with qtbot.waitSignal(window.sweep_started, timeout=60_000):
+            window.run_config_text(tomli_w.dumps(table))
+        window.tabs.setCurrentWidget(window.search_view)   # starting a sweep shows the Live tab
+    # Drawn when shown, then once per trial as it gets its score (1, 2, 3 points), then at the end once more.
+    first = drawn[0] or 0
+    assert first < 3 and set(range(first + 1, 4)) <= set(drawn) and drawn[-1] == 3, drawn
