@@ -175,6 +175,8 @@ class RunWriter:
     def add_rows(self, name: str, group_name: str, columns: dict[str, np.ndarray]) -> None:
         """Queue rows of a step, eval or noise group (one array per metric of schema.TRIAL_GROUPS[group_name]);
         they reach the file with the next epoch row or when the trial ends."""
+        if self._failure is not None:   # the file is closed; a trial that never started has no queue
+            raise self._failure
         self._pending[name][group_name].append({key: np.atleast_1d(values) for key, values in columns.items()})
 
     def add_epoch(self, name: str, metrics: dict[str, float]) -> None:
