@@ -197,6 +197,9 @@ def main() -> int:
         print(f"  {len(late)} ticks later than {LATE_MS} ms, {total:.0f} ms late in all: GUI-thread CPU "
               f"{100 * gui / total:.0f}%, garbage collection {100 * collected / total:.0f}%, waiting for a core "
               f"{100 * queued / total:.0f}%, the rest (mostly the interpreter lock) {100 * rest / total:.0f}%")
+        print("  the five latest: " + "; ".join(
+            f"{lateness:.0f} ms (GUI CPU {cpu:.0f}, collection {collected:.0f}, core wait {queued:.0f})"
+            for lateness, cpu, collected, queued in sorted(late, reverse=True)[:5]))
     return 0
 
 

@@ -1,6 +1,7 @@
 """The training worker: real sweeps in a real QThread, signals received on the GUI thread."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ from engine.config import parse_config
 from engine.events import (EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialSpec,
                            TrialStarted)
 from engine.runfile import read_run
-from gui.worker import STEP_INTERVAL_S, StepCoalescer, WorkerThread
+from gui.worker import STEP_INTERVAL_S, WORKER_NICENESS, StepCoalescer, WorkerThread
 
 
 def tiny_config(**overrides):
@@ -282,3 +283,21 @@ def test_what_torch_imports_for_the_first_optimizer_is_kept_out_of_the_garbage_c
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) < 1000, result.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own nice value on Linux only")
+def test_the_training_thread_yields_cores_to_the_window(qtbot, worker_thread, tmp_path):
+    """The worker thread runs WORKER_NICENESS steps nicer than the main thread, whose priority is untouched."""
+    seen = {}
+
+    def record(_event) -> None:      # a direct connection: runs on the worker thread, as the sweep does
+        seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    main = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    worker = worker_thread.worker
+    worker.event_received.connect(record, Qt.ConnectionType.DirectConnection)
+    recorder = Recorder(worker)
+    with qtbot.waitSignal(recorder.finished_here, timeout=60_000):
+        worker.start_sweep(tiny_config(sweep={"batch_sizes": [64]}, train={"epochs": 1}), tmp_path)
+    assert seen["worker"] == min(19, main + WORKER_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main
