@@ -19,8 +19,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayo
 from engine import APP_NAME, __version__, schema
 from engine.config import ConfigError, load_config
 from engine.errors import RunFileError, UserError
-from engine.events import (EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialScored,
-                           TrialStarted)
+from engine.events import EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialStarted
 from engine.live import LiveRun
 from engine.progress import SweepProgress
 from engine.runfile import RunData, read_run
@@ -34,6 +33,7 @@ from gui.message_log import MessageLog, trial_outcome
 from gui.plots import X_AXES, LivePlots
 from gui.run_follower import RunFollower
 from gui.runs_browser import RunsBrowser
+from gui.science_view import ScienceView
 from gui.search_view import SearchView
 from gui.setup_panel import SetupPanel
 from gui.summary import SummaryView
@@ -62,8 +62,7 @@ class MainWindow(QMainWindow):
         # One handler per kind of engine event (steps arrive batched, through _on_steps).
         self._event_handlers = {SweepStarted: self._show_sweep_started, TrialStarted: self._show_trial_changed,
                                 EpochEnded: self._show_trial_changed, TrialEnded: self._show_trial_ended,
-                                SweepEnded: self._show_sweep_ended, Message: self._show_message,
-                                TrialScored: self._show_trial_scored}
+                                SweepEnded: self._show_sweep_ended, Message: self._show_message}
         self._summary_stale = False
         self._worker_thread = WorkerThread()
         self.worker = self._worker_thread.worker
@@ -142,6 +141,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.experiment, "Experiment")
         self.search_view = SearchView()
         self.tabs.addTab(self.search_view, "Search")
+        self.science_view = ScienceView()
+        self.tabs.addTab(self.science_view, "Science")
+        self.tabs.setTabToolTip(self.tabs.indexOf(self.science_view),
+                                "Why batch sizes are fast or slow: steps and examples to the target, the critical "
+                                "batch, the gradient noise scale, and a verdict for each claim of the usual advice.")
         self.tabs.setTabToolTip(0, "Curves of every trial as it trains, and the table of trials.")
         self.tabs.setTabToolTip(1, "One point per batch size: accuracy, time and samples to a target, "
                                    "throughput and memory.")
@@ -198,6 +202,12 @@ class MainWindow(QMainWindow):
                 self.search_view.set_runs(self._shown_runs)
         self.tabs.currentChanged.connect(show_search)
         self.sweep_finished.connect(show_search)
+
+        def show_science(*_args) -> None:
+            if self.tabs.currentWidget() is self.science_view:
+                self.science_view.set_runs(self._shown_runs, self.summary.target_accuracy())
+        self.tabs.currentChanged.connect(show_science)
+        self.sweep_finished.connect(show_science)
 
     # --- settings --------------------------------------------------------------------------------------
     def save_settings(self) -> None:
@@ -325,11 +335,6 @@ class MainWindow(QMainWindow):
         if outcome is not None:
             self.log(*outcome)
         self.trial_ended.emit(event)
-
-    def _show_trial_scored(self, _event: TrialScored, _changed: set[str]) -> None:
-        """A search's trial got its score (after it ended): the Search tab, when looked at, shows it at once."""
-        if self.tabs.currentWidget() is self.search_view:
-            self.search_view.set_runs(self._shown_runs)
 
     def _show_sweep_ended(self, event: SweepEnded, _changed: set[str]) -> None:
         self.trial_table.table_model.mark_not_run()

@@ -1,0 +1,169 @@
+"""The Science tab: why a batch size is fast or slow, from the run on screen at the Summary's target, through the
+same engine calls as `report` (engine.science.report.analyse): steps and examples to the target against batch
+size with the critical-batch fit and its regimes, the gradient noise scale against examples seen, and a verdict
+for each claim of the usual batch-size advice."""
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from engine.runfile import RunData
+from engine.science.critical_batch import DIMINISHING, NO_GAIN, PERFECT, REGIME_FACTOR, CriticalBatch
+from engine.science.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+from engine.science.report import VERDICT_WORDS, Science, analyse
+from engine.science.recommendation import default_target
+from gui.colors import batch_size_color
+from gui.plotkit import CompactAxis, PlotColors, make_pen
+
+# Regimes shaded behind the fit: green where doubling the batch still pays, red where it no longer does.
+REGIME_BRUSHES = {PERFECT: (60, 160, 90, 40), DIMINISHING: (230, 170, 40, 40), NO_GAIN: (210, 70, 60, 40)}
+VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
+
+CAPTIONS = {
+    "steps": "Steps to the target at each batch size (its best learning rate, median over seeds); the line is "
+             "S_min + E_min/B. Green: doubling the batch still halves the steps; amber: diminishing returns; red: "
+             "no gain. Dashed: the noise scale B_simple, which should be of the critical batch's order.",
+    "examples": "Examples to the target: flat while the batch is small (each example counts fully), rising past "
+                "the critical batch, where larger batches pay examples without saving steps.",
+    "noise": "The gradient noise scale B_simple of each trial as it trains (one line per trial, coloured by batch "
+             "size). It grows as the loss falls: the batch size worth using grows with it.",
+}
+
+
+class ScienceView(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("scienceView")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        self.headline = QLabel()
+        self.headline.setWordWrap(True)
+        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.headline)
+        grid = QGridLayout()
+        layout.addLayout(grid, 3)
+        self.plots: dict[str, pg.PlotWidget] = {}
+        titles = {"steps": "Steps to target vs batch size", "examples": "Examples to target vs batch size",
+                  "noise": "Noise scale B_simple vs examples seen"}
+        for column, (key, title) in enumerate(titles.items()):
+            plot = pg.PlotWidget(axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
+            plot.setTitle(title)
+            plot.setLogMode(x=True, y=True)
+            plot.setMinimumHeight(220)
+            caption = QLabel(CAPTIONS[key])
+            caption.setWordWrap(True)
+            caption.setObjectName("plotCaption")
+            grid.addWidget(plot, 0, column)
+            grid.addWidget(caption, 1, column, Qt.AlignmentFlag.AlignTop)
+            self.plots[key] = plot
+        self.findings = QLabel()
+        self.findings.setWordWrap(True)
+        self.findings.setTextFormat(Qt.TextFormat.RichText)
+        self.findings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.findings.setAlignment(Qt.AlignmentFlag.AlignTop)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.findings)
+        layout.addWidget(QLabel("<b>Findings</b>: each claim of the usual advice, tested by this run"))
+        layout.addWidget(scroll, 2)
+        self.science: Science | None = None
+        self.set_runs([], None)
+
+    def set_runs(self, runs: list[RunData], target: float | None) -> None:
+        """Show the first run on screen at `target` (None: the automatic target)."""
+        for plot in self.plots.values():
+            plot.clear()
+        if not runs:
+            self.science = None
+            self.headline.setText("Open a run or start a sweep: this tab explains what its batch sizes did.")
+            self.findings.setText("")
+            return
+        run = runs[0]
+        target = target if target is not None else default_target([run])
+        self.science = analyse(run, target)
+        fit = self.science.critical_batch
+        self.headline.setText(headline(fit, self.science))
+        colors = PlotColors.from_palette(self.palette())
+        self._draw_fit(fit, colors)
+        self._draw_noise(run)
+        self.findings.setText(findings_html(self.science))
+
+    def _draw_fit(self, fit: CriticalBatch, colors: PlotColors) -> None:
+        sizes = np.asarray(fit.batch_sizes, float)
+        steps, samples = np.asarray(fit.steps, float), np.asarray(fit.samples, float)
+        reached = np.isfinite(steps)
+        for key, values in (("steps", steps), ("examples", samples)):
+            plot = self.plots[key]
+            plot.setLabel("bottom", "batch size")
+            plot.setLabel("left", "optimizer steps" if key == "steps" else "examples")
+            if not reached.any():
+                continue
+            plot.plot(sizes[reached], values[reached], pen=None, symbol="o", symbolSize=9,
+                      symbolBrush=colors.text)
+            if not fit.available:
+                continue
+            line = np.geomspace(sizes.min(), sizes.max(), 100)
+            curve = fit.fitted_steps(line) if key == "steps" else fit.fitted_steps(line) * line
+            plot.plot(line, curve, pen=make_pen(colors.text, 2))
+            self._shade_regimes(plot, fit, sizes.min(), sizes.max())
+            b_simple = self.science.noise.b_simple
+            if math.isfinite(b_simple) and b_simple > 0:
+                plot.addItem(pg.InfiniteLine(math.log10(b_simple), angle=90,
+                                             pen=make_pen(colors.text, 1, Qt.PenStyle.DashLine)))
+
+    @staticmethod
+    def _shade_regimes(plot: pg.PlotWidget, fit: CriticalBatch, smallest: float, largest: float) -> None:
+        low, high = math.log10(smallest) - 0.2, math.log10(largest) + 0.2
+        edges = [(PERFECT, low, math.log10(fit.b_crit / REGIME_FACTOR)),
+                 (DIMINISHING, math.log10(fit.b_crit / REGIME_FACTOR), math.log10(fit.b_crit * REGIME_FACTOR)),
+                 (NO_GAIN, math.log10(fit.b_crit * REGIME_FACTOR), high)]
+        for regime, start, end in edges:
+            start, end = max(start, low), min(end, high)
+            if end > start:
+                region = pg.LinearRegionItem((start, end), movable=False, brush=pg.mkBrush(*REGIME_BRUSHES[regime]),
+                                             pen=pg.mkPen(None))
+                region.setZValue(-10)
+                plot.addItem(region)
+
+    def _draw_noise(self, run: RunData) -> None:
+        plot = self.plots["noise"]
+        plot.setLabel("bottom", "examples seen")
+        plot.setLabel("left", "B_simple (examples)")
+        sizes = sorted({trial.batch_size for trial in run.trials})
+        for trial in run.trials:
+            values = trial.noise["b_simple"]
+            keep = np.isfinite(values) & (values > 0)
+            if keep.any():
+                plot.plot(trial.noise["samples"][keep], values[keep],
+                          pen=make_pen(batch_size_color(trial.batch_size, sizes), 1.5))
+
+
+def headline(fit: CriticalBatch, science: Science) -> str:
+    target = f"{fit.target:.1%}" if fit.target is not None else "no target yet"
+    if not fit.available:
+        text = f"Critical batch at {target} validation accuracy: unavailable ({fit.unavailable})."
+    else:
+        interval = (f", 95% interval {fit.b_crit_low:,.0f}–{fit.b_crit_high:,.0f}"
+                    if math.isfinite(fit.b_crit_low) else "")
+        text = (f"Critical batch at {target} validation accuracy: {fit.b_crit:,.0f}{interval} "
+                f"({'tuned over learning rates' if fit.tuned else 'one learning rate per batch size'}; "
+                f"R² {fit.r2:.2f}). Beyond about {REGIME_FACTOR * fit.b_crit:,.0f}, larger batches pay examples "
+                "without saving steps.")
+    noise = science.noise
+    text += (f" Noise scale B_simple up to the target: {noise.b_simple:,.0f}." if not noise.unavailable
+             else f" Noise scale: {noise.unavailable}.")
+    return text
+
+
+def findings_html(science: Science) -> str:
+    rows = []
+    for finding in science.findings:
+        color = VERDICT_COLORS.get(finding.verdict, "gray")
+        rows.append(f"<p><b style='color:{color}'>{VERDICT_WORDS[finding.verdict]}</b>: "
+                    f"{html.escape(finding.claim)}<br/><span>{html.escape(finding.evidence)}</span></p>")
+    return "".join(rows)
