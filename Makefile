@@ -34,6 +34,7 @@ benchmark: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/plot_redraw.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_latency.py
 	$(PY) benchmarks/search_quality.py
+	$(PY) benchmarks/scaling.py
 
 # The README's pictures: a real sweep in the real window, offscreen.
 screenshots: $(STAMP)

@@ -44,7 +44,7 @@ def decide_cpu_workers(cores: int, trials: int, thread_speedup: float) -> Parall
     if cores < 2 or trials < 2:
         return Parallelism(1, ("cpu",), f"auto: {cores} core{'s' if cores != 1 else ''}, {trials} "
                            f"trial{'s' if trials != 1 else ''}: one at a time")
-    measured = f"one trial ran {thread_speedup:.2f}× faster on {cores} threads than on 1"
+    measured = f"one trial on {cores} threads ran {thread_speedup:.2f}× as fast as on 1"
     if thread_speedup < SPLIT_WHEN_BELOW * cores:
         workers = min(cores, trials)
         return Parallelism(workers, ("cpu",) * workers, f"auto: {measured}, so {workers} trials at once, one "
