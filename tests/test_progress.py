@@ -142,7 +142,7 @@ def test_recorded_sweeps_the_time_left_holds_after_the_first_trial(path: Path):
     assert abs(first_error) < 0.25, f"when the first trial ended: {first_error:+.0%}"
     assert statistics.median(abs(error) for _, _, error in errors) < 0.25
     later = [error for _, event, error in eta_errors(recording, after_trials=2, min_left_s=1.0)]
-    assert all(abs(error) < 0.5 for error in later), later
+    assert all(abs(error) < 0.35 for error in later), later       # 19-30% at worst
 
 
 def test_recorded_demo_preset_the_time_left_after_the_first_trial_is_within_a_quarter():
