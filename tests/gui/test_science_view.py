@@ -53,3 +53,22 @@ def test_without_noise_or_a_fit_the_tab_says_why(qtbot, tmp_path):
     assert not view.plots["noise"].getPlotItem().listDataItems()
     view.set_runs([], None)
     assert view.science is None and "Open a run" in view.headline.text()
+
+
+def test_the_setup_panel_offers_the_science_keys_from_their_metadata(qtbot):
+    from PySide6.QtWidgets import QCheckBox, QGroupBox, QLabel
+
+    from gui.setup_panel import SetupPanel
+
+    panel = SetupPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    box = next(group for group in panel.findChildren(QGroupBox) if group.title() == "Science")
+
+    def shown():
+        return [label.text() for label in box.findChildren(QLabel) if label.isVisible()]
+
+    assert shown() == ["Evaluate", "Evaluations per decade", "Measure noise scale"]
+    box.findChildren(QCheckBox)[0].setChecked(True)
+    qtbot.waitUntil(lambda: "Noise every (steps)" in shown())
+    assert shown()[-2:] == ["Noise every (steps)", "Micro-batches"]
