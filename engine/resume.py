@@ -23,7 +23,8 @@ from engine import schema
 from engine.config import ExperimentConfig, loads_config
 from engine.devices import resolve_device
 from engine.errors import ConfigError, RunFileError, UserError
-from engine.events import EpochEnded, Event, Message, StepsLogged, TrialEnded, TrialSpec, TrialStarted
+from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
+                           TrialStarted)
 from engine.runfile import RunData, RunWriter, TrialData, read_run
 from engine.sweep import environment, plan_trials, prepare_sweep_data, train_trials
 from engine.train import total_steps
@@ -175,13 +176,19 @@ def restored_events(plan: ResumePlan, train_size: int) -> list[Event]:
         steps_per_epoch = train_size // spec.batch_size
         steps = total_steps(plan.config.train, steps_per_epoch, spec.batch_size)
         events.append(TrialStarted(trial=spec, steps_per_epoch=steps_per_epoch, total_steps=steps,
-                                   total_samples=steps * spec.batch_size, parameter_count=trial.parameter_count))
+                                   total_samples=steps * spec.batch_size, parameter_count=trial.parameter_count,
+                                   noise_scale_unavailable=trial.noise_scale_unavailable))
         if len(trial.step["step"]):
             events.append(StepsLogged(trial=spec, epoch_fraction=float(trial.epochs_done),
                                       **{m.name: trial.step[m.name] for m in schema.STEP_METRICS}))
         for row in range(trial.epochs_done):
             events.append(EpochEnded(trial=spec, metrics={m.name: trial.epoch[m.name][row].item()
                                                           for m in schema.EPOCH_METRICS}))
+        for row in range(len(trial.eval["step"])):
+            events.append(Evaluated(trial=spec, metrics={m.name: trial.eval[m.name][row].item()
+                                                         for m in schema.EVAL_METRICS}))
+        if len(trial.noise["step"]):
+            events.append(NoiseMeasured(trial=spec, columns=dict(trial.noise)))
         events.append(TrialEnded(trial=spec, status=trial.status, error=trial.error))
     return events
 

@@ -246,6 +246,8 @@ def test_a_stopped_sweep_resumed_twice_keeps_every_attempt(tmp_path, reference, 
         shown = next(t for t in live.run.trials if t.name == trial.name)
         for name in UNTIMED_EPOCH:
             np.testing.assert_array_equal(shown.epoch[name], trial.epoch[name])
+        for name in ("step", "samples", "val_accuracy"):     # the scheduled evaluations are shown again too
+            np.testing.assert_array_equal(shown.eval[name], trial.eval[name])
 
 
 def test_trials_are_matched_by_what_they_are_not_by_their_names(tmp_path, one_thread):
