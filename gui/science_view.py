@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from engine.runfile import RunData
@@ -22,6 +22,7 @@ from gui.plotkit import CompactAxis, PlotColors, make_pen
 
 # Regimes shaded behind the fit: green where doubling the batch still pays, red where it no longer does.
 REGIME_BRUSHES = {PERFECT: (60, 160, 90, 40), DIMINISHING: (230, 170, 40, 40), NO_GAIN: (210, 70, 60, 40)}
+LIVE_INTERVAL_MS = 1000
 VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
 
 CAPTIONS = {
@@ -72,12 +73,33 @@ class ScienceView(QWidget):
         layout.addWidget(QLabel("<b>Findings</b>: each claim of the usual advice, tested by this run"))
         layout.addWidget(scroll, 2)
         self.science: Science | None = None
+        self.runs: list[RunData] = []
+        # While shown, the noise-scale curves follow a run being trained (its RunData grows in place); the fit
+        # and the findings wait for the sweep's end, as their bootstrap takes a noticeable fraction of a second.
+        self.live_timer = QTimer(self)
+        self.live_timer.setInterval(LIVE_INTERVAL_MS)
+        self.live_timer.timeout.connect(self.refresh_noise)
         self.set_runs([], None)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.live_timer.start()
+        super().showEvent(event)
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.live_timer.stop()
+        super().hideEvent(event)
+
+    def refresh_noise(self) -> None:
+        """Redraw the noise-scale curves from the run on screen, as it is now."""
+        if self.runs:
+            self.plots["noise"].clear()
+            self._draw_noise(self.runs[0])
 
     def set_runs(self, runs: list[RunData], target: float | None) -> None:
         """Show the first run on screen at `target` (None: the automatic target)."""
         for plot in self.plots.values():
             plot.clear()
+        self.runs = list(runs)
         if not runs:
             self.science = None
             self.headline.setText("Open a run or start a sweep: this tab explains what its batch sizes did.")

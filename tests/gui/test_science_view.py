@@ -72,3 +72,28 @@ def test_the_setup_panel_offers_the_science_keys_from_their_metadata(qtbot):
     box.findChildren(QCheckBox)[0].setChecked(True)
     qtbot.waitUntil(lambda: "Noise every (steps)" in shown())
     assert shown()[-2:] == ["Noise every (steps)", "Micro-batches"]
+
+
+def test_the_noise_scale_curves_follow_a_run_being_trained(qtbot):
+    import numpy as np
+
+    from engine.events import NoiseMeasured, SweepStarted, TrialSpec, TrialStarted
+    from engine.live import LiveRun
+    from gui.science_view import ScienceView
+
+    live = LiveRun()
+    spec = TrialSpec(index=0, name="bs00032_seed0", batch_size=32, seed=0, base_lr=0.1, lr=0.1)
+    live.apply(SweepStarted(run_path="live.h5", config_text='name = "live"\n[data]\ndataset = "mnist1d"\n[model]\n'
+                            'kind = "mlp"\n', created="", trials=(spec,), total_samples=3200, device="cpu",
+                            device_name="cpu", train_size=3200, val_size=800))
+    live.apply(TrialStarted(trial=spec, steps_per_epoch=100, total_steps=100, total_samples=3200, parameter_count=1))
+    view = ScienceView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_runs([live.run], 0.5)
+    assert not view.plots["noise"].getPlotItem().listDataItems()
+    steps = np.array([1, 11, 21])
+    live.apply(NoiseMeasured(trial=spec, columns={"step": steps, "samples": steps * 32, "wall_time_s": steps * 0.01,
+                                                  "micro_batch": np.full(3, 8.0), "grad_sq": np.ones(3),
+                                                  "trace_sigma": np.full(3, 50.0), "b_simple": np.full(3, 50.0)}))
+    qtbot.waitUntil(lambda: len(view.plots["noise"].getPlotItem().listDataItems()) == 1, timeout=5000)
