@@ -2,9 +2,13 @@
 half of every batch, and the training is that of one process with the whole batch, to floating-point
 tolerance. Real spawned ranks, a real run file."""
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import tomli_w
 import torch
 
 from engine.config import parse_config
@@ -14,7 +18,7 @@ from engine.hardware.threads import ThreadPolicy, set_thread_policy, thread_poli
 from engine.live import LiveRun
 from engine.runfile import read_run
 from engine.sweep import run_sweep
-from tests.conftest import tiny_table
+from tests.conftest import ROOT, tiny_table
 
 TABLE = tiny_table(train={"epochs": 2}, sweep={"batch_sizes": [32]})
 
@@ -65,3 +69,19 @@ def test_each_rank_takes_its_own_equal_share_of_the_batch():
     assert torch.equal(torch.cat([share_inputs for share_inputs, _ in shares]), inputs)
     with pytest.raises(ValueError, match="batch size 6 does not divide among 4 ranks"):
         Ranks(0, 4, False, torch.device("cpu")).share(inputs, targets)
+
+
+def test_torchrun_ranks_train_the_sweep_and_rank_0_writes_the_file(tmp_path, one_thread_each):
+    """The documented several-machines command, on this machine: torchrun starts two ranks on the CPU."""
+    config_path = tmp_path / "experiment.toml"
+    config_path.write_text(tomli_w.dumps(TABLE))
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "engine.execution.torchrun", str(config_path), "--out", str(tmp_path / "runs"),
+                             "--threads", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    [launched] = read_run(result.stdout.strip().splitlines()[-1]).trials
+    [single] = read_run(run_sweep(parse_config(TABLE), tmp_path / "one")).trials
+    assert (launched.status, launched.ranks) == ("completed", 2)
+    np.testing.assert_allclose(launched.epoch["val_loss"], single.epoch["val_loss"], rtol=1e-5)
+    np.testing.assert_allclose(launched.step["loss"], single.step["loss"], rtol=1e-5)
