@@ -108,9 +108,10 @@ def plan_resume(path: str | Path) -> ResumePlan:
     stored = {_identity(t.batch_size, t.base_lr, t.seed): t for t in run.trials}
     matched = [(spec, stored.get(_identity(spec.batch_size, spec.base_lr, spec.seed))) for spec in plan_trials(config)]
     started = [trial for _, trial in matched if trial is not None]
-    # A write error (a full disk, a file size limit) ends the run `failed` and marks the trial it was writing
-    # `failed` too: that trial, the last one started, was interrupted rather than failed by its own training.
-    stopped_by_writer = started[-1].name if started and run.header.status == schema.FAILED else None
+    # A write error (a full disk, a file size limit) ends the run `failed` and marks the trials it was writing
+    # `failed` with its text: the last one started, and with trials in worker processes (sweep.parallel) the
+    # others running then, which carry the same text. They were interrupted rather than failed by their training.
+    last = started[-1] if started and run.header.status == started[-1].status == schema.FAILED else None
     planned, finished, interrupted, to_train = [], {}, [], []
     for spec, trial in matched:
         if trial is not None:
@@ -118,7 +119,8 @@ def plan_resume(path: str | Path) -> ResumePlan:
         planned.append(spec)
         if trial is None:
             to_train.append(spec)
-        elif trial.status in INTERRUPTED or (trial.name == stopped_by_writer and trial.status == schema.FAILED):
+        elif trial.status in INTERRUPTED or (last is not None and trial.status == schema.FAILED
+                                             and (trial.name == last.name or trial.error == last.error)):
             interrupted.append(spec)
             to_train.append(spec)
         else:

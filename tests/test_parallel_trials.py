@@ -7,6 +7,7 @@ import signal
 import threading
 from types import SimpleNamespace
 
+import h5py
 import pytest
 import torch
 
@@ -119,3 +120,19 @@ def test_workers_share_the_free_cores_unless_the_count_is_fixed():
     assert split_among_workers(free, 3, ThreadPolicy()).threads == 2
     assert split_among_workers(ThreadChoice(2, "2 cores"), 4, ThreadPolicy()).threads == 1
     assert split_among_workers(ThreadChoice(3, "fixed"), 4, ThreadPolicy(requested=3)).threads == 3
+
+
+def test_every_trial_a_write_error_stopped_is_trained_again_on_resume(tmp_path, tiny_config):
+    """With trials in workers, a full disk stops several running trials at once: the writer marks each
+    `failed` with its text (as engine.runfile.RunWriter does), and each is interrupted, not a finished failure."""
+    path = run_sweep(tiny_config(sweep={"batch_sizes": [16, 32, 64, 80]}), tmp_path)
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["status"] = schema.FAILED
+        trials = handle[schema.TRIALS_GROUP]
+        for name, error in (("bs00016_seed0", "RuntimeError: its own failure"),
+                            ("bs00064_seed0", f"disk full writing {path}"),
+                            ("bs00080_seed0", f"disk full writing {path}")):
+            trials[name].attrs["status"], trials[name].attrs["error"] = schema.FAILED, error
+    plan = plan_resume(path)
+    assert [spec.name for spec in plan.interrupted] == ["bs00064_seed0", "bs00080_seed0"]
+    assert plan.finished == {"bs00016_seed0": schema.FAILED, "bs00032_seed0": schema.COMPLETED}
