@@ -2,10 +2,10 @@
 
 The run file is the single truth: the config stored in it says what the sweep was, the trials in it what
 was done. Trials that ended (completed, diverged, out of memory, failed) are kept untouched. A trial that was
-interrupted (`running` after kill -9 or a power cut, `cancelled` after Stop, `failed` as the last trial of a
-run that a write error such as a full disk stopped) is trained again from its start, since its optimizer
-state was never saved; its partial epochs move to /attempts/<trial name>/<n> (see engine/schema.py), kept and
-readable with runfile.read_attempts, ignored by read_run. The trials never started follow. Every trial seeds
+interrupted (`running` after kill -9 or a power cut, `cancelled` after Stop, `failed` with the text of the
+write error, such as a full disk, that stopped the run while writing it) is trained again from its start,
+since its optimizer state was never saved; its partial epochs move to /attempts/<trial name>/<n> (see
+engine/schema.py), kept and readable with runfile.read_attempts, ignored by read_run. The trials never started follow. Every trial seeds
 its own model, batch order and data from the config, so a resumed sweep gives the numbers of an uninterrupted
 one on the same device with the same number of threads.
 """
