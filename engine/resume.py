@@ -5,9 +5,9 @@ was done. Trials that ended (completed, diverged, out of memory, failed) are kep
 interrupted (`running` after kill -9 or a power cut, `cancelled` after Stop, `failed` with the text of the
 write error, such as a full disk, that stopped the run while writing it) is trained again from its start,
 since its optimizer state was never saved; its partial epochs move to /attempts/<trial name>/<n> (see
-engine/schema.py), kept and readable with runfile.read_attempts, ignored by read_run. The trials never started follow. Every trial seeds
-its own model, batch order and data from the config, so a resumed sweep gives the numbers of an uninterrupted
-one on the same device with the same number of threads.
+engine/schema.py), kept and readable with runfile.read_attempts, ignored by read_run. The trials never
+started follow. Every trial seeds its own model, batch order and data from the config, so a resumed sweep
+gives the numbers of an uninterrupted one on the same device with the same number of threads.
 """
 from __future__ import annotations
 
