@@ -174,3 +174,33 @@ def test_a_bad_memory_limit_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["find-max-batch", "demo", "--memory-limit", "lots"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: --memory-limit 'lots': give a memory size such as 2GiB, 512MiB or 1.5GB (at least 1 byte)"]
+
+
+def test_a_try_that_runs_out_of_memory_leaves_nothing_of_its_step_alive(tiny, monkeypatch):
+    """What gpu_check proves on CUDA (memory back within 5%), here on the release itself: the error that reaches
+    the search holds no frame of the failed step, so the step's tensors are freed before the cache is emptied."""
+    import gc
+    import weakref
+
+    from engine.hardware import step_memory
+    config, data = tiny
+    held = []
+
+    class RunsOutOfMemory(torch.nn.Module):
+        def __init__(self, *args):
+            super().__init__()
+            self.layer = torch.nn.Linear(8, 3)
+
+        def forward(self, inputs):
+            activations = torch.ones(4_000_000)      # 16 MB the failed step holds when it fails
+            held.append(weakref.ref(activations))
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 GB")
+
+    monkeypatch.setattr(step_memory, "build_model", lambda *args: RunsOutOfMemory())
+    with pytest.raises(RuntimeError, match="can't allocate memory") as raised:
+        measure_step_memory(config, data, 64, CPU)
+    gc.collect()
+    assert raised.value is not None and held and held[0]() is None    # freed while the error is still held
+    result = find_max_batch(config, memory_limit=10**9, dataset=data,
+                            measure=lambda size: measure_step_memory(config, data, size, CPU))
+    assert result.largest_fit is None and result.probes[0].reason == "out of memory"
