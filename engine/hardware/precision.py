@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import PRECISIONS  # noqa: F401 (the choices of train.precision, for callers)
 from engine.errors import ConfigError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
