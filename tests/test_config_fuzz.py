@@ -153,7 +153,7 @@ def one_key_mutated(draw) -> dict:
     table = draw(extreme_valid_tables())
     key, field = draw(st.sampled_from(list(iter_fields())))
     section, _, name = key.rpartition(".")
-    (table[section] if section else table)[name] = draw(value_for(field))
+    (table.setdefault(section, {}) if section else table)[name] = draw(value_for(field))
     return table
 
 
@@ -269,6 +269,12 @@ def extreme_valid_tables(draw) -> dict:
                   "learning_rates": draw(st.sampled_from([[], [0.1, 0.1000001], [1e-5, 100.0]])
                                          | st.lists(lr, max_size=2, unique=True)),
                   "device": draw(st.sampled_from(["cpu", "cpu", "auto", "cuda"])), "strategy": "grid"},
+        # An evaluation after every example and a noise measurement at every step, with micro-batches from 2 to
+        # more than any batch here: the densest schedules, at the cost of a step or three.
+        "science": {"eval_schedule": draw(st.sampled_from(["log", "every", "epoch"])),
+                    "eval_per_decade": draw(st.sampled_from([1, 100])), "eval_every": draw(st.sampled_from([1, 10**12])),
+                    "noise_scale": draw(st.booleans()), "noise_every": 1,
+                    "noise_microbatches": draw(st.sampled_from([2, 3, 1024]))},
     }
     return table
 
