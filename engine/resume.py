@@ -22,6 +22,7 @@ import torch
 from engine import schema
 from engine.config import ExperimentConfig, loads_config
 from engine.devices import resolve_device
+from engine.hardware.precision import check_precision
 from engine.errors import ConfigError, RunFileError, UserError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
                            TrialStarted)
@@ -205,6 +206,7 @@ def resume_sweep(plan: ResumePlan, *, device: str | None = None, on_event: Calla
         raise NothingToResume(plan.summary())
     on_event = on_event or (lambda event: None)
     torch_device = _resume_device(plan, device)
+    check_precision(plan.config.train.precision, torch_device)
     dataset, probe = prepare_sweep_data(plan.config, torch_device, on_event)
     env = environment(torch_device)
     stored_device = str(plan.run.environment.get("device", ""))

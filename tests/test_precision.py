@@ -59,3 +59,18 @@ def test_fp16_on_the_cpu_is_a_config_error_before_any_file(tmp_path):
 def test_accumulation_steps_beyond_the_smallest_batch_size_is_named():
     with pytest.raises(ConfigError, match=r"train.accumulation_steps = 32: batch size 16 \(sweep.batch_sizes\)"):
         parse_config(tiny_table(train={"accumulation_steps": 32}))
+
+
+def test_resuming_an_fp16_run_on_the_cpu_is_the_same_config_error(tmp_path):
+    import h5py
+    from engine.resume import plan_resume, resume_sweep
+    path = run_sweep(parse_config(tiny_table(train={"epochs": 1}, sweep={"batch_sizes": [32]})), tmp_path)
+    with h5py.File(path, "r+") as handle:      # as if trained with fp16 on a GPU and stopped
+        handle.attrs["config"] = handle.attrs["config"].replace('precision = "fp32"', 'precision = "fp16"').replace(
+            'device = "cpu"', 'device = "auto"')
+        handle.attrs["status"] = "cancelled"
+        handle["trials/bs00032_seed0"].attrs["status"] = "cancelled"
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: fp16 is valid")
+    with pytest.raises(ConfigError, match="train.precision = 'fp16'"):
+        resume_sweep(plan_resume(path), device="cpu")
