@@ -272,7 +272,8 @@ def extreme_valid_tables(draw) -> dict:
         # An evaluation after every example and a noise measurement at every step, with micro-batches from 2 to
         # more than any batch here: the densest schedules, at the cost of a step or three.
         "science": {"eval_schedule": draw(st.sampled_from(["log", "every", "epoch"])),
-                    "eval_per_decade": draw(st.sampled_from([1, 100])), "eval_every": draw(st.sampled_from([1, 10**12])),
+                    "eval_per_decade": draw(st.sampled_from([1, 100])),
+                    "eval_every": draw(st.sampled_from([1, 10**12])),
                     "noise_scale": draw(st.booleans()), "noise_every": 1,
                     "noise_microbatches": draw(st.sampled_from([2, 3, 1024]))},
     }
