@@ -19,8 +19,11 @@ def make_trial(batch_size=8, seed=0, base_lr=0.1, steps=(10, 100, 1000), accurac
     columns = {"step": steps, "samples": steps * batch_size, "wall_time_s": steps * 0.01,
                "val_loss": np.ones(len(steps)), "val_accuracy": np.asarray(accuracy, float)}
     epoch = {m.name: np.zeros(2, m.dtype) for m in schema.EPOCH_METRICS}
-    epoch.update({"step": np.array([500, 1000]), "samples": np.array([500, 1000]) * batch_size,
-                  "wall_time_s": np.array([5.0, 10.0]), "val_accuracy": np.array([0.6, 0.95])})
+    if eval_group:   # epochs that end where the schedule has evaluated: the same passes
+        epoch.update({key: values[-2:] for key, values in columns.items()})
+    else:
+        epoch.update({"step": np.array([500, 1000]), "samples": np.array([500, 1000]) * batch_size,
+                      "wall_time_s": np.array([5.0, 10.0]), "val_accuracy": np.array([0.6, 0.95])})
     trial = TrialData(name=schema.trial_name(batch_size, seed, base_lr), batch_size=batch_size, seed=seed, lr=base_lr,
                       base_lr=base_lr, status=status, error="", parameter_count=1, steps_per_epoch=500,
                       epoch=epoch, step={m.name: np.zeros(0, m.dtype) for m in schema.STEP_METRICS})
@@ -60,6 +63,21 @@ def test_samples_and_time_follow_the_crossing():
 def test_files_without_evaluations_fall_back_to_the_first_epoch_that_reached_it():
     found = crossing(make_trial(eval_group=False), 0.7)
     assert found.source == EPOCH_SOURCE and found.steps == 1000 and found.time_s == 10.0
+
+
+def test_an_epoch_that_ended_after_the_last_scheduled_evaluation_counts():
+    # The schedule's last point (step 1000) is below the target; the last epoch's pass (step 1200) is above it:
+    # reached, between the two, not censored beside a best accuracy above the target.
+    trial = make_trial(accuracy=(0.2, 0.5, 0.6))
+    trial.epoch.update({"step": np.array([600, 1200]), "samples": np.array([600, 1200]) * 8,
+                        "wall_time_s": np.array([6.0, 12.0]), "val_loss": np.ones(2),
+                        "val_accuracy": np.array([0.55, 0.8])})
+    found = crossing(trial, 0.7)
+    assert not found.censored and found.source == EVAL_SOURCE
+    # 0.6 at step 1000, 0.8 at step 1200: 0.7 half way in log-steps.
+    assert found.steps == pytest.approx(math.exp((math.log(1000) + math.log(1200)) / 2))
+    # The epoch at step 600 sits between scheduled points, in step order: 0.55 there is below 0.7.
+    assert crossing(trial, 0.56).steps == pytest.approx(math.exp(math.log(600) + (0.01 / 0.05) * math.log(1000 / 600)))
 
 
 def test_tuned_takes_the_median_over_seeds_then_the_best_learning_rate():

@@ -4,8 +4,9 @@ learning-rate grid (Shallue et al. 2019).
 Per trial: the first evaluation at or above the target, interpolated in log-steps between it and the evaluation
 before it (accuracy taken as linear in log-steps between two evaluations). A trial that never reaches the target
 is censored: it has no number, never a made-up one. Evaluations are the trial's eval/ group (the schedule in
-examples seen); files without one fall back to the epoch rows, and then the first epoch that reached the target
-counts, without interpolation (their resolution is one epoch, as it always was).
+examples seen) with the end of each epoch; files without the group fall back to the epoch rows alone, and then the
+first epoch that reached the target counts, without interpolation (their resolution is one epoch, as it always
+was).
 
 Per batch size, tuned: at each learning rate the median over seeds (a censored seed counts as never, so a median
 over mostly censored seeds is censored), then the learning rate with the fewest steps.
@@ -35,11 +36,21 @@ class Crossing:
 
 
 def evaluations(trial: TrialData) -> tuple[dict[str, np.ndarray], str]:
-    """The trial's evaluations (step, samples, wall_time_s, val_accuracy, ...): the schedule's when it has any,
-    else its epoch rows."""
-    if len(trial.eval["step"]):
-        return trial.eval, EVAL_SOURCE
-    return trial.epoch, EPOCH_SOURCE
+    """The trial's evaluations (step, samples, wall_time_s, val_loss, val_accuracy) in step order: the schedule's
+    and the end of each epoch's together when it has a schedule, else its epoch rows alone.
+
+    An epoch's end is a full validation pass too; leaving it out would call a trial that reached the target at
+    its last epoch, after the last scheduled point, censored while its best accuracy says it got there."""
+    if not len(trial.eval["step"]):
+        return trial.epoch, EPOCH_SOURCE
+    keys = [m.name for m in schema.EVAL_METRICS]
+    scheduled = {key: np.asarray(trial.eval[key]) for key in keys}
+    epochs = {key: np.asarray(trial.epoch[key]) for key in keys}
+    # Where an epoch ended at a scheduled point, both are the same pass: keep the scheduled one.
+    extra = ~np.isin(epochs["step"], scheduled["step"])
+    merged = {key: np.concatenate([scheduled[key], epochs[key][extra]]) for key in keys}
+    order = np.argsort(merged["step"], kind="stable")
+    return {key: values[order] for key, values in merged.items()}, EVAL_SOURCE
 
 
 def first_crossing(steps: np.ndarray, wall_time_s: np.ndarray, accuracy: np.ndarray, target: float,
