@@ -36,17 +36,19 @@ class Measure:
     display: Display
     log_y: bool = False
     needs_target: bool = False
+    unmeasured: str = "no data yet"     # why a batch size without a failed trial has no value
 
     def column_title(self) -> str:
         return f"{self.label} ({self.display.unit})" if self.display.unit else self.label
 
 
 def _measure(key: str, label: str, metric: str | None = None, *, unit: str | None = None, scale: float | None = None,
-             fmt: str | None = None, log_y: bool = False, needs_target: bool = False) -> Measure:
+             fmt: str | None = None, log_y: bool = False, needs_target: bool = False,
+             unmeasured: str = "no data yet") -> Measure:
     base = display(metric) if metric else Display(label, "")
     shown = Display(label, base.unit if unit is None else unit, base.scale if scale is None else scale,
                     base.fmt if fmt is None else fmt)
-    return Measure(key, label, shown, log_y, needs_target)
+    return Measure(key, label, shown, log_y, needs_target, unmeasured)
 
 
 MEASURES: dict[str, Measure] = {m.key: m for m in (
@@ -60,6 +62,9 @@ MEASURES: dict[str, Measure] = {m.key: m for m in (
     _measure("samples_per_s", "Throughput", "samples_per_s"),
     _measure("peak_memory_bytes", "Peak memory", "peak_memory_bytes"),
     _measure("step_memory_bytes", "Memory per step", "peak_memory_bytes"),
+    # Telemetry (engine.hardware.telemetry): NaN where no energy counter could be read, never 0.
+    _measure("energy_per_example_j", "Energy per example", unit="J", scale=1.0, fmt="{:.3g}", log_y=True,
+             unmeasured="not measured here (no readable energy counter)"),
 )}
 
 
@@ -90,6 +95,11 @@ SUMMARY_PLOTS: tuple[SummaryPlot, ...] = (
     SummaryPlot("throughput", "Throughput", ("samples_per_s",),
                 "Higher is better: training examples per second over the whole trial, evaluation excluded (as "
                 "Samples/s in the trial table). It stops growing once the device is saturated."),
+    SummaryPlot("energy", "Energy per example", ("energy_per_example_j",),
+                "Lower is better: joules per training example, CPU packages (RAPL) and GPU (NVML) as measured "
+                "during the trial. Larger batches often cost less per example until the device is saturated. "
+                "Missing where this machine has no readable energy counter (RAPL needs permission; NVML an "
+                "NVIDIA GPU)."),
     SummaryPlot("memory", "Peak memory", ("peak_memory_bytes",),
                 "Lower is better; it must fit on the device. Peak tensor memory of each trial, which grows with "
                 "the batch size (activations)."),
@@ -165,7 +175,7 @@ def missing_reason(entry: BatchSizeStats, measure: Measure) -> str:
         return "not reached"
     if failed:
         return status_words(failed)
-    return "no data yet"
+    return measure.unmeasured
 
 
 class SummaryCard(QFrame):

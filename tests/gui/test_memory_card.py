@@ -2,6 +2,8 @@
 model in its caption; runs without it keep the process peak."""
 from __future__ import annotations
 
+import math
+
 import h5py
 import pyqtgraph as pg
 import pytest
@@ -11,6 +13,7 @@ from engine.config import parse_config
 from engine.runfile import read_run
 from engine.sweep import run_sweep
 from engine.hardware.memory_model import sweep_memory
+from engine.hardware.telemetry import energy_j
 from gui.summary import SummaryView
 from gui.summary_cards import MEMORY_FIT_NAME
 from tests.conftest import tiny_table
@@ -48,3 +51,21 @@ def test_the_memory_card_plots_step_memory_with_the_fit_and_falls_back_without_i
     assert "Peak memory, whole process" in card.title.text()
     assert not [item for item in view.plot_item("memory").items
                 if isinstance(item, pg.PlotDataItem) and item.name() == MEMORY_FIT_NAME]
+
+
+def test_the_energy_card_shows_joules_per_example_or_says_why_there_are_none(qtbot, tmp_path):
+    view = SummaryView()
+    qtbot.addWidget(view)
+    view.resize(1200, 800)
+    view.show()
+    run = read_run(run_sweep(parse_config(tiny_table(sweep={"batch_sizes": [16, 64]})), tmp_path))
+    view.set_runs([run])
+    measured = {t.batch_size: t for t in run.trials}
+    points = {point.batch_size: point.mean for point in view.points("energy")}
+    missing = {point.batch_size: point.reason for point in view.missing("energy")}
+    for batch_size, trial in measured.items():
+        energy = energy_j(trial.telemetry)
+        if math.isfinite(energy):        # a machine with readable RAPL counters or a GPU
+            assert points[batch_size] > 0
+        else:
+            assert missing[batch_size] == "not measured here (no readable energy counter)"
