@@ -111,6 +111,11 @@ def test_memory_is_linear(per_size, expected):
     trials = [trial(size, memory_bytes=value) for size, value in per_size.items()]
     assert verdict(memory, trials, device="cuda:0") == expected
     assert verdict(memory, trials, device="cpu") == UNTESTABLE
+    # Each trial's own step memory (measured on the CPU too) is judged, not the process's peak beside it.
+    for made, value in zip(trials, per_size.values()):
+        made.step_memory_bytes = value
+        made.epoch["peak_memory_bytes"][:] = 3e8
+    assert verdict(memory, trials, device="cpu") == expected
 
 
 def _law(sizes, b_crit, s_min=100.0, seeds=(0, 1), wobble=0.02, scatter=None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.analysis import MEMORY_PER_TRIAL
+from engine.hardware.memory_model import format_bytes
 from engine.science.findings.evidence import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Context, Finding, mean,
                                               untestable)
 
@@ -17,10 +18,17 @@ GROWTH_TOLERANCE = 0.05
 
 
 def judge(context: Context) -> Finding:
-    if context.memory_measure != MEMORY_PER_TRIAL:
-        return untestable(CLAIM_ID, CLAIM, "it trained on the CPU, where peak memory is the process's, which keeps "
-                          "what earlier trials used; run it on a GPU (or use find-max-batch)", PRESET)
-    memory = {size: values for size, values in context.by_batch_size("peak_memory_bytes").items() if values}
+    # A training step's own memory (engine.hardware: the allocator's peak on CUDA, the tensors alive at once on
+    # the CPU) where the run measured it; else the peak per epoch, which belongs to the trial only on CUDA.
+    key, what = "step_memory_bytes", "Memory of a training step"
+    memory = {size: values for size, values in context.by_batch_size(key).items() if values}
+    if not memory:
+        if context.memory_measure != MEMORY_PER_TRIAL:
+            return untestable(CLAIM_ID, CLAIM, "its trials did not measure their own memory and it trained on the "
+                              "CPU, where peak memory is the process's, which keeps what earlier trials used; run it "
+                              "again with this version", PRESET)
+        key, what = "peak_memory_bytes", "Peak memory"
+        memory = {size: values for size, values in context.by_batch_size(key).items() if values}
     if len(memory) < 3:
         return untestable(CLAIM_ID, CLAIM, "a line through fewer than three batch sizes tests nothing", PRESET)
     sizes = np.array(sorted(memory), float)
@@ -36,9 +44,9 @@ def judge(context: Context) -> Finding:
         verdict = SUPPORTED
     else:
         verdict = INCONCLUSIVE
-    evidence = (f"Peak memory {means[0] / 2**20:,.0f} MiB at batch size {int(sizes[0])}, {means[-1] / 2**20:,.0f} MiB "
+    evidence = (f"{what} {format_bytes(means[0])} at batch size {int(sizes[0])}, {format_bytes(means[-1])} "
                 f"at {int(sizes[-1])} ({growth:+.0%}); a straight line explains R² = {r2:.3f} of it "
-                f"({slope / 2**10:,.1f} KiB per example, {intercept / 2**20:,.0f} MiB fixed).")
+                f"({format_bytes(slope)} per example, {format_bytes(intercept)} fixed).")
     return Finding(CLAIM_ID, CLAIM, verdict, evidence,
-                   {"batch_sizes": sizes.astype(int).tolist(), "peak_memory_bytes": means.tolist(), "r2": r2,
+                   {"batch_sizes": sizes.astype(int).tolist(), key: means.tolist(), "r2": r2,
                     "bytes_per_example": float(slope), "fixed_bytes": float(intercept)}, PRESET)
