@@ -16,13 +16,12 @@ from engine.data import Dataset, load_dataset
 from engine.devices import device_name, resolve_device
 from engine.errors import ConfigError, RunWriteError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, RanksMeasured, StepsLogged, SweepEnded,
-                           SweepStarted, TrialEnded, TrialSpec, TrialStarted)
+                           SweepStarted, TelemetryMeasured, TrialEnded, TrialMemoryMeasured, TrialScored, TrialSpec,
+                           TrialStarted)
 from engine.execution.parallelism import run_parallel, trains_elsewhere
-from engine.events import TelemetryMeasured, TrialMemoryMeasured
 from engine.hardware.memory_model import device_memory_bytes
 from engine.hardware.precision import check_precision
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
-from engine.events import TrialScored
 from engine.runfile import RunWriter, TrialData
 from engine.search import make_strategy
 from engine.search.shared import check_shared
@@ -105,7 +104,8 @@ class _Recorder:
                 "batch_size": spec.batch_size, "seed": spec.seed, "lr": spec.lr, "base_lr": spec.base_lr,
                 "parameter_count": event.parameter_count, "steps_per_epoch": event.steps_per_epoch,
                 schema.NOISE_UNAVAILABLE_ATTR: event.noise_scale_unavailable,
-                **dict(zip(schema.TRIAL_THREAD_ATTRS, (self.threads.threads, self.threads.reason))), **_proposal_attrs(spec)})
+                **dict(zip(schema.TRIAL_THREAD_ATTRS, (self.threads.threads, self.threads.reason))),
+                **_proposal_attrs(spec)})
         elif isinstance(event, StepsLogged):
             self.writer.add_steps(event.trial.name, {m.name: getattr(event, m.name) for m in schema.STEP_METRICS})
         elif isinstance(event, EpochEnded):
