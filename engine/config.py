@@ -523,6 +523,11 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
     if config.train.precision == "fp16" and config.sweep.device == "cpu":
         problems.append(Problem("train.precision", "train.precision = 'fp16': float16 training needs a CUDA GPU and "
                                 "sweep.device = 'cpu'; use bf16 or fp32"))
+    elif config.train.precision == "fp16" and config.science.noise_scale:
+        # A measured step takes its gradients unscaled, in float32; fp16's gradient scaler would then divide them
+        # by its scale and step with the wrong gradient.
+        problems.append(Problem("science.noise_scale", "science.noise_scale = true: the noise scale is not measured "
+                                "with train.precision = 'fp16'; use bf16 or fp32, or turn it off"))
     last_channels = model.width * 2 ** (model.depth - 1)
     if model.kind == "cnn" and last_channels > MAX_CHANNELS:
         problems.append(Problem("model.depth", f"model.depth = {model.depth}: a cnn doubles its channels in every "

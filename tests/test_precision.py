@@ -56,6 +56,14 @@ def test_fp16_on_the_cpu_is_a_config_error_before_any_file(tmp_path):
     assert not list(tmp_path.rglob("*.h5"))
 
 
+def test_the_noise_scale_with_fp16_is_a_config_error():
+    # Its measured steps take unscaled float32 gradients, which fp16's gradient scaler would divide again.
+    with pytest.raises(ConfigError, match=r"science.noise_scale = true: the noise scale is not measured with "
+                                          r"train.precision = 'fp16'"):
+        parse_config(tiny_table(train={"precision": "fp16"}, sweep={"device": "auto"}, science={"noise_scale": True}))
+    parse_config(tiny_table(train={"precision": "bf16"}, science={"noise_scale": True}))
+
+
 def test_accumulation_steps_beyond_the_smallest_batch_size_is_named():
     with pytest.raises(ConfigError, match=r"train.accumulation_steps = 32: batch size 16 \(sweep.batch_sizes\)"):
         parse_config(tiny_table(train={"accumulation_steps": 32}))
