@@ -46,9 +46,10 @@ MAX_REDRAW_INTERVAL_MS = 250      # the longest: live curves still move at least
 # takes at most a third of the GUI thread however slow painting gets (big window, many curves).
 REDRAW_COST_FACTOR = 3.0
 X_PADDING = 0.02                  # of the data's x extent, left and right of it (pyqtgraph's default padding)
-# While a live run grows past the right edge, the view extends this much beyond the data (a share of its span),
-# so the x range, and with it every axis, grid and clipped curve, changes once per 15% of growth instead of at
-# every redraw (a changed x range cost ~14 ms of a 20 ms redraw of one growing trial).
+# While a trial on screen is running and grows past the right edge, the view extends this much beyond the data
+# (a share of its span), so the x range, and with it every axis, grid and clipped curve, changes once per 15% of
+# growth instead of at every redraw (a changed x range cost ~14 ms of a 20 ms redraw of one growing trial).
+# Once nothing runs, the view fits the data again.
 GROWTH_HEADROOM = 0.15
 # The grid has as many columns (3, 2 or 1) as fit plots this wide, and scrolls rather than squeeze a plot
 # below this height: at 1024×640 six plots in one screen were 45 px tall, their titles cut.
@@ -285,7 +286,8 @@ class LivePlots(CurrentPlotExport, QWidget):
         pad = (high - low) * X_PADDING if high > low else (abs(low) * FLAT_RANGE_PADDING or 1.0)
         target = [low - pad, high + pad]
         shown = self._fitted_x
-        if shown is not None and low == self._fitted_low and high > low:      # the same data, grown or not
+        growing = any(trial.status == schema.RUNNING for trial in self._all_trials())
+        if growing and shown is not None and low == self._fitted_low and high > low:   # the same data, grown
             target[0] = shown[0]
             span = target[1] - target[0]
             if target[1] <= shown[1] and span * (1 + GROWTH_HEADROOM) >= shown[1] - shown[0]:

@@ -50,8 +50,8 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bsl-screenshots-"))
     os.environ["BATCH_SIZE_LAB_WORKSPACE"] = str(scratch / "workspace")
     os.environ.setdefault("BATCH_SIZE_LAB_CACHE", str(scratch / "cache"))
-    from PySide6.QtCore import Qt, QTimer
-    from PySide6.QtGui import QImage
+    from PIL import Image
+    from PySide6.QtCore import QTimer
 
     from engine import schema
     from gui.app import create_application, keep_settings_in, settle_after_startup
@@ -76,12 +76,15 @@ def main() -> int:
     def grab(path: Path, palette: bool = False) -> None:
         window.plots.redraw_now()
         app.processEvents()
-        image = window.grab().toImage()
-        if palette:
-            # Nearest colours, no dithering: dithered noise compresses badly (290 KB against 60 KB here).
-            image = image.convertToFormat(QImage.Format.Format_Indexed8, Qt.ImageConversionFlag.ThresholdDither)
+        image = window.grab()
         if not image.save(str(path)):
             raise SystemExit(f"could not write {path}")
+        if palette:
+            # A palette chosen from the picture's own colours, without dithering: Qt's fixed palette turned the
+            # dark theme's greys navy, and dithered noise compresses badly (290 KB against 60 KB).
+            with Image.open(path) as full:
+                reduced = full.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+            reduced.save(path, optimize=True)
         print(path)
 
     def every_tab_shots() -> list:
