@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette, QPen
+from PySide6.QtGui import QColor, QFontMetrics, QPalette, QPen
 from PySide6.QtWidgets import QGraphicsItem
 
 from engine import schema
@@ -92,6 +92,9 @@ def compact_ticks(values: list[float]) -> list[str]:
     return [f"{value:.6g}" for value in values]
 
 
+MIN_TICK_LABEL_GAP_PX = 8     # between two tick labels of a horizontal axis
+
+
 class CompactAxis(pg.AxisItem):
     """An axis without SI-prefix rescaling whose ticks print big numbers as 20k / 1.5M."""
 
@@ -101,6 +104,22 @@ class CompactAxis(pg.AxisItem):
         # Painted from a pixmap until its range, ticks or style change: replaying an axis' tick labels and grid
         # was 60% of a live redraw's CPU time, and a growing curve's region overlaps every axis and grid.
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    def tickSpacing(self, minVal, maxVal, size):
+        """pyqtgraph labels a finer level of ticks whenever the coarser level left room on the axis, however
+        close the finer labels then sit ("10111213" along a narrow epoch axis): on a horizontal axis, a level
+        is labelled only where its ticks are further apart than its widest label plus a gap."""
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if self.orientation in ("top", "bottom") and levels and maxVal > minVal and size > 0:
+            metrics = QFontMetrics(self.style.get("tickFont") or self.font())
+            labelled = 0
+            for level, (spacing, _) in enumerate(levels):
+                texts = self.tickStrings([minVal, maxVal, spacing], 1.0, spacing)
+                widest = max((metrics.horizontalAdvance(text) for text in texts), default=0)
+                if spacing * size / (maxVal - minVal) >= widest + MIN_TICK_LABEL_GAP_PX:
+                    labelled = level
+            self.style["maxTextLevel"] = labelled
+        return levels
 
     def tickStrings(self, values, scale, spacing):
         if self.logMode:

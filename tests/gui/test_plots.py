@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QPainter
 
 from engine import schema
 from engine.errors import UserError
@@ -540,3 +540,25 @@ def test_plots_keep_a_readable_size_in_a_small_window(plots, run, qtbot, width, 
     for name in plots.plot_names():
         qtbot.waitUntil(lambda name=name: plots.plot_item(name).height() >= MIN_PLOT_HEIGHT, timeout=2000)
         assert plots.plot_item(name).width() >= 0.8 * min(MIN_PLOT_WIDTH, width)
+
+
+@pytest.mark.parametrize("width", [700, 1500])
+def test_x_tick_labels_never_touch(qtbot, width, tmp_path):
+    """pyqtgraph labels finer ticks wherever coarser ones left room, which ran epoch labels together
+    ("10111213") on a narrow plot; a level is labelled only where its labels fit apart."""
+    widget = LivePlots()
+    qtbot.addWidget(widget)
+    widget.resize(width, 560)
+    widget.show()
+    widget.set_runs([read_run(write_run(tmp_path / "run.h5", batch_sizes=(16,), epochs=15, train_size=512))])
+    qtbot.wait(50)
+    for name in widget.plot_names():
+        axis = widget.plot_item(name).getAxis("bottom")
+        image = QImage(axis.boundingRect().size().toSize(), QImage.Format.Format_ARGB32)
+        painter = QPainter(image)
+        _, _, texts = axis.generateDrawSpecs(painter)
+        painter.end()
+        rects = sorted((rect for rect, _, text in texts if text), key=lambda rect: rect.left())
+        assert len(rects) >= 3, name
+        for left, right in zip(rects, rects[1:]):
+            assert right.left() - left.right() >= 4, (name, width, [(text, rect.left(), rect.right()) for rect, _, text in texts])
