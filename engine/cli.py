@@ -91,15 +91,15 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "find-max-batch":
+            from engine.hardware.cli import find_max_batch_command
+            return find_max_batch_command(args)
         if args.command == "annotate":
             return _annotate(args)
         if args.command == "diff":
             return _diff(args)
         if args.command == "runs":
             return _runs(args)
-        if args.command == "find-max-batch":
-            from engine.hardware.cli import find_max_batch_command
-            return find_max_batch_command(args)
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -271,13 +271,13 @@ def _report(args: argparse.Namespace) -> int:
         print(f"  {reason}", file=out)
     for suggestion in verdict.suggestions:
         print(f"  Next: {suggestion}", file=out)
-    from engine.science.report import analyse, science_lines
-    science = analyse(run, verdict.target_accuracy)
-    print("", *science_lines(science), sep="\n", file=out)
     from engine.hardware.memory_model import sweep_memory
     print(f"\n{sweep_memory(run).text()}", file=out)
     from engine.hardware.telemetry import energy_text
     print(energy_text(run.trials), file=out)
+    from engine.science.report import analyse, science_lines
+    science = analyse(run, verdict.target_accuracy)
+    print("", *science_lines(science), sep="\n", file=out)
     from engine.search.summary import search_report_lines, summarize_search
     search = summarize_search(run)
     if search is not None:

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayo
 from engine import APP_NAME, __version__, schema
 from engine.config import ConfigError, load_config
 from engine.errors import RunFileError, UserError
-from engine.events import EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialStarted
+from engine.events import (EpochEnded, Message, StepsLogged, SweepEnded, SweepStarted, TrialEnded, TrialScored,
+                           TrialStarted)
 from engine.live import LiveRun
 from engine.progress import SweepProgress
 from engine.runfile import RunData, read_run
@@ -62,7 +63,8 @@ class MainWindow(QMainWindow):
         # One handler per kind of engine event (steps arrive batched, through _on_steps).
         self._event_handlers = {SweepStarted: self._show_sweep_started, TrialStarted: self._show_trial_changed,
                                 EpochEnded: self._show_trial_changed, TrialEnded: self._show_trial_ended,
-                                SweepEnded: self._show_sweep_ended, Message: self._show_message}
+                                SweepEnded: self._show_sweep_ended, Message: self._show_message,
+                                TrialScored: self._show_trial_scored}
         self._summary_stale = False
         self._worker_thread = WorkerThread()
         self.worker = self._worker_thread.worker
@@ -335,6 +337,11 @@ class MainWindow(QMainWindow):
         if outcome is not None:
             self.log(*outcome)
         self.trial_ended.emit(event)
+
+    def _show_trial_scored(self, _event: TrialScored, _changed: set[str]) -> None:
+        """A search's trial got its score (after it ended): the Search tab, when looked at, shows it at once."""
+        if self.tabs.currentWidget() is self.search_view:
+            self.search_view.set_runs(self._shown_runs)
 
     def _show_sweep_ended(self, event: SweepEnded, _changed: set[str]) -> None:
         self.trial_table.table_model.mark_not_run()
