@@ -356,6 +356,8 @@ class SummaryCard(QFrame):
         self.points = points
         self.missing = [MissingPoint(label, size, reason) for (label, size), reason in missing.items()]
         self._draw_missing(plot, tops, theme, len(series) > 1)
+        # With no value at all the y axis would number a made-up range around the × marks (-0.4 to 0.4 J).
+        plot.getAxis("left").setStyle(showValues=bool(points))
         plot.enableAutoRange()
         if sizes:
             low, high = math.log2(min(sizes)), math.log2(max(sizes))

@@ -267,3 +267,14 @@ def test_seed_counts_come_from_the_engine_statistics(summary, tmp_path):
     assert seeds == {"16": "2", "64": "2 · 2 out of memory"}
     (stats,) = [entry for _, _, entries in summary.stats() for entry in entries if entry.batch_size == 64]
     assert stats.statuses == {schema.OUT_OF_MEMORY: 2}
+
+
+def test_a_card_without_any_value_numbers_no_axis(summary, two_seed_run):
+    """Every batch size misses the target: the cards counting until it show only the ×, with no y axis
+    numbers around them (a range made up around nothing), while the other cards keep theirs."""
+    summary.set_runs([two_seed_run])
+    summary.set_target_accuracy(0.999)
+    assert not summary.points("steps_to_target") and summary.missing("steps_to_target")
+    assert not summary.plot_item("steps_to_target").getAxis("left").style["showValues"]
+    assert summary.points("throughput")
+    assert summary.plot_item("throughput").getAxis("left").style["showValues"]
