@@ -3,8 +3,8 @@
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs]
 
 Writes docs/screenshot-sweep.png (mid-sweep, Live tab) and docs/screenshot-summary.png (Summary tab once the
-sweep has finished, setup panel closed to give the cards the width), both of the window at 1400×900 in the
-light theme; then docs/screens/<tab>-<width>x<height>-<theme>.png: each main tab, setup panel open as a new
+sweep has finished, setup panel and messages closed to give the cards the room; 1400×1000), in the light
+theme, the first at 1400×900; then docs/screens/<tab>-<width>x<height>-<theme>.png: each main tab, setup panel open as a new
 user finds it, at 1280×720 and 1920×1080, in the light and the dark theme. Those are stored with a palette of
 256 colours (a quarter of the size; flat UI colours survive it), so the whole set stays near 2 MB.
 
@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 WINDOW_SIZE = (1400, 900)
+SUMMARY_SIZE = (1400, 1000)    # both rows of cards whole above the table
 SCREEN_SIZES = ((1280, 720), (1920, 1080))
 THEMES = ("light", "dark")
 SETTLE_MS = 400        # after a resize, theme or tab switch: the summary and plots redraw on short timers
@@ -89,7 +90,7 @@ def main() -> int:
 
     def every_tab_shots() -> list:
         """(what to do, then grab to this path or None) for each tab, size and theme, in order."""
-        steps = [(lambda: window.setup_dock.show(), None)]
+        steps = [(lambda: (window.setup_dock.show(), window.messages_dock.show()), None)]
         for theme_name in THEMES:
             steps.append((lambda name=theme_name: window.set_theme(name), None))
             for width, height in SCREEN_SIZES:
@@ -138,6 +139,8 @@ def main() -> int:
         # The summary's cards want the width: the setup panel is closed for this picture, as a user can
         # from the View menu (the saved layout is the scratch folder's, not the user's).
         window.setup_dock.hide()
+        window.messages_dock.hide()
+        window.resize(*SUMMARY_SIZE)
         window.tabs.setCurrentWidget(window.summary)
         (args.out / "screens").mkdir(exist_ok=True)
         QTimer.singleShot(SETTLE_MS, lambda: (grab(summary_path), take(every_tab_shots())))
