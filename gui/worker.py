@@ -64,10 +64,15 @@ def settle_framework() -> None:
     """Have PyTorch import what it imports lazily on the first optimizer (its compiler, sympy: ~800 modules,
     ~120,000 objects), then move everything alive out of the garbage collector's sight, as gui.app does after
     start-up. Otherwise every full collection during the sweep walks those objects while holding the
-    interpreter lock, a pause of 80-190 ms for the window (benchmarks/gui_latency.py). Collected first, so
-    no garbage is kept; objects of later trials are not frozen and are collected as usual."""
+    interpreter lock, a pause of 80-190 ms for the window (benchmarks/gui_latency.py). Objects of later
+    trials are not frozen and are collected as usual.
+
+    Garbage is collected first only on the main thread. On the worker thread a collection would run the
+    finalizers of the window's garbage Qt objects on the wrong thread (one deadlocked in a test), so what
+    little garbage exists then is frozen with the rest; the window collected its own at start-up."""
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    gc.collect()
+    if threading.current_thread() is threading.main_thread():
+        gc.collect()
     gc.freeze()
 
 

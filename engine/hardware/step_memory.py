@@ -115,7 +115,11 @@ def measure_step_memory(config: ExperimentConfig, dataset: "Dataset", batch_size
         # they are freed before the cache is emptied.
         failure = type(error)(str(error))
     finally:
-        gc.collect()
+        # Reference counting has freed the step's tensors by now; a collection also frees any caught in cycles,
+        # but only on the main thread: in the app a search runs on a worker thread, and a collection there runs
+        # the finalizers of the window's garbage Qt objects on the wrong thread (it deadlocked in a test).
+        if threading.current_thread() is threading.main_thread():
+            gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
     raise failure
