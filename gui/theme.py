@@ -46,10 +46,10 @@ _THEMES = {"light": LIGHT, "dark": DARK}
 STATUS_COLORS = {
     "light": {schema.QUEUED: "#8c959f", schema.NOT_RUN: "#8c959f", schema.RUNNING: "#2f6fdb",
               schema.COMPLETED: "#1a7f37", schema.CANCELLED: "#9a6700", schema.DIVERGED: "#bc4c00",
-              schema.OUT_OF_MEMORY: "#cf222e", schema.FAILED: "#cf222e"},
+              schema.OUT_OF_MEMORY: "#cf222e", schema.FAILED: "#cf222e", schema.PRUNED: "#8250df"},
     "dark": {schema.QUEUED: "#8b949e", schema.NOT_RUN: "#8b949e", schema.RUNNING: "#58a6ff",
              schema.COMPLETED: "#3fb950", schema.CANCELLED: "#d29922", schema.DIVERGED: "#f0883e",
-             schema.OUT_OF_MEMORY: "#ff7b72", schema.FAILED: "#ff7b72"},
+             schema.OUT_OF_MEMORY: "#ff7b72", schema.FAILED: "#ff7b72", schema.PRUNED: "#bc8cff"},
 }
 
 _current = DEFAULT_THEME

@@ -51,3 +51,9 @@ def test_no_two_classes_share_a_name():
 def test_every_trial_attribute_the_schema_names_is_read_into_trial_data():
     read = {field.name for field in fields(TrialData)}
     assert set(schema.TRIAL_ATTRS) | set(schema.SEARCH_TRIAL_ATTRS) <= read
+
+
+def test_every_status_has_a_colour_in_both_themes():
+    from gui.theme import STATUS_COLORS
+    for theme, colours in STATUS_COLORS.items():
+        assert set(colours) == {*schema.STATUSES, schema.QUEUED, schema.NOT_RUN}, theme

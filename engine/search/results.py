@@ -17,8 +17,8 @@ from engine.config import SweepConfig
 from engine.events import TrialSpec
 from engine.runfile import TrialData
 
-# The objective's name in the config -> (the TrialSummary field it reads, whether lower is better).
-OBJECTIVES: dict[str, tuple[str, bool]] = {
+# Each of engine.config.OBJECTIVES -> (the TrialSummary field it reads, whether lower is better).
+OBJECTIVE_FIELDS: dict[str, tuple[str, bool]] = {
     "time_to_target": ("time_to_target_s", True),
     "samples_to_target": ("samples_to_target", True),
     "best_val_accuracy": ("best_val_accuracy", False),
@@ -44,7 +44,7 @@ class TrialResult:
 
 
 def minimize(objective: str) -> bool:
-    return OBJECTIVES[objective][1]
+    return OBJECTIVE_FIELDS[objective][1]
 
 
 def worst(objective: str) -> float:
@@ -59,7 +59,7 @@ def trial_objective(sweep: SweepConfig, trial: TrialData) -> float:
     if trial.status != schema.COMPLETED:
         return math.nan
     target = sweep.target_accuracy if sweep.objective.endswith("_to_target") else None
-    return float(getattr(summarize_trial(trial, target), OBJECTIVES[sweep.objective][0]))
+    return float(getattr(summarize_trial(trial, target), OBJECTIVE_FIELDS[sweep.objective][0]))
 
 
 def point_score(objective: str, values: Sequence[float]) -> float:
