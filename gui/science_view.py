@@ -49,8 +49,8 @@ class ScienceView(QWidget):
         grid = QGridLayout()
         layout.addLayout(grid, 3)
         self.plots: dict[str, pg.PlotWidget] = {}
-        titles = {"steps": "Steps to target vs batch size", "examples": "Examples to target vs batch size",
-                  "noise": "Noise scale B_simple vs examples seen"}
+        # Short enough for three plots beside the setup panel at 1280 px; the axes say what is against what.
+        titles = {"steps": "Steps to target", "examples": "Examples to target", "noise": "Noise scale B_simple"}
         for column, (key, title) in enumerate(titles.items()):
             plot = pg.PlotWidget(axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
             plot.setTitle(title)
