@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "(with --resume: the device the run was trained on)")
     run.add_argument("--threads", type=_thread_count, metavar="N", help="train with exactly N CPU threads (default: "
                      "before each trial, as many as there are cores free of other processes)")
-    run.add_argument("--storage", metavar="JOURNAL", help="random and bayesian searches: share one study with other "
-                     "processes or machines through this journal file (created if missing); each writes its own run "
-                     "file, and 'report' merges them")
+    run.add_argument("--storage", metavar="JOURNAL|URL", help="random and bayesian searches: share one study with "
+                     "other processes or machines through this journal file (created if missing) or database URL "
+                     "(sqlite:///study.db); each writes its own run file, and 'report' merges them")
     report = commands.add_parser("report", help="one row per trial of a run file; optional CSV and figure")
     report.add_argument("run_file", nargs="+", help="a run file (.h5) written by 'run' or the app; several files of "
                         "one shared search (run --storage) are merged into one report")

@@ -338,6 +338,21 @@ def test_two_processes_share_one_study_through_a_journal_file_and_report_merges_
     assert f"Search (bayesian): {len(points[0] | points[1])} points trained" in capsys.readouterr().out
 
 
+def test_a_shared_study_in_a_database(tmp_path, capsys):
+    from engine.cli import main
+    table = tiny_table(sweep={**SEARCH, "strategy": "random", "trials": 2})
+    config = tmp_path / "search.toml"
+    config.write_text(tomli_w.dumps(table))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert main(["run", str(config), "--out", str(tmp_path / "a"), "--storage", url, "--threads", "1"]) == 0
+    study = optuna.load_study(study_name=STUDY_NAME, storage=url)
+    assert len(study.trials) == 2
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(tmp_path / "b"), "--storage", "nosuchdb://x/y"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: --storage nosuchdb://x/y: cannot open this database") and "\n" not in error
+
+
 def test_a_shared_study_is_refused_where_it_cannot_apply(tmp_path, capsys):
     from engine.cli import main
     config = tmp_path / "grid.toml"

@@ -28,7 +28,7 @@ from engine.config import ExperimentConfig
 from engine.events import TrialSpec
 from engine.runfile import TrialData
 from engine.search.results import TrialResult, minimize, point_score, trial_objective
-from engine.search.shared import journal_storage
+from engine.search.shared import shared_storage
 from engine.search.space import lr_searched, point_trials, powers_of_two
 from engine.train import total_steps
 
@@ -95,7 +95,7 @@ class SamplerStrategy:
         self.study = optuna.create_study(
             study_name=STUDY_NAME, sampler=_sampler(config, os.getpid() if storage else 0),
             pruner=_pruner(config, train_size), direction="minimize" if minimize(sweep.objective) else "maximize",
-            storage=None if storage is None else journal_storage(storage), load_if_exists=storage is not None)
+            storage=None if storage is None else shared_storage(storage), load_if_exists=storage is not None)
         self.after_evaluation = self._judge if sweep.pruner != "none" else None
         self.expected_points = sweep.trials
         self.points = 0                                  # points asked so far, repeats included

@@ -1,5 +1,6 @@
-"""A search shared by several processes or machines: one Optuna study in a journal file (run --storage FILE),
-each process writing its own run file, and `report` merging the files back into one search.
+"""A search shared by several processes or machines: one Optuna study in a journal file (run --storage FILE) or a
+database (run --storage sqlite:///study.db, or a server's URL where its driver is installed), each process
+writing its own run file, and `report` merging the files back into one search.
 
 A shared search is not reproducible from search_seed (its points depend on which process asks first), and it
 is not resumed from a run file: the journal is the study then. Every point of the study counts towards
@@ -20,14 +21,37 @@ from engine.runfile import RunData
 SAME_EXPERIMENT = ("data", "model", "train", "sweep")
 
 
+def is_database_url(storage: str) -> bool:
+    """sqlite:///study.db, postgresql://host/db, ...: a database (Optuna's RDB storage), not a journal file."""
+    return "://" in storage
+
+
 def check_shared(config: ExperimentConfig, storage: str) -> None:
     """Before anything is written: a shared study needs a sampler, and a journal file it can write."""
     if config.sweep.strategy not in SEARCHES:
         raise ConfigError([f"--storage {storage}: sharing a study applies to the {' and '.join(SEARCHES)} "
                            f"strategies, not to sweep.strategy = {config.sweep.strategy!r}"])
+    if is_database_url(storage):
+        shared_storage(storage)     # a wrong URL, a missing driver or an unreachable server: said now
+        return
     folder = Path(storage).expanduser().resolve().parent
     if not folder.is_dir():
         raise UserError(f"--storage {storage}: no such folder {folder}")
+
+
+def shared_storage(storage: str):
+    """A database URL's storage (SQLAlchemy, which the desktop bundle leaves out), else a journal file's."""
+    if not is_database_url(storage):
+        return journal_storage(storage)
+    try:
+        from optuna.storages import RDBStorage
+        return RDBStorage(storage)
+    except ImportError as error:
+        raise UserError(f"--storage {storage}: a database needs {error.name or 'a driver'}, which is not installed "
+                        "here (the desktop app has none): use a journal file instead") from None
+    except Exception as error:  # noqa: BLE001 — SQLAlchemy's and the drivers' errors have no common base here
+        raise UserError(f"--storage {storage}: cannot open this database ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else 'no reason given'})") from None
 
 
 def journal_storage(path: str):
