@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPalette, QPen
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel
 
 from engine import schema
 
@@ -268,3 +268,30 @@ def style_plot_item(plot: pg.PlotItem, theme: PlotColors, font_size_pt: float = 
         axis.setStyle(maxTickLevel=1)
         axis.label.setDefaultTextColor(theme.text)
     plot.showGrid(x=True, y=True, alpha=theme.grid_alpha)
+
+
+def selectable_headline() -> QLabel:
+    """The wrapped, selectable line of text that opens an analysis tab (Search, Science)."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def captioned_plots(grid: QGridLayout, titles: dict[str, str], captions: dict[str, str], *,
+                    log: bool = False) -> tuple[dict[str, pg.PlotWidget], dict[str, QLabel]]:
+    """One plot per title, side by side in `grid`, each over its how-to-read-it caption; keyed as `titles`."""
+    plots, labels = {}, {}
+    for column, (key, title) in enumerate(titles.items()):
+        plot = pg.PlotWidget(axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
+        plot.setTitle(title)
+        if log:
+            plot.setLogMode(x=True, y=True)
+        plot.setMinimumHeight(220)
+        caption = QLabel(captions[key])
+        caption.setWordWrap(True)
+        caption.setObjectName("plotCaption")
+        grid.addWidget(plot, 0, column)
+        grid.addWidget(caption, 1, column, Qt.AlignmentFlag.AlignTop)
+        plots[key], labels[key] = plot, caption
+    return plots, labels

@@ -18,7 +18,7 @@ from engine.science.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
 from engine.science.report import VERDICT_WORDS, Science, analyse
 from engine.science.recommendation import default_target
 from gui.colors import batch_size_color
-from gui.plotkit import CompactAxis, PlotColors, make_pen
+from gui.plotkit import PlotColors, captioned_plots, make_pen, selectable_headline
 
 # Regimes shaded behind the fit: green where doubling the batch still pays, red where it no longer does.
 REGIME_BRUSHES = {PERFECT: (60, 160, 90, 40), DIMINISHING: (230, 170, 40, 40), NO_GAIN: (210, 70, 60, 40)}
@@ -42,26 +42,13 @@ class ScienceView(QWidget):
         self.setObjectName("scienceView")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
-        self.headline = QLabel()
-        self.headline.setWordWrap(True)
-        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.headline = selectable_headline()
         layout.addWidget(self.headline)
         grid = QGridLayout()
         layout.addLayout(grid, 3)
-        self.plots: dict[str, pg.PlotWidget] = {}
         # Short enough for three plots beside the setup panel at 1280 px; the axes say what is against what.
         titles = {"steps": "Steps to target", "examples": "Examples to target", "noise": "Noise scale B_simple"}
-        for column, (key, title) in enumerate(titles.items()):
-            plot = pg.PlotWidget(axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
-            plot.setTitle(title)
-            plot.setLogMode(x=True, y=True)
-            plot.setMinimumHeight(220)
-            caption = QLabel(CAPTIONS[key])
-            caption.setWordWrap(True)
-            caption.setObjectName("plotCaption")
-            grid.addWidget(plot, 0, column)
-            grid.addWidget(caption, 1, column, Qt.AlignmentFlag.AlignTop)
-            self.plots[key] = plot
+        self.plots, _ = captioned_plots(grid, titles, CAPTIONS, log=True)
         self.findings = QLabel()
         self.findings.setWordWrap(True)
         self.findings.setTextFormat(Qt.TextFormat.RichText)

@@ -7,13 +7,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
 from engine.runfile import RunData
 from engine.search.summary import (PANEL_CAPTIONS, PANEL_TITLES, SearchPoint, SearchSummary, search_headline,
                                    summarize_search)
-from gui.plotkit import CompactAxis, PlotColors, make_pen
+from gui.plotkit import PlotColors, captioned_plots, make_pen, selectable_headline
 
 # Scores are coloured on their own map, not the batch sizes' viridis (gui.colors), so the two never read alike.
 SCORE_MAP = "plasma"
@@ -22,31 +21,17 @@ NO_SCORE_SYMBOL = "o"      # drawn hollow
 POINT_SIZE = 11
 
 
-
 class SearchView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("searchView")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
-        self.headline = QLabel()
-        self.headline.setWordWrap(True)
-        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.headline = selectable_headline()
         layout.addWidget(self.headline)
         grid = QGridLayout()
         layout.addLayout(grid, 1)
-        self.plots: dict[str, pg.PlotWidget] = {}
-        self.captions: dict[str, QLabel] = {}
-        for column, (key, title) in enumerate(PANEL_TITLES.items()):
-            plot = pg.PlotWidget(axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
-            plot.setTitle(title)
-            plot.setMinimumHeight(220)
-            caption = QLabel(PANEL_CAPTIONS[key])
-            caption.setWordWrap(True)
-            caption.setObjectName("plotCaption")
-            grid.addWidget(plot, 0, column)
-            grid.addWidget(caption, 1, column, Qt.AlignmentFlag.AlignTop)
-            self.plots[key], self.captions[key] = plot, caption
+        self.plots, self.captions = captioned_plots(grid, PANEL_TITLES, PANEL_CAPTIONS)
         self.search: SearchSummary | None = None
         self.set_runs([])
 
