@@ -15,6 +15,7 @@ from engine.config import ExperimentConfig
 from engine.errors import UserError
 from engine.hardware.max_batch import MaxBatchResult, find_max_batch, write_max_batch_file
 from engine.sweep import environment
+from gui.worker import gui_thread_collection
 
 # The run files of the searches go in this folder of the workspace, apart from the sweeps the Runs tab lists.
 RUNS_SUBFOLDER = "max-batch"
@@ -94,6 +95,8 @@ class MaxBatchDialog(QDialog):
         self._worker.probed.connect(self.tries.addItem)
         self._worker.done.connect(self._done)
         self._worker.failed.connect(self._failed)
+        gui_thread_collection.hold()
+        self._holding = True
         self._thread.start()
         out_dir.mkdir(parents=True, exist_ok=True)
         self._worker._start.emit(config, str(out_dir))
@@ -123,8 +126,14 @@ class MaxBatchDialog(QDialog):
     def _finish(self) -> None:
         self.stop_button.setEnabled(False)
         self.close_button.setEnabled(True)
+        self._end_thread()
+
+    def _end_thread(self) -> None:
         self._thread.quit()
         self._thread.wait()
+        if self._holding:
+            self._holding = False
+            gui_thread_collection.release()
 
     def _use(self) -> None:
         self.batch_sizes_chosen.emit(list(self.offered))
@@ -134,6 +143,5 @@ class MaxBatchDialog(QDialog):
         """Closing while searching stops the search first: the thread must not outlive the window."""
         if self.is_searching():
             self.stop()
-            self._thread.quit()
-            self._thread.wait()
+            self._end_thread()
         super().reject()

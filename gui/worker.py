@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
 from engine.config import ExperimentConfig
 from engine.errors import UserError
@@ -184,6 +184,59 @@ class SweepWorker(QObject):
             self.finished.emit(path)
 
 
+class GuiThreadCollection:
+    """Python's automatic garbage collection, moved onto the GUI thread while background threads live.
+
+    A collection runs the finalizers of whatever garbage it finds on the thread that triggered it. When that is
+    a training or search thread and the garbage holds Qt objects of the window (closed dialogs, old widgets),
+    Qt deletes them off their thread: the suite saw a deadlock and a segmentation fault that way, while the
+    first optimizer's imports allocated on the worker. So while any background thread is held, automatic
+    collection is off and a timer on the GUI thread collects in its place, by the same thresholds (the
+    pattern of pyqtgraph's GarbageCollector). hold() and release() are called on the GUI thread."""
+
+    INTERVAL_MS = 250
+
+    def __init__(self) -> None:
+        self._holders = 0
+        self._enabled_before = True
+        self._timer: QTimer | None = None
+
+    def hold(self) -> None:
+        if self._holders == 0:
+            self._enabled_before = gc.isenabled()
+            gc.disable()
+            self._timer = QTimer()
+            self._timer.setInterval(self.INTERVAL_MS)
+            self._timer.timeout.connect(self.collect)
+            self._timer.start()
+        self._holders += 1
+
+    def release(self) -> None:
+        if self._holders == 0:
+            return
+        self._holders -= 1
+        if self._holders == 0:
+            self._timer.stop()
+            self._timer = None
+            if self._enabled_before:
+                gc.enable()
+
+    @staticmethod
+    def collect() -> None:
+        """What the interpreter would have collected since the last tick, youngest generations first."""
+        threshold = gc.get_threshold()
+        young, middle, old = gc.get_count()
+        if young > threshold[0]:
+            gc.collect(0)
+            if middle > threshold[1]:
+                gc.collect(1)
+                if old > threshold[2]:
+                    gc.collect(2)
+
+
+gui_thread_collection = GuiThreadCollection()
+
+
 class WorkerThread:
     """A SweepWorker and the QThread it lives in, started together and shut down together."""
 
@@ -192,6 +245,8 @@ class WorkerThread:
         self.thread.setObjectName("sweep-worker")
         self.worker = SweepWorker()
         self.worker.moveToThread(self.thread)
+        gui_thread_collection.hold()
+        self._holding = True
         self.thread.start()
         # However the application ends, the thread is stopped and joined before Qt tears objects down.
         _running_threads.add(self)
@@ -202,11 +257,15 @@ class WorkerThread:
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Stop any sweep, end the thread's event loop and wait for it. True when the thread has ended."""
-        if self.thread.isFinished():
-            return True
-        self.worker.stop()
-        self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        if not self.thread.isFinished():
+            self.worker.stop()
+            self.thread.quit()
+            if not self.thread.wait(timeout_ms):
+                return False
+        if self._holding:
+            self._holding = False
+            gui_thread_collection.release()
+        return True
 
 
 _running_threads: weakref.WeakSet[WorkerThread] = weakref.WeakSet()

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -304,3 +305,32 @@ def test_the_training_thread_yields_cores_to_the_window(qtbot, worker_thread, tm
         worker.start_sweep(tiny_config(sweep={"batch_sizes": [64]}, train={"epochs": 1}), tmp_path)
     assert seen["worker"] == min(19, main + WORKER_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main
+
+
+def test_garbage_is_collected_on_the_gui_thread_only_while_a_worker_thread_lives(qtbot):
+    """A collection on the training thread ran the window's garbage Qt objects' finalizers there (a deadlock
+    and a segfault in the suite): while a worker thread lives, automatic collection is off and the GUI
+    thread's timer collects instead; afterwards it is back on."""
+    import gc
+
+    from gui.worker import GuiThreadCollection
+    assert gc.isenabled()
+    first, second = WorkerThread(), WorkerThread()
+    try:
+        assert not gc.isenabled()
+
+        class Cycle:
+            pass
+        garbage = Cycle()
+        garbage.me = garbage
+        alive = weakref.ref(garbage)
+        del garbage
+        kept = [Cycle() for _ in range(gc.get_threshold()[0] + 1)]   # past the youngest generation's threshold
+        qtbot.waitUntil(lambda: alive() is None, timeout=5_000)
+        del kept
+        assert first.shutdown() and not gc.isenabled()     # the second still runs
+    finally:
+        assert second.shutdown() and first.shutdown()
+    assert gc.isenabled()
+    GuiThreadCollection().release()      # a release without a hold changes nothing
+    assert gc.isenabled()
