@@ -33,6 +33,9 @@ class SweepStarted:
     val_size: int
     num_classes: int | None = None              # the validation set's class balance (schema.CLASS_BALANCE_ATTRS)
     val_majority_fraction: float | None = None
+    # The run file's environment attributes (schema.ENVIRONMENT_ATTRS), so that a live view reads what a
+    # reopened file does (the device's memory for "will not fit", the threads, ...).
+    environment: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

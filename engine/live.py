@@ -108,7 +108,8 @@ class LiveRun:
                            model=config["model"]["kind"], batch_sizes=sorted({t.batch_size for t in event.trials}),
                            trial_count=0, trial_statuses={}, device_name=event.device_name)
         self.run = RunData(path=Path(event.run_path), header=header, config_text=event.config_text,
-                           environment={"device": event.device, "device_name": event.device_name}, trials=[],
+                           environment={**event.environment, "device": event.device,
+                                        "device_name": event.device_name}, trials=[],
                            num_classes=event.num_classes, val_majority_fraction=event.val_majority_fraction)
         self._trials.clear()
         self._columns.clear()

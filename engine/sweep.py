@@ -229,7 +229,7 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
                               created=writer.created, trials=tuple(planned),
                               total_samples=planned_samples, device=str(torch_device),
                               device_name=str(env["device_name"]), train_size=dataset.train_size,
-                              val_size=dataset.val_size, **class_balance(dataset)))
+                              val_size=dataset.val_size, **class_balance(dataset), environment=dict(env)))
         for event in restored:
             on_event(event)
         context = TrialContext(config=config, dataset=dataset, device=torch_device, train_eval_index=probe,

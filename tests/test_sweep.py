@@ -71,6 +71,8 @@ def test_live_run_shows_exactly_what_the_file_holds(tiny_config, tmp_path):
     path = run_sweep(tiny_config(), tmp_path, on_event=live.apply)
     saved = read_run(path)
     assert [t.name for t in live.run.trials] == [t.name for t in saved.trials]
+    # The environment too: the live Summary's "will not fit" reads the device's memory from it.
+    assert live.run.environment == saved.environment and "device_memory_bytes" in live.run.environment
     for live_trial, saved_trial in zip(live.run.trials, saved.trials):
         assert live_trial.status == saved_trial.status
         for group in ("epoch", "step"):
