@@ -10,7 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 from engine.config import parse_config  # noqa: E402
+from engine.hardware.threads import ThreadPolicy, set_thread_policy, thread_policy  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -48,3 +51,14 @@ def tiny_table(**sections) -> dict:
 @pytest.fixture
 def tiny_config():
     return lambda **sections: parse_config(tiny_table(**sections))
+
+
+@pytest.fixture
+def one_thread_each():
+    """Every trial on one thread, in this process and in the workers: sums are bit-identical only then."""
+    before_policy, before_threads = thread_policy(), torch.get_num_threads()
+    set_thread_policy(ThreadPolicy(requested=1))
+    torch.set_num_threads(1)
+    yield
+    set_thread_policy(before_policy)
+    torch.set_num_threads(before_threads)

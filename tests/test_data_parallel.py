@@ -14,23 +14,12 @@ import torch
 from engine.config import parse_config
 from engine.errors import ConfigError
 from engine.execution.ranks import Ranks
-from engine.hardware.threads import ThreadPolicy, set_thread_policy, thread_policy
 from engine.live import LiveRun
 from engine.runfile import read_run
 from engine.sweep import run_sweep
 from tests.conftest import ROOT, tiny_table
 
 TABLE = tiny_table(train={"epochs": 2}, sweep={"batch_sizes": [32]})
-
-
-@pytest.fixture
-def one_thread_each():
-    before_policy, before_threads = thread_policy(), torch.get_num_threads()
-    set_thread_policy(ThreadPolicy(requested=1))
-    torch.set_num_threads(1)
-    yield
-    set_thread_policy(before_policy)
-    torch.set_num_threads(before_threads)
 
 
 def test_two_ranks_with_half_batches_train_as_one_process_with_the_whole_batch(tmp_path, one_thread_each):

@@ -16,7 +16,7 @@ from engine.config import parse_config
 from engine.events import StepsLogged
 from engine.execution import workers
 from engine.execution.parallelism import decide_cpu_workers, plan_parallel
-from engine.hardware.threads import ThreadChoice, ThreadPolicy, set_thread_policy, split_among_workers, thread_policy
+from engine.hardware.threads import ThreadChoice, ThreadPolicy, split_among_workers
 from engine.resume import plan_resume, resume_sweep
 from engine.runfile import read_run
 from engine.sweep import plan_trials, run_sweep
@@ -26,17 +26,6 @@ from tests.test_resume import assert_same_numbers
 # bs4 trains 240 steps an epoch and bs8 120, for 4 epochs: long enough to be caught running by an event.
 TABLE = tiny_table(data={"num_samples": 1200}, train={"epochs": 4},
                    sweep={"batch_sizes": [4, 8, 32, 64], "parallel": 2})
-
-
-@pytest.fixture
-def one_thread_each():
-    """Every trial on one thread, in this process and in the workers: sums are bit-identical only then."""
-    before_policy, before_threads = thread_policy(), torch.get_num_threads()
-    set_thread_policy(ThreadPolicy(requested=1))
-    torch.set_num_threads(1)
-    yield
-    set_thread_policy(before_policy)
-    torch.set_num_threads(before_threads)
 
 
 def trial_workers() -> list[multiprocessing.Process]:
