@@ -1,7 +1,7 @@
 """Claim: small batches need fewer epochs (fewer examples) to reach a given accuracy."""
 from __future__ import annotations
 
-from engine.science.findings.evidence import Context, Finding, compare, ends, mean, noise_of, untestable
+from engine.science.findings.evidence import Context, Finding, ends, relative_change, untestable
 
 CLAIM_ID = "small_batches_fewer_epochs"
 CLAIM = "Small batches need fewer epochs: fewer examples to reach a given accuracy."
@@ -18,14 +18,10 @@ def judge(context: Context) -> Finding:
         return untestable(CLAIM_ID, CLAIM, f"fewer than two batch sizes reached the target {context.target:.1%}",
                           PRESET)
     small, large = pair
-    base = mean(samples[small])
-    relative = {size: [value / base for value in samples[size]] for size in pair}
-    effect = mean(relative[large]) - 1
-    noise, how = noise_of(relative, pair, TOLERANCE)
-    verdict = compare(effect, noise)
-    evidence = (f"Examples to {context.target:.1%} validation accuracy: {base:,.0f} at batch size {small}, "
-                f"{mean(samples[large]):,.0f} at {large} ({effect:+.0%}, against {noise:.0%}: {how}).")
-    return Finding(CLAIM_ID, CLAIM, verdict, evidence,
-                   {"batch_sizes": [small, large], "samples_to_target": [base, mean(samples[large])],
-                    "effect": effect, "noise": noise},
+    change = relative_change(samples, pair, TOLERANCE)
+    evidence = (f"Examples to {context.target:.1%} validation accuracy: {change.base:,.0f} at batch size {small}, "
+                f"{change.other:,.0f} at {large} ({change.effect:+.0%}, against {change.noise:.0%}: {change.how}).")
+    return Finding(CLAIM_ID, CLAIM, change.verdict, evidence,
+                   {"batch_sizes": [small, large], "samples_to_target": [change.base, change.other],
+                    "effect": change.effect, "noise": change.noise},
                    PRESET)

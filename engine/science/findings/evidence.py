@@ -92,6 +92,28 @@ def noise_of(values: dict[int, list[float]], sizes: tuple[int, ...], tolerance: 
     return max(max(measured), tolerance), "the larger spread over seeds"
 
 
+@dataclass(frozen=True)
+class RelativeChange:
+    """The larger batch size's value as a share of the smaller's, against the seeds' noise on that scale."""
+    base: float            # the smaller batch size's mean
+    other: float           # the larger batch size's mean
+    effect: float          # other / base - 1, averaged over the larger batch size's seeds
+    noise: float
+    how: str               # how the noise was found, in words
+    verdict: str           # compare(effect, noise)
+
+
+def relative_change(values: dict[int, list[float]], pair: tuple[int, int], tolerance: float) -> RelativeChange:
+    """Relative to the smaller batch size's mean, so the tolerance is a share, whatever the units or the
+    machine's speed."""
+    small, large = pair
+    base = mean(values[small])
+    relative = {size: [value / base for value in values[size]] for size in pair}
+    effect = mean(relative[large]) - 1
+    noise, how = noise_of(relative, pair, tolerance)
+    return RelativeChange(base, mean(values[large]), effect, noise, how, compare(effect, noise))
+
+
 def mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
