@@ -2,9 +2,7 @@
 is listed as it ends, Stop ends it after the try under way, and the answer can fill the batch sizes."""
 from __future__ import annotations
 
-import sys
 import threading
-import traceback
 from pathlib import Path
 
 import torch
@@ -15,7 +13,7 @@ from engine.config import ExperimentConfig
 from engine.errors import UserError
 from engine.hardware.max_batch import MaxBatchResult, find_max_batch, write_max_batch_file
 from engine.sweep import environment
-from gui.worker import gui_thread_collection
+from gui.worker import gui_thread_collection, report_unexpected
 
 # The run files of the searches go in this folder of the workspace, apart from the sweeps the Runs tab lists.
 RUNS_SUBFOLDER = "max-batch"
@@ -48,9 +46,7 @@ class _SearchWorker(QObject):
         except UserError as error:
             self.failed.emit(str(error))
         except Exception as error:  # noqa: BLE001 — a bug must not kill the thread or freeze the window
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(f"Unexpected error ({type(error).__name__}): {error}. Details were written to the "
-                             "terminal; please report this.")
+            self.failed.emit(report_unexpected(error))
         else:
             self.done.emit(result, str(path))
 

@@ -76,6 +76,13 @@ def settle_framework() -> None:
     gc.freeze()
 
 
+def report_unexpected(error: Exception) -> str:
+    """A bug met on a background thread: its traceback to the terminal, and the line the window shows."""
+    traceback.print_exc(file=sys.stderr)
+    return (f"Unexpected error ({type(error).__name__}): {error}. Details were written to the terminal; please "
+            "report this.")
+
+
 class StepCoalescer:
     """Orders and batches a stream of engine events for a slow consumer. Pure Python, one producer thread.
 
@@ -175,9 +182,7 @@ class SweepWorker(QObject):
         except UserError as error:
             self.failed.emit(str(error))
         except Exception as error:  # noqa: BLE001 — a bug must not kill the thread or freeze the window
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(f"Unexpected error ({type(error).__name__}): {error}. "
-                             "Details were written to the terminal; please report this.")
+            self.failed.emit(report_unexpected(error))
         finally:
             coalescer.flush()
             self._busy.clear()
