@@ -33,18 +33,10 @@ from engine.data import Dataset  # noqa: E402
 from engine.events import EpochEnded, TrialSpec  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.train import TrialContext, make_optimizer, run_trial  # noqa: E402
+# The same data as the engine-overhead benchmark (this script's folder is on sys.path when it runs).
+from engine_overhead import make_data  # noqa: E402
 
 BATCH_SIZES = (32, 128, 512)
-FEATURES, CLASSES = 40, 10
-
-
-def make_data(examples: int) -> Dataset:
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(examples, FEATURES, generator=generator)
-    y = torch.randint(0, CLASSES, (examples,), generator=generator)
-    return Dataset(name="benchmark", x_train=x, y_train=y, x_val=x[:1024], y_val=y[:1024], num_classes=CLASSES,
-                   input_shape=(FEATURES,), kind="vector", val_source="train subset",
-                   class_names=[str(i) for i in range(CLASSES)])
 
 
 def engine_cost(config, data: Dataset, batch_size: int) -> float:
