@@ -76,22 +76,59 @@ def test_fewer_epochs_at_small_batches(small, large, expected):
     assert verdict(epochs, trials) == expected
 
 
-def _grid(best_small, best_large, spread=0.0):
-    """Two rates at batch sizes 16 and 512: the named rate reaches the target in 100 steps, the other in 300."""
+GRID = [0.005 * 2**k for k in range(12)]       # 0.005 to 10.24, doubling: fine enough to tell ½ from 1
+
+
+def _lr_grid(best_rate, sizes=(16, 64, 256, 1024), rates=GRID, seeds=(0, 1)):
+    """Every rate of `rates` at each batch size; seed s reaches the target in 100 steps at best_rate(size, s) and
+    100 more per grid step away from it."""
     trials = []
-    for batch_size, best in ((16, best_small), (512, best_large)):
-        for base_lr in (0.01, 0.1):
-            steps = 100 if base_lr == best else 300
-            trials += [trial(batch_size, seed=0, base_lr=base_lr, reach_step=steps),
-                       trial(batch_size, seed=1, base_lr=base_lr, reach_step=steps + spread)]
+    for batch_size in sizes:
+        for seed in seeds:
+            best = best_rate(batch_size, seed)
+            for rate in rates:
+                away = abs(round(np.log2(rate / best)))
+                trials.append(trial(batch_size, seed=seed, base_lr=rate, reach_step=100 * (1 + away)))
     return trials
 
 
-def test_learning_rate_grows_with_batch_size():
-    assert verdict(lr_scaling, _grid(0.01, 0.1)) == SUPPORTED
-    assert verdict(lr_scaling, _grid(0.1, 0.01)) == CONTRADICTED
-    assert verdict(lr_scaling, _grid(0.01, 0.1, spread=400)) == INCONCLUSIVE
+def lr_finding(trials):
+    return lr_scaling.judge(context_of(run_of(trials), TARGET))
+
+
+@pytest.mark.parametrize("best_rate, expected, rule", [
+    (lambda size, seed: 0.02 * size / 16, SUPPORTED, lr_scaling.LINEAR),
+    (lambda size, seed: 0.02 * (size / 16) ** 0.5, SUPPORTED, lr_scaling.SQUARE_ROOT),
+    (lambda size, seed: 0.08, CONTRADICTED, lr_scaling.NO_GROWTH),
+    (lambda size, seed: 0.01 * (size / 16) ** 1.5, CONTRADICTED, lr_scaling.NEITHER),
+    # One seed follows the linear rule, the other no rule at all: the bootstrap over seeds holds every slope.
+    (lambda size, seed: 0.02 * size / 16 if seed == 0 else 0.08, INCONCLUSIVE, lr_scaling.UNDECIDED)])
+def test_learning_rate_rule_from_the_slope_of_the_best_rates(best_rate, expected, rule):
+    finding = lr_finding(_lr_grid(best_rate))
+    assert (finding.verdict, finding.numbers["rule"]) == (expected, rule), finding.evidence
+    assert finding.numbers["slope_low"] <= finding.numbers["slope"] <= finding.numbers["slope_high"]
+    assert f"slope {finding.numbers['slope']:.2f}, 95% interval" in finding.evidence
+
+
+def test_learning_rate_rule_needs_a_grid_fine_and_wide_enough_to_tell():
+    linear = lambda size, seed: 0.02 * size / 16  # noqa: E731
+    # A tenfold grid over 16..1024 is too coarse to tell ½ from 1, even with a single seed (no bootstrap).
+    coarse = lr_finding(_lr_grid(linear, rates=[0.002, 0.02, 0.2, 2.0, 20.0], seeds=(0,)))
+    assert coarse.verdict == INCONCLUSIVE and "the linear rule (slope 1) and the square-root" in coarse.evidence
+    # The largest batch size's best is the grid's top rate: the slope could be larger still.
+    edge = lr_finding(_lr_grid(linear, rates=GRID[:9]))
+    assert edge.numbers["slope_high"] == float("inf")
+    assert "at batch size 1024 the best is the grid's largest rate" in edge.evidence
     assert verdict(lr_scaling, [trial(16, reach_step=10), trial(512, reach_step=10)]) == UNTESTABLE
+
+
+def test_the_learning_rate_plot_shows_each_seed_and_both_rules():
+    plot = lr_finding(_lr_grid(lambda size, seed: 0.02 * size / 16 * (2 if seed else 1))).plot
+    assert list(zip(plot.batch_sizes, plot.values))[:2] == [(16, 0.02), (16, 0.04)]     # each seed's own best
+    assert len(plot.values) == 8 and plot.log_y
+    linear, square_root = plot.lines[2], plot.lines[3]
+    assert linear.name == "linear rule" and linear.values[-1] == pytest.approx(linear.values[0] * 64)
+    assert square_root.name == "square-root rule" and square_root.values[-1] == pytest.approx(square_root.values[0] * 8)
 
 
 @pytest.mark.parametrize("small, other, expected", [
@@ -144,3 +181,39 @@ def test_every_finding_names_an_existing_preset_and_untestable_says_what_to_run(
         if finding.verdict == UNTESTABLE:
             assert finding.evidence.startswith("Cannot be tested by this run:")
             assert f"Run the preset '{finding.preset}'" in finding.evidence
+
+
+def test_each_finding_returns_the_series_its_plot_draws_per_seed_with_their_mean():
+    gaps = lambda: two_seeds(16, 0.02, 0.03, "gap") + two_seeds(1024, 0.10, 0.11, "gap")  # noqa: E731
+    plot = generalization.judge(context_of(run_of(gaps()), TARGET)).plot
+    assert plot.batch_sizes == [16, 16, 1024, 1024]
+    assert plot.values == pytest.approx([2, 3, 10, 11]) and plot.lines[0].values == pytest.approx([2.5, 10.5])
+    speeds = two_seeds(16, 1000, 1010, "samples_per_s") + two_seeds(1024, 5000, 5100, "samples_per_s")
+    plot = throughput.judge(context_of(run_of(speeds), TARGET)).plot
+    assert plot.values == pytest.approx([1000, 1010, 5000, 5100]) and plot.log_y
+    plot = epochs.judge(context_of(run_of(two_seeds(16, 1000, 1010, "reach_step")), TARGET)).plot
+    assert plot is None                                        # untestable: one batch size, nothing to draw
+    sizes = {16: 1.0e8, 64: 1.2e8, 256: 2.0e8, 1024: 5.2e8}
+    plot = memory.judge(context_of(run_of([trial(size, memory_bytes=value) for size, value in sizes.items()],
+                                          device="cuda:0"), TARGET)).plot
+    assert plot.values == pytest.approx([value / 2**20 for value in sizes.values()])
+    fit = plot.lines[1]
+    assert fit.dashed and fit.values[0] == pytest.approx(1.0e8 / 2**20, rel=0.05)
+    plot = critical.judge(context_of(run_of(_law([4, 16, 64, 256, 1024, 4096], 100)), TARGET)).plot
+    assert len(plot.values) == 12 and [line.name for line in plot.lines] == ["median over seeds", "S_min + E_min/B"]
+    document = plot.document()
+    assert document["points"][0] == {"batch_size": 4, "value": plot.values[0]} and document["log_y"]
+
+
+def test_the_json_report_holds_each_findings_plotted_series():
+    import json
+
+    from engine.science.report import analyse, science_document
+
+    trials = two_seeds(16, 0.02, 0.03, "gap") + two_seeds(1024, 0.10, 0.11, "gap")
+    science = analyse(run_of(trials), TARGET)
+    document = json.loads(json.dumps(science_document(science), allow_nan=False))
+    for finding, entry in zip(science.findings, document["findings"]):
+        assert entry["plot"] == (finding.plot.document() if finding.plot is not None else None)
+    gap = next(entry for entry in document["findings"] if entry["claim_id"] == generalization.CLAIM_ID)
+    assert [point["value"] for point in gap["plot"]["points"]] == pytest.approx([2, 3, 10, 11])

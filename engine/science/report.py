@@ -19,8 +19,10 @@ not reached is null, never 0):
         {"batch_size", "base_lr", "role", "learned", "seeds", "statuses": {"completed": 2, ...},
          "reached_target", "best_val_accuracy": {"mean", "std", "spread"}, "time_to_target_s": {...},
          "steps_to_target": {...}, "samples_to_target": {...}, "samples_per_s": {...},
-         "peak_memory_bytes": {...}}],
-      "trials": [{every field of engine.analysis.TrialSummary}],
+         "peak_memory_bytes": {...}, "step_memory_bytes": {...}, "energy_per_example_j": {...},
+         "energy_to_target_j": {...}}],
+      "trials": [{every field of engine.analysis.TrialSummary}],   # energy_j, energy_per_example_j,
+                                           # energy_to_target_j (J; engine.hardware.energy), gpu_utilization_percent
       "critical_batch": {"target", "tuned", "s_min", "e_min", "b_crit", "b_crit_low", "b_crit_high", "r2",
                          "regimes": {"<batch size>": "perfect_scaling" | "diminishing_returns" | "no_gain" |
                                      "censored"},
@@ -30,13 +32,18 @@ not reached is null, never 0):
                       "trials": [{"name", "batch_size", "seed", "base_lr", "measurements", "b_simple",
                                   "b_simple_to_target", "unavailable"}]},
       "findings": [{"claim_id", "claim", "verdict": "supported" | "contradicted" | "inconclusive" | "untestable",
-                    "evidence": "the numbers in words", "numbers": {...}, "preset": "the preset that tests it"}]
+                    "evidence": "the numbers in words", "numbers": {...}, "preset": "the preset that tests it",
+                    "plot": null | {"x_label", "y_label", "log_x", "log_y", "caption",
+                                    "points": [{"batch_size", "value"}],
+                                    "lines": [{"name", "batch_size": [...], "value": [...], "dashed"}]}}]
     }
 
 Steps to target are the first crossing interpolated in log-steps between scheduled evaluations (null:
 censored, never reached); critical_batch is engine.science.critical_batch's fit of the tuned steps (null numbers
 and a reason in `unavailable` when it cannot be fitted); noise_scale's b_simple per trial is averaged up to the
-target, and the run's is their median (engine.science.noise_scale).
+target, and the run's is their median (engine.science.noise_scale). A finding's `plot` is what its evidence plot in
+the Science tab draws, in the units its y_label names: a point per seed and batch size, and lines of which the first
+is what the verdict compares (engine.science.findings.evidence.EvidencePlot); null when the claim is untestable.
 
 `role` is one of engine.science.recommendation's roles: recommended, as_accurate_slower, less_accurate,
 missed_target, did_not_learn, no_result. Units: accuracies are fractions, times seconds, throughput training
@@ -65,7 +72,8 @@ VERDICT_WORDS = {SUPPORTED: "Supported", CONTRADICTED: "Contradicted", INCONCLUS
 REPORT_FORMAT = "batch-size-lab-report"
 REPORT_FORMAT_VERSION = 1
 CANDIDATE_MEASURES = ("best_val_accuracy", "time_to_target_s", "steps_to_target", "samples_to_target",
-                      "samples_per_s", "peak_memory_bytes")
+                      "samples_per_s", "peak_memory_bytes", "step_memory_bytes", "energy_per_example_j",
+                      "energy_to_target_j")
 
 
 def _number(value: Any) -> Any:
@@ -145,7 +153,8 @@ def science_document(science: Science) -> dict:
                         "trials": [{key: _number(value) for key, value in asdict(trial).items()}
                                    for trial in noise.trials]},
         "findings": [{"claim_id": f.claim_id, "claim": f.claim, "verdict": f.verdict, "evidence": f.evidence,
-                      "numbers": _clean(f.numbers), "preset": f.preset} for f in science.findings],
+                      "numbers": _clean(f.numbers), "preset": f.preset,
+                      "plot": _clean(f.plot.document()) if f.plot is not None else None} for f in science.findings],
     }
 
 

@@ -1,12 +1,14 @@
 """Claim: small batches need fewer epochs (fewer examples) to reach a given accuracy."""
 from __future__ import annotations
 
-from engine.science.findings.evidence import Context, Finding, ends, relative_change, untestable
+from engine.science.findings.evidence import Context, Finding, ends, relative_change, seeds_plot, untestable
 
 CLAIM_ID = "small_batches_fewer_epochs"
 CLAIM = "Small batches need fewer epochs: fewer examples to reach a given accuracy."
 PRESET = "critical-batch"
 TOLERANCE = 0.10       # a tenth of the examples, with a single seed
+CAPTION = ("Examples trained on before reaching the target: a dot per seed (seeds that never reached it have none), "
+           "the line their mean. The claim holds where the line rises to the right beyond the dots' spread.")
 
 
 def judge(context: Context) -> Finding:
@@ -24,4 +26,4 @@ def judge(context: Context) -> Finding:
     return Finding(CLAIM_ID, CLAIM, change.verdict, evidence,
                    {"batch_sizes": [small, large], "samples_to_target": [change.base, change.other],
                     "effect": change.effect, "noise": change.noise},
-                   PRESET)
+                   PRESET, seeds_plot(samples, "examples to target", CAPTION, log_y=True))

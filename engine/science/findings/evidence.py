@@ -1,5 +1,5 @@
-"""What every claim's verdict is made of: per-batch-size values over seeds, and the one rule that turns an effect
-and the seeds' spread into supported / contradicted / inconclusive."""
+"""What every claim's verdict is made of: per-batch-size values over seeds, the one rule that turns an effect
+and the seeds' spread into supported / contradicted / inconclusive, and the evidence plot that shows both."""
 from __future__ import annotations
 
 import math
@@ -15,6 +15,37 @@ SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE = "supported", "contradicted",
 
 
 @dataclass(frozen=True)
+class Line:
+    """A line over an evidence plot's points: the seeds' summary, a fit or a rule, named as its legend says it."""
+    name: str
+    batch_sizes: list[float]
+    values: list[float]
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
+class EvidencePlot:
+    """What a finding's plot draws, against batch size on a log axis, in the units `y_label` names: one point per
+    seed (the spread the verdict weighs) and the lines (the first is what the verdict compares: the seeds' mean
+    or median). The finding computes every number here; a view only draws them."""
+    y_label: str
+    caption: str                   # how to read it, in one sentence
+    batch_sizes: list[int]         # the points, one per seed and batch size
+    values: list[float]
+    lines: list[Line]
+    log_y: bool = False
+
+    def document(self) -> dict:
+        """The plot as JSON holds it (report --json): NaN never appears, as no point or line value is NaN."""
+        return {"x_label": "batch size", "y_label": self.y_label, "log_x": True, "log_y": self.log_y,
+                "caption": self.caption,
+                "points": [{"batch_size": size, "value": value}
+                           for size, value in zip(self.batch_sizes, self.values)],
+                "lines": [{"name": line.name, "batch_size": list(line.batch_sizes), "value": list(line.values),
+                           "dashed": line.dashed} for line in self.lines]}
+
+
+@dataclass(frozen=True)
 class Finding:
     claim_id: str
     claim: str                     # the article's claim, in its words
@@ -22,6 +53,7 @@ class Finding:
     evidence: str                  # the numbers behind the verdict, in words
     numbers: dict = field(default_factory=dict)
     preset: str = ""               # the bundled preset that settles the claim (always named; the fix when untestable)
+    plot: EvidencePlot | None = None   # None when untestable
 
 
 @dataclass
@@ -112,6 +144,16 @@ def relative_change(values: dict[int, list[float]], pair: tuple[int, int], toler
     effect = mean(relative[large]) - 1
     noise, how = noise_of(relative, pair, tolerance)
     return RelativeChange(base, mean(values[large]), effect, noise, how, compare(effect, noise))
+
+
+def seeds_plot(values: dict[int, list[float]], y_label: str, caption: str, *, scale: float = 1.0,
+               log_y: bool = False, lines: tuple[Line, ...] = ()) -> EvidencePlot:
+    """Each seed's value and the seeds' mean per batch size (the mean the verdict compares), times `scale` (the
+    unit `y_label` names), then `lines`."""
+    sizes = [size for size, seeds in values.items() if seeds]
+    summary = Line("mean over seeds", [float(size) for size in sizes], [mean(values[size]) * scale for size in sizes])
+    return EvidencePlot(y_label, caption, [size for size in sizes for _ in values[size]],
+                        [value * scale for size in sizes for value in values[size]], [summary, *lines], log_y)
 
 
 def mean(values: list[float]) -> float:

@@ -5,8 +5,8 @@ import numpy as np
 
 from engine.analysis import MEMORY_PER_TRIAL
 from engine.hardware.memory_model import format_bytes
-from engine.science.findings.evidence import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Context, Finding, mean,
-                                              untestable)
+from engine.science.findings.evidence import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, Context, Finding, Line, mean,
+                                              seeds_plot, untestable)
 
 CLAIM_ID = "memory_linear_in_batch_size"
 CLAIM = "Memory grows linearly with batch size."
@@ -15,6 +15,9 @@ PRESET = "demo"
 LINEAR_R2 = 0.95
 # Growth from the smallest to the largest batch size below this share of the smallest's memory is no growth.
 GROWTH_TOLERANCE = 0.05
+CAPTION = ("Each trial's memory: a dot per seed, the line their mean; dashed, the straight line fitted to the means, "
+           "curved only by the log axis. Means on the dashed line support the claim.")
+MIB = 2**20
 
 
 def judge(context: Context) -> Finding:
@@ -47,6 +50,9 @@ def judge(context: Context) -> Finding:
     evidence = (f"{what} {format_bytes(means[0])} at batch size {int(sizes[0])}, {format_bytes(means[-1])} "
                 f"at {int(sizes[-1])} ({growth:+.0%}); a straight line explains R² = {r2:.3f} of it "
                 f"({format_bytes(slope)} per example, {format_bytes(intercept)} fixed).")
+    line = np.geomspace(sizes[0], sizes[-1], 50)
+    fit = Line("straight-line fit", line.tolist(), ((slope * line + intercept) / MIB).tolist(), dashed=True)
     return Finding(CLAIM_ID, CLAIM, verdict, evidence,
                    {"batch_sizes": sizes.astype(int).tolist(), key: means.tolist(), "r2": r2,
-                    "bytes_per_example": float(slope), "fixed_bytes": float(intercept)}, PRESET)
+                    "bytes_per_example": float(slope), "fixed_bytes": float(intercept)}, PRESET,
+                   seeds_plot(memory, f"{what.lower()} (MiB)", CAPTION, scale=1 / MIB, lines=(fit,)))
