@@ -1,11 +1,12 @@
 """The Science tab: why a batch size is fast or slow, from the run on screen at the Summary's target, through the
 same engine calls as `report` (engine.science.report.analyse): steps and examples to the target against batch
-size with the critical-batch fit and its regimes, the gradient noise scale against examples seen, and a verdict
-for each claim of the usual batch-size advice."""
+size with the critical-batch fit and its regimes, the gradient noise scale against examples seen, and a card for
+each claim of the usual batch-size advice with its verdict and evidence plot (gui/findings_view.py). The tab
+scrolls as a whole: the findings' plots need more height than is left under the three plots above."""
 from __future__ import annotations
 
-import html
 import math
+import tomllib
 
 import numpy as np
 import pyqtgraph as pg
@@ -14,16 +15,18 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWi
 
 from engine.runfile import RunData
 from engine.science.critical_batch import DIMINISHING, NO_GAIN, PERFECT, REGIME_FACTOR, CriticalBatch
-from engine.science.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
-from engine.science.report import VERDICT_WORDS, Science, analyse
+from engine.science.report import Science, analyse
 from engine.science.recommendation import default_target
 from gui.colors import batch_size_color
+from gui.findings_view import FindingsView
 from gui.plotkit import PlotColors, captioned_plots, make_pen, selectable_headline
 
 # Regimes shaded behind the fit: green where doubling the batch still pays, red where it no longer does.
 REGIME_BRUSHES = {PERFECT: (60, 160, 90, 40), DIMINISHING: (230, 170, 40, 40), NO_GAIN: (210, 70, 60, 40)}
 LIVE_INTERVAL_MS = 1000
-VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
+TOP_PLOT_HEIGHT = 250
+NO_NOISE = "No noise-scale measurement in this run: turn on science.noise_scale (Measure noise scale in Setup)."
+NOISE_COMING = "No noise-scale measurement yet: the first comes after science.noise_every steps."
 
 CAPTIONS = {
     "steps": "Steps to the target at each batch size (its best learning rate, median over seeds); the line is "
@@ -40,25 +43,32 @@ class ScienceView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("scienceView")
-        layout = QVBoxLayout(self)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        content = QWidget()
+        scroll.setWidget(content)
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(8, 6, 8, 6)
         self.headline = selectable_headline()
         layout.addWidget(self.headline)
         grid = QGridLayout()
-        layout.addLayout(grid, 3)
+        layout.addLayout(grid)
         # Short enough for three plots beside the setup panel at 1280 px; the axes say what is against what.
         titles = {"steps": "Steps to target", "examples": "Examples to target", "noise": "Noise scale B_simple"}
         self.plots, _ = captioned_plots(grid, titles, CAPTIONS, log=True)
-        self.findings = QLabel()
-        self.findings.setWordWrap(True)
-        self.findings.setTextFormat(Qt.TextFormat.RichText)
-        self.findings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.findings.setAlignment(Qt.AlignmentFlag.AlignTop)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.findings)
-        layout.addWidget(QLabel("<b>Findings</b>: each claim of the usual advice, tested by this run"))
-        layout.addWidget(scroll, 2)
+        for plot in self.plots.values():
+            # In a scrolling tab a plot would take its size hint (twice this) and push the findings off screen.
+            plot.setFixedHeight(TOP_PLOT_HEIGHT)
+        self.noise_empty = pg.TextItem(anchor=(0.5, 0.5))
+        layout.addWidget(QLabel("<b>Findings</b>: each claim of the usual advice, tested by this run; each plot "
+                                "shows every seed, so a spread as wide as the effect is in sight"))
+        self.findings = FindingsView()
+        layout.addWidget(self.findings)
+        layout.addStretch(1)
         self.science: Science | None = None
         self.runs: list[RunData] = []
         # While shown, the noise-scale curves follow a run being trained (its RunData grows in place); the fit
@@ -90,7 +100,8 @@ class ScienceView(QWidget):
         if not runs:
             self.science = None
             self.headline.setText("Open a run or start a sweep: this tab explains what its batch sizes did.")
-            self.findings.setText("")
+            self.findings.set_findings([])
+            self._show_noise_empty("")
             return
         run = runs[0]
         target = target if target is not None else default_target([run])
@@ -100,7 +111,7 @@ class ScienceView(QWidget):
         colors = PlotColors.from_palette(self.palette())
         self._draw_fit(fit, colors)
         self._draw_noise(run)
-        self.findings.setText(findings_html(self.science))
+        self.findings.set_findings(self.science.findings)
 
     def _draw_fit(self, fit: CriticalBatch, colors: PlotColors) -> None:
         sizes = np.asarray(fit.batch_sizes, float)
@@ -144,12 +155,43 @@ class ScienceView(QWidget):
         plot.setLabel("bottom", "examples seen")
         plot.setLabel("left", "B_simple (examples)")
         sizes = sorted({trial.batch_size for trial in run.trials})
+        drawn = False
         for trial in run.trials:
             values = trial.noise["b_simple"]
             keep = np.isfinite(values) & (values > 0)
             if keep.any():
                 plot.plot(trial.noise["samples"][keep], values[keep],
                           pen=make_pen(batch_size_color(trial.batch_size, sizes), 1.5))
+                drawn = True
+        self._show_noise_empty("" if drawn else _noise_missing(run))
+
+    def _show_noise_empty(self, text: str) -> None:
+        """Without a curve the noise plot says why in its middle, instead of numbering axes around nothing."""
+        plot = self.plots["noise"]
+        for side in ("left", "bottom"):
+            plot.getAxis(side).setStyle(showValues=not text)
+        if not text:
+            plot.removeItem(self.noise_empty)
+            plot.enableAutoRange()
+            return
+        self.noise_empty.setText(text, color=PlotColors.from_palette(self.palette()).muted_text)
+        self.noise_empty.setTextWidth(max(120, plot.width() - 60))
+        if self.noise_empty not in plot.getPlotItem().items:
+            plot.addItem(self.noise_empty, ignoreBounds=True)
+        plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.noise_empty.setPos(0.5, 0.5)
+
+
+def _noise_missing(run: RunData) -> str:
+    """Why a run has no noise-scale curve, in the words of its setting."""
+    reasons = sorted({trial.noise_scale_unavailable for trial in run.trials if trial.noise_scale_unavailable})
+    if reasons:
+        return "No noise-scale measurement in this run: " + "; ".join(reasons) + "."
+    try:
+        asked = run.config.get("science", {}).get("noise_scale", False)
+    except tomllib.TOMLDecodeError:      # a run without a readable config did not ask for it
+        asked = False
+    return NOISE_COMING if asked else NO_NOISE
 
 
 def headline(fit: CriticalBatch, science: Science) -> str:
@@ -168,11 +210,3 @@ def headline(fit: CriticalBatch, science: Science) -> str:
              else f" Noise scale: {noise.unavailable}.")
     return text
 
-
-def findings_html(science: Science) -> str:
-    rows = []
-    for finding in science.findings:
-        color = VERDICT_COLORS.get(finding.verdict, "gray")
-        rows.append(f"<p><b style='color:{color}'>{VERDICT_WORDS[finding.verdict]}</b>: "
-                    f"{html.escape(finding.claim)}<br/><span>{html.escape(finding.evidence)}</span></p>")
-    return "".join(rows)

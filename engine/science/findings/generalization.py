@@ -26,4 +26,4 @@ def judge(context: Context) -> Finding:
     return Finding(CLAIM_ID, CLAIM, verdict, evidence,
                    {"batch_sizes": [small, large], "gap": [mean(gaps[small]), mean(gaps[large])], "effect": effect,
                     "noise": noise}, PRESET,
-                   seeds_plot(gaps, "train − validation accuracy (points)", CAPTION, scale=100))
+                   seeds_plot(gaps, "train − val. accuracy (points)", CAPTION, scale=100))

@@ -1,0 +1,106 @@
+"""The Science tab's Findings: a card per claim of the usual batch-size advice with its verdict, the numbers behind
+it and its evidence plot. The plot draws the series the finding returns (engine.science.findings.evidence.
+EvidencePlot): each seed's point, so the spread that makes a verdict inconclusive is in sight, and the lines the
+finding computed. This view does no statistics of its own."""
+from __future__ import annotations
+
+import html
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from engine.science.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Finding
+from engine.science.findings.evidence import EvidencePlot
+from engine.science.report import VERDICT_WORDS
+from gui.colors import batch_size_color
+from gui.plotkit import PlotColors, captioned_plots, make_pen
+
+VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
+PLOT_HEIGHT = 210
+# The lines after the first (the summary the verdict compares): fits solid, rules dashed, told apart by style.
+DASHES = (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
+# How the key under a plot draws each pen style; the key sits with the caption, so no legend covers a point.
+KEY_GLYPHS = {Qt.PenStyle.SolidLine: "━━", Qt.PenStyle.DashLine: "– –", Qt.PenStyle.DotLine: "···",
+              Qt.PenStyle.DashDotLine: "–·–"}
+
+
+class FindingCard(QFrame):
+    """One claim: verdict, claim and evidence on the left, the evidence plot and its caption on the right."""
+
+    def __init__(self, finding: Finding, colors: PlotColors, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("findingCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.finding = finding
+        layout = QHBoxLayout(self)
+        text = QVBoxLayout()
+        color = VERDICT_COLORS.get(finding.verdict, colors.muted_text.name())
+        self.verdict = QLabel(f"<b style='color:{color}'>{VERDICT_WORDS[finding.verdict]}</b>")
+        self.claim = QLabel(f"<b>{html.escape(finding.claim, quote=False)}</b>")
+        self.evidence = QLabel(finding.evidence)
+        self.evidence.setTextFormat(Qt.TextFormat.PlainText)
+        for label in (self.verdict, self.claim, self.evidence):
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            text.addWidget(label)
+        text.addStretch(1)
+        layout.addLayout(text, 2)
+        self.plot: pg.PlotWidget | None = None
+        if finding.plot is not None:
+            grid = QGridLayout()
+            plots, captions = captioned_plots(grid, {finding.claim_id: ""}, {finding.claim_id: finding.plot.caption})
+            self.plot, self.caption = plots[finding.claim_id], captions[finding.claim_id]
+            self.plot.setTitle(None)        # the claim beside it is the title
+            self.plot.setFixedHeight(PLOT_HEIGHT)
+            key = draw_evidence(self.plot, finding.plot, colors)
+            self.caption.setTextFormat(Qt.TextFormat.RichText)
+            self.caption.setText(f"{key}<br/>{html.escape(finding.plot.caption, quote=False)}")
+            layout.addLayout(grid, 3)
+
+
+def draw_evidence(plot: pg.PlotWidget, evidence: EvidencePlot, colors: PlotColors) -> str:
+    """A point per seed coloured by batch size, then the finding's lines; returns their key (rich text)."""
+    plot.setLogMode(x=True, y=evidence.log_y)
+    plot.setLabel("bottom", "batch size")
+    plot.setLabel("left", evidence.y_label)
+    sizes = sorted(set(evidence.batch_sizes))
+    plot.plot(evidence.batch_sizes, evidence.values, pen=None, symbol="o", symbolSize=7, symbolPen=None,
+              symbolBrush=[pg.mkBrush(batch_size_color(size, sizes)) for size in evidence.batch_sizes])
+    dots = "".join(f"<span style='color:{batch_size_color(size, sizes).name()}'>●</span>"
+                   for size in (sizes[0], sizes[len(sizes) // 2], sizes[-1]))
+    key = [f"{dots}&nbsp;each&nbsp;seed&nbsp;(colour:&nbsp;batch&nbsp;size)"]
+    dashed = 0
+    for index, line in enumerate(evidence.lines):
+        color, width, style = colors.muted_text, 1.5, Qt.PenStyle.SolidLine
+        if index == 0:
+            color, width = colors.text, 2
+        elif line.dashed:
+            style = DASHES[dashed % len(DASHES)]
+            dashed += 1
+        plot.plot(line.batch_sizes, line.values, pen=make_pen(color, width, style))
+        # Each entry kept on one line: a key wrapped inside a name reads as two entries.
+        entry = f"{KEY_GLYPHS[style]} {html.escape(line.name)}".replace(" ", "&nbsp;")
+        key.append(f"<span style='color:{color.name()}'>{entry}</span>")
+    return "&nbsp;&nbsp; ".join(key)
+
+
+class FindingsView(QWidget):
+    """The cards of a run's findings, one under the other, in the order the engine judges the claims."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("findingsView")
+        self.cards_layout = QVBoxLayout(self)
+        self.cards_layout.setContentsMargins(0, 0, 0, 0)
+        self.cards: list[FindingCard] = []
+
+    def set_findings(self, findings: list[Finding]) -> None:
+        for card in self.cards:
+            self.cards_layout.removeWidget(card)
+            card.deleteLater()
+        colors = PlotColors.from_palette(self.palette())
+        self.cards = [FindingCard(finding, colors, self) for finding in findings]
+        for card in self.cards:
+            self.cards_layout.addWidget(card)
+
