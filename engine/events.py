@@ -84,7 +84,8 @@ class NoiseMeasured:
 
 @dataclass(frozen=True)
 class TelemetryMeasured:
-    """Every telemetry row of a trial (schema.TELEMETRY_METRICS, as columns), when it ends."""
+    """Telemetry rows of a trial (schema.TELEMETRY_METRICS, as columns) sampled since the last such event: sent
+    with its steps while it trains, and the rest when it ends. `unavailable` is as of the last row."""
     trial: TrialSpec
     columns: dict[str, np.ndarray]
     unavailable: str                   # why a source was not sampled, source by source ('' when all were)

@@ -141,6 +141,9 @@ def run_trial(spec: TrialSpec, context: TrialContext) -> str:
         if isinstance(event, TrialStarted):
             started.append(event)
         context.emit(event)
+        # Telemetry travels with the steps, a few times a second, so that the Live tab's strip follows the trial.
+        if isinstance(event, StepsLogged) and (rows := telemetry.take(spec)) is not None:
+            context.emit(rows)
 
     try:
         status = _train(spec, context, emit)

@@ -8,13 +8,16 @@ TelemetryMeasured.unavailable: never a zero. A machine without NVIDIA drivers sa
 
 The sampler only reads counters and sleeps between samples, so the training thread loses nothing it can see
 (benchmarks/telemetry_cost.py measures the ratio against a plain loop). One sample is taken when the trial
-starts and one when it ends, so even a trial shorter than the interval has a first and a last row.
+starts and one when it ends, so even a trial shorter than the interval has a first and a last row. The rows
+leave in pieces: those sampled so far whenever the trial hands over its steps (`take`, what the Live tab's
+telemetry strip follows), the rest when it ends (`finish`).
 """
 from __future__ import annotations
 
 import glob
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +39,7 @@ Reading = dict[str, float]
 class _ProcessSource:
     """This process's CPU utilisation (percent of one core, since the previous sample) and resident memory."""
     name = "process"
+    columns = ("cpu_percent", "process_rss_bytes")
 
     def __init__(self) -> None:
         self._process = psutil.Process()
@@ -52,6 +56,7 @@ class _ProcessSource:
 class _RaplSource:
     """Energy of every CPU package since the trial started, from the powercap counters (which wrap around)."""
     name = "cpu energy"
+    columns = ("cpu_energy_j",)
 
     def __init__(self, paths: list[str]):
         self._paths = paths
@@ -71,6 +76,7 @@ class _RaplSource:
 class _NvmlSource:
     """The training GPU through NVML. Energy: the board's counter where it has one, else power × time."""
     name = "gpu"
+    columns = tuple(m.name for m in schema.TELEMETRY_METRICS if m.name.startswith("gpu_"))
 
     def __init__(self, nvml, handle):
         self._nvml, self._handle = nvml, handle
@@ -143,6 +149,7 @@ class TelemetrySampler:
         self._sources, self.unavailable = sources, dict(unavailable)
         self._interval, self._clock = interval, clock
         self._rows: list[Reading] = []
+        self._rows_lock = threading.Lock()      # the thread appends rows while the trial takes them
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start = 0.0
@@ -167,18 +174,61 @@ class TelemetrySampler:
             except Exception as error:  # noqa: BLE001 — a source that fails mid-trial stops, with its reason
                 self._sources.remove(source)
                 self.unavailable[source.name] = f"stopped answering ({type(error).__name__}: {error})"
-        self._rows.append(row)
+        with self._rows_lock:
+            self._rows.append(row)
+
+    def take(self, trial: TrialSpec) -> TelemetryMeasured | None:
+        """The rows sampled since the last take, as one event; None when there are none."""
+        with self._rows_lock:
+            rows, self._rows = self._rows, []
+        return self._event(trial, rows) if rows else None
 
     def finish(self, trial: TrialSpec) -> TelemetryMeasured:
-        """Stop sampling, take the last sample, and hand every row over as one event."""
+        """Stop sampling, take the last sample, and hand every row not taken yet over as one event."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         self._sample()
-        columns = {m.name: np.asarray([row.get(m.name, NAN) for row in self._rows], dtype=m.dtype)
+        return self.take(trial)
+
+    def _event(self, trial: TrialSpec, rows: list[Reading]) -> TelemetryMeasured:
+        columns = {m.name: np.asarray([row.get(m.name, NAN) for row in rows], dtype=m.dtype)
                    for m in schema.TELEMETRY_METRICS}
         reasons = "; ".join(f"{name}: {reason}" for name, reason in sorted(self.unavailable.items()))
         return TelemetryMeasured(trial=trial, columns=columns, unavailable=reasons)
+
+
+SOURCES = (_ProcessSource, _RaplSource, _NvmlSource)
+
+# NVML's clock event reasons (nvmlClocksEventReason*, formerly "throttle reasons"): the bits of
+# gpu_throttle_reasons, in words.
+CLOCK_EVENT_REASONS = {0x1: "idle", 0x2: "application clocks", 0x4: "power cap", 0x8: "hardware slowdown",
+                       0x10: "sync boost", 0x20: "thermal (software)", 0x40: "thermal (hardware)",
+                       0x80: "power brake", 0x100: "display clocks"}
+
+
+def clock_event_words(mask: float) -> str:
+    """gpu_throttle_reasons in words: 'none', or the reasons set ('power cap, thermal (hardware)'); '' for NaN."""
+    if not math.isfinite(mask):
+        return ""
+    bits = int(mask)
+    words = [word for bit, word in CLOCK_EVENT_REASONS.items() if bits & bit]
+    unknown = bits & ~sum(CLOCK_EVENT_REASONS)
+    if unknown:
+        words.append(f"other (0x{unknown:x})")
+    return ", ".join(words) or "none"
+
+
+def unavailable_reason(column: str, unavailable: str) -> str:
+    """Why a telemetry column was not sampled, from a trial's `unavailable` text (as `finish` joins it): its
+    source's reason, or '' when its source was sampled."""
+    source = next((source for source in SOURCES if column in source.columns), None)
+    if source is None:
+        return ""
+    names = "|".join(re.escape(other.name) for other in SOURCES)
+    parts = re.split(rf"(?:^|; )({names}): ", unavailable)
+    reasons = dict(zip(parts[1::2], parts[2::2]))
+    return reasons.get(source.name, "")
 
 
 def start_telemetry(device: torch.device) -> TelemetrySampler:
