@@ -13,7 +13,7 @@ import pyqtgraph as pg
 
 from engine.runfile import TrialData
 from gui.colors import batch_size_color
-from gui.plot_specs import EPOCH, FAINT, MAIN, PLOTS, SPECS, STEP, STEP_GROUP, TRAIN, Series
+from gui.plot_specs import EPOCH, FAINT, LIVE_PLOTS, MAIN, NOISE_GROUP, SPECS, STEP, STEP_GROUP, TRAIN, Series
 from gui.plotkit import PlotColors, display, make_pen, run_line_style, seed_symbol, with_alpha
 from gui.smoothing import ema
 from gui.x_axis import x_values
@@ -43,8 +43,7 @@ class Curve:
 
     def points(self) -> int:
         """How many points its data holds now (a live trial's arrays grow)."""
-        columns = self.trial.epoch if self.series.group == EPOCH else self.trial.step
-        return len(columns[self.series.metric])
+        return len(columns_of(self.trial, self.series.group)[self.series.metric])
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,11 @@ class CurveLook:
     colors: PlotColors
     color_batch_sizes: tuple[int, ...]          # the sizes the colour map spreads over
     seeds: tuple[int, ...]                      # every seed shown, in order (a seed's marker is its index's)
+
+
+def columns_of(trial: TrialData, group: str) -> dict[str, np.ndarray]:
+    """A trial's columns of one group: per epoch, per step or the noise scale's."""
+    return {EPOCH: trial.epoch, STEP_GROUP: trial.step, NOISE_GROUP: trial.noise}[group]
 
 
 class CurveSet:
@@ -97,15 +101,15 @@ class CurveSet:
     def add_trial(self, run_index: int, trial: TrialData, look: CurveLook) -> list[Curve]:
         """A curve for each series of each plot, styled, with no data yet."""
         curves = []
-        for spec in PLOTS:
+        for spec in LIVE_PLOTS:
             for series in spec.series:
-                item = pg.PlotDataItem(antialias=series.group == EPOCH)
+                item = pg.PlotDataItem(antialias=series.group != STEP_GROUP)
                 if series.group == STEP_GROUP:
                     item.opts["autoDownsampleFactor"] = STEP_SAMPLES_PER_PIXEL
                 item.setZValue(Z_ORDER[series.role])
                 self._plots[spec.name].addItem(item)
-                if series.group == EPOCH:
-                    # A few hundred points at most: never downsampled, since pyqtgraph's automatic downsampling
+                if series.group != STEP_GROUP:
+                    # Epoch and noise-scale rows, a few hundred points at most: never downsampled, since pyqtgraph's automatic downsampling
                     # drops every point of a short curve when the view is much wider than the curve.
                     item.setDownsampling(auto=False)
                     item.setClipToView(False)
@@ -130,6 +134,8 @@ class CurveSet:
             item.setSymbolPen(pg.mkPen(look.colors.background, width=0.8))
             return
         width, alpha = {TRAIN: (1.3, 0.55), STEP: (1.0, 0.85), FAINT: (1.0, 0.28)}[role]
+        if curve.series.group == NOISE_GROUP:
+            width = 1.8           # one short curve per trial, its level is what matters: drawn as boldly as epochs
         item.setPen(make_pen(with_alpha(color, alpha), width, style))
         item.setSymbol(None)
 
@@ -168,14 +174,19 @@ class CurveSet:
     def set_data(self, curve: Curve, x_axis: str, smoothing: float) -> None:
         """Give the curve its trial's data as it is now, on this x axis, smoothed with this weight."""
         series = curve.series
-        columns = curve.trial.epoch if series.group == EPOCH else curve.trial.step
-        y = columns[series.metric]
+        y = columns_of(curve.trial, series.group)[series.metric]
         presentation = display(SPECS[curve.plot].unit_metric)
         if presentation.scale != 1.0:
             y = y * presentation.scale
         if series.smooth and smoothing > 0:
             y = self._smoothed(curve, y, smoothing)
-        curve.item.setData(self._x_of(curve, x_axis), y)
+        if series.group == NOISE_GROUP:
+            # Early estimates can be negative or infinite (a noisy |G|² near zero): gaps on the log axis, not lines
+            # drawn to the bottom of it.
+            y = np.where(np.isfinite(y) & (y > 0), y, np.nan)
+            curve.item.setData(self._x_of(curve, x_axis), y, connect="finite")
+        else:
+            curve.item.setData(self._x_of(curve, x_axis), y)
         curve.drawn_points = len(y)
 
     def _x_of(self, curve: Curve, x_axis: str) -> np.ndarray:

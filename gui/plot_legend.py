@@ -17,7 +17,7 @@ from engine import schema
 from engine.runfile import RunData
 from gui.colors import batch_size_color
 from gui.plot_specs import FAINT, MAIN, SPECS, STEP, TRAIN
-from gui.plotkit import PlotColors, make_pen, run_line_style, seed_symbol, with_alpha
+from gui.plotkit import PlotColors, display, make_pen, run_line_style, seed_symbol, with_alpha
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ def _line_entries(state: LegendState, for_plot: str | None) -> list[LegendEntry]
         sample = dict(samples[series.role])
         if series.role == MAIN and not state.markers.get(for_plot, True):
             sample.pop("symbol")
-        label = schema.METRICS[series.metric].label
+        label = display(series.metric).label
         if series.smooth and state.smoothing > 0:
             label += f" (smoothed, {state.smoothing:.2f})"
         entries.append(LegendEntry(label, **sample))

@@ -1,4 +1,5 @@
-"""What the six live plots show: for each, its title, the series drawn in it and how each is drawn."""
+"""What the live plots show: for each, its title, the series drawn in it and how each is drawn. The six of PLOTS
+are always shown; NOISE_PLOT only for runs that measure the gradient noise scale."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,13 +9,13 @@ from engine import schema
 # How a series is drawn. MAIN: the epoch measurement a plot is about (thick, with a symbol per seed);
 # TRAIN: its training-set twin (thin, faded); STEP: a per-step metric; FAINT: per-step loss behind the rest.
 MAIN, TRAIN, STEP, FAINT = "main", "train", "step", "faint"
-EPOCH, STEP_GROUP = schema.EPOCH_GROUP, schema.STEP_GROUP
+EPOCH, STEP_GROUP, NOISE_GROUP = schema.EPOCH_GROUP, schema.STEP_GROUP, schema.NOISE_GROUP
 
 
 @dataclass(frozen=True)
 class Series:
     metric: str            # a name from engine.schema
-    group: str             # schema.EPOCH_GROUP or schema.STEP_GROUP
+    group: str             # schema.EPOCH_GROUP, schema.STEP_GROUP or schema.NOISE_GROUP
     role: str
     smooth: bool = False   # the smoothing slider applies to it
 
@@ -48,5 +49,13 @@ PLOTS: tuple[PlotSpec, ...] = (
              (Series("peak_memory_bytes", EPOCH, MAIN),),
              "Most memory used during each epoch. Must fit on the device."),
 )
+# B_simple is already a moving average (engine.science.noise_scale): the smoothing slider leaves it alone.
+NOISE_PLOT = PlotSpec("noise", "Noise scale B_simple", "b_simple", (Series("b_simple", NOISE_GROUP, STEP),),
+                      "The gradient noise scale B_simple = tr(Σ)/|G|² (McCandlish et al. 2018), measured every "
+                      "science.noise_every steps and averaged. Log scale.")
+NOISE_CAPTION = ("B_simple rises as the loss falls; batch sizes well below it scale almost perfectly (twice the batch, "
+                 "half the steps), those well above it pay examples without saving steps.")
+# Every live plot in the order they are laid out: the noise scale beside the loss it explains.
+LIVE_PLOTS: tuple[PlotSpec, ...] = (PLOTS[0], NOISE_PLOT, *PLOTS[1:])
 PLOT_NAMES = tuple(spec.name for spec in PLOTS)
-SPECS = {spec.name: spec for spec in PLOTS}
+SPECS = {spec.name: spec for spec in LIVE_PLOTS}

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QMenu, QSizePolic
                                QVBoxLayout, QWidget)
 
 from engine import schema
-from gui.plot_specs import PLOTS
+from gui.plot_specs import LIVE_PLOTS
 from gui.x_axis import X_AXES
 
 X_AXIS_TIPS = {"epoch": "Progress in passes over the training set",
@@ -165,7 +165,7 @@ class PlotToolbar(QWidget):
         self._log_button.setObjectName("logScaleButton")
         menu = QMenu(self._log_button)
         self._log_y_actions: dict[str, QAction] = {}
-        for spec in PLOTS:
+        for spec in LIVE_PLOTS:
             action = menu.addAction(f"{spec.title} (y)")
             action.setCheckable(True)
             action.toggled.connect(lambda on, name=spec.name: self.log_y_toggled.emit(name, on))

@@ -69,9 +69,13 @@ _PRESENTATION: dict[str, tuple[str, float, str]] = {
 }
 
 
+# The metrics a plot can show: every epoch and step metric, and the noise scale's own (the live B_simple plot).
+_SHOWN_METRICS = {**{m.name: m for m in schema.NOISE_METRICS}, **schema.METRICS}
+
+
 def display(metric_name: str) -> Display:
     """Presentation of a metric from engine.schema (label from the schema, unit and scale for people)."""
-    metric = schema.METRICS[metric_name]
+    metric = _SHOWN_METRICS[metric_name]
     if metric_name in _PRESENTATION:
         unit, scale, fmt = _PRESENTATION[metric_name]
         return Display(metric.label, unit, scale, fmt)

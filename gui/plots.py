@@ -29,12 +29,14 @@ from engine.runfile import RunData, TrialData
 from gui.colors import batch_size_color
 from gui.crosshair import Crosshair, nearest_point
 from gui.export import CurrentPlotExport, export_widget_image
+from gui.live_noise import WrappedCaption, caption_html, measures_noise
 from gui.plot_curves import Curve, CurveLook, CurveSet
 from gui.plot_export import export_curve_data, export_figure
 from gui.plot_legend import FlowLegend, LegendEntry, LegendState, legend_groups
-from gui.plot_specs import FAINT, PLOT_NAMES, PLOTS, SPECS, PlotSpec
+from gui.plot_specs import FAINT, LIVE_PLOTS, NOISE_PLOT, PLOT_NAMES, PLOTS, SPECS, PlotSpec
 from gui.plot_toolbar import PlotToolbar
 from gui.plotkit import FLAT_RANGE_PADDING, CompactAxis, Display, ManualXViewBox, PlotColors, display, style_plot_item
+from gui.telemetry_strip import TelemetryStrip
 from gui.x_axis import X_AXES, data_range, map_range
 
 # X_AXES is imported from here by the main window's View menu.
@@ -77,7 +79,8 @@ class _TimedGraphicsLayout(pg.GraphicsLayoutWidget):
 
 
 class LivePlots(CurrentPlotExport, QWidget):
-    """Loss, accuracy, gradient norm, learning rate, throughput and peak memory of every trial shown.
+    """Loss, accuracy, gradient norm, learning rate, throughput and peak memory of every trial shown, and beside
+    the loss the gradient noise scale B_simple where a run measures it (on the x axis chosen, like the others).
 
     `set_runs` says what to show (a live run's arrays grow in place); `mark_dirty` says data grew. The x axis
     (epoch, step, samples seen, training time) applies to all plots and is one click away above them.
@@ -95,7 +98,8 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._smoothing = 0.6
         self._show_step_loss = True
         self._log_x = False
-        self._log_y = {name: False for name in PLOT_NAMES}
+        self._log_y = {spec.name: spec is NOISE_PLOT for spec in LIVE_PLOTS}
+        self._noise_shown = False                                  # a run shown measures the noise scale
         self._hidden_batch_sizes: set[int] = set()                 # switched off in the legend
         self._hidden_seeds: set[int] = set()
         self._hidden_runs: set[int] = set()                        # run indexes
@@ -118,6 +122,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._toolbar = PlotToolbar()
         self._toolbar.show_smoothing(self._smoothing)
         self._toolbar.show_step_loss(self._show_step_loss)
+        self._toolbar.show_log_y(NOISE_PLOT.name, True)
         self._toolbar.x_axis_chosen.connect(self.set_x_axis)
         self._toolbar.fit_requested.connect(self.fit_view)
         self._toolbar.log_x_toggled.connect(self.set_log_x)
@@ -146,6 +151,8 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._stack.addWidget(self._placeholder)
         self._stack.addWidget(self._scroll)
         layout.addWidget(self._stack, 1)
+        self._telemetry = TelemetryStrip()
+        layout.addWidget(self._telemetry)
         self._arrange(self._columns_for(self.width()))
         self._apply_theme()
 
@@ -157,9 +164,14 @@ class LivePlots(CurrentPlotExport, QWidget):
         if [run.path for run in runs] != [run.path for run in self._runs]:
             self._hidden_runs.clear()
         self._runs = list(runs)
+        noise_shown = any(measures_noise(run) for run in self._runs)
+        if noise_shown != self._noise_shown:
+            self._noise_shown = noise_shown
+            self._arrange(self._columns, again=True)
         self._legend_signature = ()
         self._color_batch_sizes = ()
         self._all_dirty = True
+        self._telemetry.set_runs(self._runs)
         self.fit_view()
 
     def runs(self) -> list[RunData]:
@@ -167,6 +179,7 @@ class LivePlots(CurrentPlotExport, QWidget):
 
     def mark_dirty(self, trial_names: Iterable[str] | None = None) -> None:
         """Data grew (for these trials, or all): redrawn by the next timer tick, at most 20 times a second."""
+        self._telemetry.mark_dirty()
         if trial_names is None:
             self._all_dirty = True
         else:
@@ -187,7 +200,12 @@ class LivePlots(CurrentPlotExport, QWidget):
         return self._timer.interval()
 
     def plot_names(self) -> tuple[str, ...]:
-        return PLOT_NAMES
+        """The plots shown, in their order (the noise scale's only for runs that measure it)."""
+        return tuple(spec.name for spec in LIVE_PLOTS if spec is not NOISE_PLOT or self._noise_shown)
+
+    def noise_caption(self) -> str:
+        """The text under the noise-scale plot: how to read it, and why batch sizes are missing from it."""
+        return self._noise_caption.plain_text()
 
     def plot_item(self, name: str) -> pg.PlotItem:
         return self._plots[name]
@@ -198,6 +216,10 @@ class LivePlots(CurrentPlotExport, QWidget):
 
     def toolbar(self) -> PlotToolbar:
         return self._toolbar
+
+    def telemetry_strip(self) -> TelemetryStrip:
+        """The row under the plots with the machine's figures for the trial on screen."""
+        return self._telemetry
 
     def is_empty(self) -> bool:
         """Whether the placeholder ('Nothing to plot yet') is shown instead of the plots."""
@@ -407,7 +429,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         self._legend.sigEntryClicked.connect(self._legend_clicked)
         self._plots: dict[str, pg.PlotItem] = {}
         first: pg.PlotItem | None = None
-        for spec in PLOTS:
+        for spec in LIVE_PLOTS:
             plot = pg.PlotItem(viewBox=ManualXViewBox(),      # the x range is set by _follow_data
                                axisItems={"left": CompactAxis("left"), "bottom": CompactAxis("bottom")})
             plot.setClipToView(True)
@@ -425,6 +447,10 @@ class LivePlots(CurrentPlotExport, QWidget):
             else:
                 plot.setXLink(first)
             self._plots[spec.name] = plot
+        noise = self._plots[NOISE_PLOT.name]
+        noise.setLogMode(x=False, y=True)
+        self._noise_caption = WrappedCaption()
+        noise.layout.addItem(self._noise_caption, 4, 0, 1, 3)     # under the x axis, the plot's whole width
         self._crosshair = Crosshair(self._plots)
         self._curves = CurveSet(self._plots)
         self._mouse_proxy = pg.SignalProxy(self._graphics.scene().sigMouseMoved, rateLimit=60,
@@ -436,21 +462,23 @@ class LivePlots(CurrentPlotExport, QWidget):
     def _columns_for(width: int) -> int:
         return max(1, min(3, width // MIN_PLOT_WIDTH))
 
-    def _arrange(self, columns: int) -> None:
-        """The legend across the top, then the plots in rows of `columns`, as tall as the room allows but at
-        least MIN_PLOT_HEIGHT (the area scrolls when they do not all fit)."""
+    def _arrange(self, columns: int, again: bool = False) -> None:
+        """The legend across the top, then the plots shown in rows of `columns`, as tall as the room allows but
+        at least MIN_PLOT_HEIGHT (the area scrolls when they do not all fit). `again`: the plots shown changed."""
         layout = self._graphics.ci
-        if columns != self._columns:
+        names = self.plot_names()
+        if columns != self._columns or again:
             self._columns = columns
             for item in [self._legend, *self._plots.values()]:
                 if item in layout.items:
                     layout.removeItem(item)
             layout.addItem(self._legend, row=0, col=0, colspan=columns)
-            for index, name in enumerate(PLOT_NAMES):
+            for index, name in enumerate(names):
                 layout.addItem(self._plots[name], row=1 + index // columns, col=index % columns)
             for column in range(3):
                 layout.layout.setColumnStretchFactor(column, 1 if column < columns else 0)
-        rows = -(-len(PLOTS) // columns)
+            self._plots[NOISE_PLOT.name].setVisible(self._noise_shown)
+        rows = -(-len(names) // columns)
         _, top, _, bottom = layout.layout.getContentsMargins()
         self._graphics.setMinimumHeight(int(rows * MIN_PLOT_HEIGHT + self._legend.preferredHeight() + top + bottom
                                             + rows * layout.layout.verticalSpacing()))
@@ -468,6 +496,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         for name, plot in self._plots.items():
             style_plot_item(plot, colors)
             plot.setTitle(self._title_html(SPECS[name]), size="10pt")
+        self._show_noise_caption()
         self._crosshair.set_colors(colors)
         self._color_batch_sizes = ()
         self._legend_signature = ()
@@ -482,6 +511,10 @@ class LivePlots(CurrentPlotExport, QWidget):
         muted_css = f"rgba({muted.red()},{muted.green()},{muted.blue()},{muted.alphaF():.2f})"
         unit_html = f" <span style='color:{muted_css}; font-weight:normal'>({unit})</span>" if unit else ""
         return f"<span style='color:{color}; font-weight:600'>{spec.title}</span>{unit_html}"
+
+    def _show_noise_caption(self) -> None:
+        if self._noise_shown:
+            self._noise_caption.set_html(caption_html(self._runs), self._colors.muted_text)
 
     # ---------------------------------------------------------------- curves
 
@@ -534,6 +567,7 @@ class LivePlots(CurrentPlotExport, QWidget):
         if signature != self._legend_signature:
             self._legend_signature = signature
             self._rebuild_legend()
+            self._show_noise_caption()
 
     def _apply_visibility(self, curve: Curve) -> None:
         visible = self._trial_visible(curve.run_index, curve.trial)
@@ -656,8 +690,8 @@ class LivePlots(CurrentPlotExport, QWidget):
         return super().eventFilter(watched, event)
 
     def _plot_at(self, scene_pos: QPointF) -> str | None:
-        for name, plot in self._plots.items():
-            if plot.getViewBox().sceneBoundingRect().contains(scene_pos):
+        for name in self.plot_names():
+            if self._plots[name].getViewBox().sceneBoundingRect().contains(scene_pos):
                 return name
         return None
 

@@ -26,15 +26,16 @@ def steps_per_epoch(trial: TrialData) -> int:
 
 
 def x_values(trial: TrialData, group: str, key: str) -> np.ndarray:
-    """The x of each point of a trial's per-epoch or per-step columns (`group`) on the x axis `key`; per-step
-    points on the epoch axis fall between epochs (step 150 of 100 a epoch is epoch 1.5)."""
+    """The x of each point of a trial's per-epoch, per-step or noise-scale columns (`group`) on the x axis `key`;
+    per-step points on the epoch axis fall between epochs (step 150 of 100 a epoch is epoch 1.5)."""
     if key not in X_AXES:
         raise ValueError(f"unknown x axis {key!r}; one of {', '.join(X_AXES)}")
-    if group == schema.STEP_GROUP:
-        if key == "epoch":
-            return trial.step["step"] / steps_per_epoch(trial)
-        return trial.step[key]
-    return trial.epoch[key]
+    if group == schema.EPOCH_GROUP:
+        return trial.epoch[key]
+    columns = trial.noise if group == schema.NOISE_GROUP else trial.step
+    if key == "epoch":
+        return columns["step"] / steps_per_epoch(trial)
+    return columns[key]
 
 
 def _trace(trial: TrialData, key: str) -> np.ndarray:
