@@ -16,7 +16,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) main.py
 
-test: $(STAMP)
+# The optional Ray extra (run --ray): the app never needs it, but the suite tests it (tests/test_ray.py).
+RAY_STAMP := $(VENV)/.ray-installed
+
+$(RAY_STAMP): $(STAMP) requirements-ray.txt
+	$(PY) -m pip install --quiet -r requirements-ray.txt
+	touch $(RAY_STAMP)
+
+test: $(STAMP) $(RAY_STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 # 3,000 damaged run files in each file format through `report` and the app's loaders (minutes; `make test` runs 500).

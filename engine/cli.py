@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", metavar="JOURNAL|URL", help="random and bayesian searches: share one study with "
                      "other processes or machines through this journal file (created if missing) or database URL "
                      "(sqlite:///study.db); each writes its own run file, and 'report' merges them")
+    run.add_argument("--ray", metavar="ADDRESS|auto", help="train each trial as a task on this Ray cluster "
+                     "(HOST:PORT of its head node, or auto: RAY_ADDRESS or one started here with 'ray start "
+                     "--head'); this process writes the run file. Needs pip install -r requirements-ray.txt")
     report = commands.add_parser("report", help="one row per trial of a run file; optional CSV and figure")
     report.add_argument("run_file", nargs="+", help="a run file (.h5) written by 'run' or the app; several files of "
                         "one shared search (run --storage) are merged into one report")
@@ -182,6 +185,9 @@ def _run(args: argparse.Namespace) -> int:
                              storage=args.storage)
 
     stop = threading.Event()
+    if args.ray is not None:
+        from engine.execution.ray_backend import check_config
+        check_config(config)
     interrupted = threading.Event()
 
     def on_sigint(signum, frame):  # first Ctrl-C: finish cleanly; a second one: the default (abort)
@@ -217,7 +223,12 @@ def _run(args: argparse.Namespace) -> int:
                 tqdm.write(f"trial {event.trial.name}: {event.status}{detail}", file=sys.stderr)
 
     try:
-        path = sweep(on_event, stop)
+        if args.ray is None:
+            path = sweep(on_event, stop)
+        else:
+            from engine.execution.ray_backend import on_cluster
+            with on_cluster(args.ray):
+                path = sweep(on_event, stop)
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from engine.config import ExperimentConfig
 from engine.events import Message, TrialSpec
 from engine.execution.ranks import RankGroup
+from engine.execution.ray_backend import cluster as ray_cluster
+from engine.execution.ray_backend import run_on_cluster
 from engine.execution.torchrun import LaunchedRanks, launched_ranks
 from engine.execution.workers import WorkerPool
 from engine.hardware.threads import SweepThreads, ThreadChoice, available_cores, split_among_workers
@@ -102,7 +104,8 @@ def plan_parallel(config: ExperimentConfig, context: TrialContext, trials: list[
 
 def trains_elsewhere(config: ExperimentConfig) -> bool:
     """Whether the sweep's trials train outside this process (run_parallel), not one at a time in it."""
-    return config.sweep.parallel != 1 or config.sweep.data_parallel != 1 or launched_ranks() is not None
+    return config.sweep.parallel != 1 or config.sweep.data_parallel != 1 or launched_ranks() is not None \
+        or ray_cluster() is not None
 
 
 def run_parallel(config: ExperimentConfig, context: TrialContext, trials: list[TrialSpec], threads: SweepThreads,
@@ -111,6 +114,8 @@ def run_parallel(config: ExperimentConfig, context: TrialContext, trials: list[T
     """Train the sweep's trials in worker processes (sweep.parallel) or each on several ranks
     (sweep.data_parallel); returns the sweep's status, or None when they are to train one at a time in this
     process after all. `tell` hears of each trial that ended, with its status, after its events."""
+    if (cluster := ray_cluster()) is not None:
+        return run_on_cluster(cluster, context, threads.policy.requested, propose, use_threads, tell)
     choice = threads.choose()
     if (launched := launched_ranks()) is not None:
         context.emit(Message(f"each trial on the {launched.world} ranks torchrun started"))

@@ -40,10 +40,10 @@ POLL_S = 0.05
 _STOP = "stop"
 
 
-def _serve(tasks: Connection, events: Connection, config: Any, dataset: "Dataset", probe: torch.Tensor,
-           device: str, threads: int) -> None:
-    """A worker's life: train each trial the parent sends until the parent closes the connection."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the parent, which stops the workers
+def trial_context_here(config: Any, dataset: "Dataset", probe: torch.Tensor, device: str, threads: int,
+                       emit: Callable[[Event], None], stop: threading.Event) -> TrialContext:
+    """The context of trials trained in this process for a parent elsewhere (a worker, a Ray task): its
+    threads and device set up as the parent's own are for a sequential sweep."""
     torch.set_num_threads(threads)
     torch_device = torch.device(device)
     if torch_device.type == "cuda":
@@ -51,6 +51,25 @@ def _serve(tasks: Connection, events: Connection, config: Any, dataset: "Dataset
         # As the parent sets for a sequential sweep: the same numbers over the last bit of speed.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+    return TrialContext(config=config, dataset=dataset.to(torch_device), device=torch_device,
+                        train_eval_index=probe.to(torch_device), emit=emit, stop=stop)
+
+
+def record_lost_trial(context: TrialContext, spec: TrialSpec, started: bool, status: str, error: str) -> None:
+    """End in the run file a trial whose process cannot say so itself (it died, or was ended after Stop);
+    one that had not started yet still becomes a trial in the file, with its outcome, as run_trial does."""
+    if not started:
+        steps_per_epoch = context.dataset.train_size // spec.batch_size
+        steps = total_steps(context.config.train, steps_per_epoch, spec.batch_size)
+        context.emit(TrialStarted(trial=spec, steps_per_epoch=steps_per_epoch, total_steps=steps,
+                                  total_samples=steps * spec.batch_size, parameter_count=0))
+    context.emit(TrialEnded(trial=spec, status=status, error=error))
+
+
+def _serve(tasks: Connection, events: Connection, config: Any, dataset: "Dataset", probe: torch.Tensor,
+           device: str, threads: int) -> None:
+    """A worker's life: train each trial the parent sends until the parent closes the connection."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the parent, which stops the workers
     stop = threading.Event()
     specs: queue.Queue[TrialSpec | None] = queue.Queue()
 
@@ -68,8 +87,7 @@ def _serve(tasks: Connection, events: Connection, config: Any, dataset: "Dataset
                 specs.put(message)
 
     threading.Thread(target=listen, name="worker-tasks", daemon=True).start()
-    context = TrialContext(config=config, dataset=dataset.to(torch_device), device=torch_device,
-                           train_eval_index=probe.to(torch_device), emit=events.send, stop=stop)
+    context = trial_context_here(config, dataset, probe, device, threads, events.send, stop)
     try:
         while (spec := specs.get()) is not None:
             run_trial(spec, context)
@@ -223,10 +241,5 @@ class WorkerPool:
         spec, worker.trial = worker.trial, None
         if worker.process.is_alive():
             worker.process.kill()
-        if not worker.started:   # still a trial in the file, with its outcome, as run_trial does
-            steps_per_epoch = self.context.dataset.train_size // spec.batch_size
-            steps = total_steps(self.context.config.train, steps_per_epoch, spec.batch_size)
-            self.context.emit(TrialStarted(trial=spec, steps_per_epoch=steps_per_epoch, total_steps=steps,
-                                           total_samples=steps * spec.batch_size, parameter_count=0))
-        self.context.emit(TrialEnded(trial=spec, status=status, error=error))
+        record_lost_trial(self.context, spec, worker.started, status, error)
         self._tell(spec, status)

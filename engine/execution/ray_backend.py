@@ -1,0 +1,280 @@
+"""Sweeps on a Ray cluster (`run --ray ADDRESS|auto`): each trial a Ray task, the run file written here.
+
+This process (the driver) keeps everything a sequential sweep keeps: the config, the search strategy, the
+recorder and the one run file. It puts the dataset into Ray's object store once and sends each trial the
+strategy proposes to the cluster as a task asking for its CPU threads (and one GPU when the sweep's device is
+cuda), never more at once than the cluster has room for, so that a search proposes each point knowing every
+trial that ended before. The task trains the trial with engine.train.run_trial, the function every other
+executor calls, and streams its events back as a Ray generator (ObjectRefGenerator); the driver hands them to
+the recorder, so the file, the live views and resume see what a sequential sweep would show them.
+
+Stop cancels the running tasks (`ray.cancel(force=True)`: a task does not look at the driver's stop flag) and
+records their trials `cancelled`, every event they sent before being kept. A task whose worker process or node
+dies leaves its trial `failed` with Ray's reason; the sweep goes on, and `run --resume RUN.h5 --ray …` trains it
+again. Ray is an optional extra (requirements-ray.txt): nothing here imports it before `--ray` asks for it.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine import schema
+from engine.errors import ConfigError, UserError
+from engine.events import Event, Message, TrialEnded, TrialSpec, TrialStarted
+from engine.hardware.threads import ThreadChoice
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.config import ExperimentConfig
+    from engine.data import Dataset
+    from engine.train import TrialContext
+
+INSTALL_HINT = "Ray is not installed: pip install -r requirements-ray.txt"
+# How long the driver waits for a cluster's address to answer before calling it unreachable: Ray itself
+# retries a silent address for minutes.
+CONNECT_TIMEOUT_S = 5.0
+# How often the driver looks at the stop flag while no event arrives.
+POLL_S = 0.05
+# A task sends its events in batches at most this far apart, instead of one Ray object per event.
+BATCH_S = 0.2
+
+_cluster: "Cluster | None" = None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str
+    cpus: int
+    gpus: int
+    nodes: int
+
+    def describe(self) -> str:
+        gpus = f", {self.gpus} GPU{'s' if self.gpus != 1 else ''}" if self.gpus else ""
+        return (f"the Ray cluster at {self.address}: {self.nodes} node{'s' if self.nodes != 1 else ''}, "
+                f"{self.cpus} CPU{'s' if self.cpus != 1 else ''}{gpus}")
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+    return ray
+
+
+def check_config(config: "ExperimentConfig") -> None:
+    """What a sweep on Ray cannot do, as config errors before any file is written."""
+    problems = []
+    if config.sweep.pruner != "none":
+        problems.append(f"sweep.pruner = {config.sweep.pruner!r} with --ray: pruning judges trials in this "
+                        "process, and a trial on the cluster cannot hear its verdict; set the pruner to none")
+    if config.sweep.data_parallel != 1:
+        problems.append(f"sweep.data_parallel = {config.sweep.data_parallel} with --ray: a trial on the cluster "
+                        "trains in one process; set it to 1 (or use torchrun, docs/scaling.md)")
+    if problems:
+        raise ConfigError(problems)
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT that does not answer is one line now, not Ray's minutes of retries."""
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+        if not address or address == "auto":
+            return   # Ray looks for a cluster started on this machine and says at once when there is none
+    if "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray {address}: not a cluster address (give HOST:PORT of its head node, e.g. "
+                        "10.0.0.5:6379, or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise UserError(f"--ray {address}: no Ray cluster answers there ({reason})") from None
+
+
+@contextlib.contextmanager
+def on_cluster(address: str) -> Iterator[Cluster]:
+    """Connect this process to the Ray cluster at `address` ('auto': RAY_ADDRESS, or one started on this machine
+    with `ray start --head`) for the sweeps run inside; disconnected after. A process already connected (a
+    test's own local instance) keeps its connection."""
+    global _cluster
+    ray = _ray()
+    _check_reachable(address)
+    connected_here = not ray.is_initialized()
+    if connected_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            if isinstance(error, ConnectionError) and "RAY_AUTH_MODE" not in os.environ:
+                first += (" (a cluster with token authentication, which `ray start` of Ray 2.60 turns on, "
+                          "needs RAY_AUTH_MODE=token here and its token: see `ray get-auth-token`)")
+            raise UserError(f"--ray {address}: {first}") from None
+    resources = ray.cluster_resources()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    _cluster = Cluster(address=address, cpus=int(resources.get("CPU", 0)), gpus=int(resources.get("GPU", 0)),
+                       nodes=nodes)
+    try:
+        yield _cluster
+    finally:
+        _cluster = None
+        if connected_here:
+            ray.shutdown()
+
+
+def cluster() -> Cluster | None:
+    """The Ray cluster this process's sweeps send their trials to, if `on_cluster` connected one."""
+    return _cluster
+
+
+def _train_in_task(spec: TrialSpec, config: "ExperimentConfig", dataset: "Dataset", probe: "torch.Tensor",
+                   device: str, threads: int) -> Iterator[list[Event]]:
+    """A Ray task's body: train one trial, yielding its events in batches as they come."""
+    from engine.execution.workers import trial_context_here
+    from engine.train import run_trial
+
+    events: queue.Queue[Event | None] = queue.Queue()
+    context = trial_context_here(config, dataset, probe, device, threads, events.put, threading.Event())
+
+    def train() -> None:
+        try:
+            run_trial(spec, context)
+        finally:
+            events.put(None)
+
+    threading.Thread(target=train, name=f"trial-{spec.name}", daemon=True).start()
+    while True:
+        batch = [events.get()]
+        deadline = time.monotonic() + BATCH_S
+        with contextlib.suppress(queue.Empty):
+            while batch[-1] is not None and (left := deadline - time.monotonic()) > 0:
+                batch.append(events.get(timeout=left))
+        if sent := [event for event in batch if event is not None]:
+            yield sent
+        if batch[-1] is None:
+            return
+
+
+def _lost(error: Exception) -> tuple[str, str]:
+    """The status and reason of a trial whose task ended in `error`, in words."""
+    exceptions = _ray().exceptions
+    if isinstance(error, exceptions.TaskCancelledError):
+        return schema.CANCELLED, "stopped: its Ray task was cancelled"
+    if isinstance(error, exceptions.NodeDiedError):
+        return schema.FAILED, "the Ray node training this trial died"
+    if isinstance(error, exceptions.OutOfMemoryError):
+        return schema.FAILED, "Ray ended the task training this trial: its node was running out of memory"
+    if isinstance(error, exceptions.WorkerCrashedError):
+        return schema.FAILED, ("the Ray worker process training this trial died (killed, crashed, or out of "
+                               "memory)")
+    if isinstance(error, exceptions.RayTaskError) and error.cause is not None:
+        return schema.FAILED, f"its Ray task raised {type(error.cause).__name__}: {error.cause}"
+    first = (str(error).strip().splitlines() or [""])[0]
+    return schema.FAILED, f"its Ray task failed: {type(error).__name__}{': ' + first if first else ''}"
+
+
+@dataclass
+class _Task:
+    spec: TrialSpec
+    started: bool = False
+
+
+class RayTrials:
+    """The sweep's trials as Ray tasks on `cluster`, each with `threads` CPU threads; events to the context's
+    emit (the recorder)."""
+
+    def __init__(self, cluster: Cluster, context: "TrialContext", threads: int):
+        self.ray = _ray()
+        self.context, self.threads = context, threads
+        self.gpu = context.device.type == "cuda"
+        # Room for this many trials at once: more would only queue, and a search proposes better knowing more.
+        self.slots = max(1, cluster.gpus if self.gpu else cluster.cpus // threads)
+        self.task = self.ray.remote(_train_in_task).options(
+            num_cpus=threads, num_gpus=1 if self.gpu else 0, max_retries=0, name="batch-size-lab-trial")
+
+    def run(self, propose: Callable[[], TrialSpec | None], tell: Callable[[TrialSpec, str], None]) -> str:
+        """Train until `propose` has nothing more and every task has ended, telling `tell` of each trial that
+        ended; returns the sweep's status: completed, or cancelled when the context's stop flag ended it."""
+        ray, stop = self.ray, self.context.stop
+        self._tell = tell
+        dataset = ray.put(self.context.dataset.to("cpu"))
+        probe = ray.put(self.context.train_eval_index.to("cpu"))
+        device = "cuda" if self.gpu else "cpu"   # the GPU Ray gives the task is its only visible one
+        running: dict[Any, _Task] = {}
+        try:
+            while True:
+                while not stop.is_set() and len(running) < self.slots and (spec := propose()) is not None:
+                    running[self.task.remote(spec, self.context.config, dataset, probe, device,
+                                             self.threads)] = _Task(spec)
+                if not running:
+                    break
+                if stop.is_set():
+                    for generator in running:
+                        ray.cancel(generator, force=True)
+                    for task in running.values():
+                        self._end(task, schema.CANCELLED, "stopped: its Ray task was cancelled")
+                    running.clear()
+                    break
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                for generator in ready:
+                    if self._receive(generator, running[generator]):
+                        del running[generator]
+        finally:
+            for generator in running:   # an error here (a second Ctrl-C): the tasks are not left training
+                ray.cancel(generator, force=True)
+        return schema.CANCELLED if stop.is_set() else schema.COMPLETED
+
+    def _receive(self, generator: Any, task: _Task) -> bool:
+        """Hand on every batch of events the task has sent; whether its trial has ended."""
+        ray = self.ray
+        while ray.wait([generator], timeout=0)[0]:
+            try:
+                events = ray.get(next(generator))
+            except StopIteration:
+                self._end(task, schema.FAILED, "its Ray task ended without ending the trial")
+                return True
+            except ray.exceptions.RayError as error:
+                self._end(task, *_lost(error))
+                return True
+            for event in events:
+                task.started = task.started or isinstance(event, TrialStarted)
+                self.context.emit(event)
+                if isinstance(event, TrialEnded):
+                    self._tell(event.trial, event.status)
+                    return True
+        return False
+
+    def _end(self, task: _Task, status: str, error: str) -> None:
+        from engine.execution.workers import record_lost_trial
+        record_lost_trial(self.context, task.spec, task.started, status, error)
+        self._tell(task.spec, status)
+
+
+def run_on_cluster(cluster: Cluster, context: "TrialContext", requested_threads: int | None,
+                   propose: Callable[[], TrialSpec | None], use_threads: Callable[[TrialSpec, ThreadChoice], None],
+                   tell: Callable[[TrialSpec, str], None]) -> str:
+    """The sweep's trials on the cluster; returns the sweep's status."""
+    threads = requested_threads or 1
+    choice = ThreadChoice(threads, "set with --threads" if requested_threads else
+                          "one per Ray task unless --threads says more, so that the cluster runs more trials at once")
+    trials = RayTrials(cluster, context, threads)
+    context.emit(Message(f"trials on {cluster.describe()}; up to {trials.slots} at once, {threads} CPU "
+                         f"thread{'s' if threads != 1 else ''} each"))
+
+    def proposed() -> TrialSpec | None:
+        spec = propose()
+        if spec is not None:
+            use_threads(spec, choice)
+        return spec
+
+    return trials.run(proposed, tell)
