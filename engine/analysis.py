@@ -22,6 +22,7 @@ class TrialSummary:
     seed: int
     lr: float
     base_lr: float
+    precision: str                  # "" where a file without the attribute has an unreadable config
     status: str
     epochs: int
     steps: int
@@ -50,6 +51,7 @@ REPORT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("batch_size", "batch size", "{:d}"),
     ("seed", "seed", "{:d}"),
     ("lr", "lr", "{:.4g}"),
+    ("precision", "precision", "{}"),
     ("status", "status", "{}"),
     ("epochs", "epochs", "{:d}"),
     ("best_val_accuracy", "best val acc", "{:.4f}"),
@@ -109,7 +111,7 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
     first = crossing(trial, target_accuracy)
     return TrialSummary(
         name=trial.name, batch_size=trial.batch_size, seed=trial.seed, lr=trial.lr, base_lr=trial.base_lr,
-        status=trial.status, epochs=trial.epochs_done, steps=steps, samples=samples,
+        precision=trial.precision, status=trial.status, epochs=trial.epochs_done, steps=steps, samples=samples,
         best_val_accuracy=float(np.nanmax(val_acc)) if len(val_acc) else NAN,
         final_val_accuracy=_last(val_acc), final_train_accuracy=_last(epoch["train_accuracy"]),
         final_train_loss=_last(epoch["train_loss"]), final_val_loss=_last(epoch["val_loss"]),
@@ -140,7 +142,7 @@ def format_cell(summary: TrialSummary, key: str, fmt: str) -> str:
 
 @dataclass
 class BatchSizeStats:
-    """One point of the summary plots: a batch size (and base lr), mean and spread over seeds."""
+    """One point of the summary plots: a batch size (and base lr, and precision), mean and spread over seeds."""
     batch_size: int
     base_lr: float
     trials: int
@@ -150,6 +152,7 @@ class BatchSizeStats:
     spread: dict[str, float]        # highest minus lowest over seeds; NaN with fewer than two values
     reached_target: int             # how many seeds reached the target accuracy
     statuses: dict[str, int]        # trials by status (schema.STATUSES), for "2 · 1 out of memory"
+    precision: str = ""             # sweep.precisions' value, or the config's train.precision
 
     def failed(self) -> dict[str, int]:
         """Trials that ended without a result of their own: diverged, out of memory, failed."""
@@ -162,14 +165,14 @@ NUMERIC_FIELDS = tuple(f.name for f in fields(TrialSummary)
 
 
 def by_batch_size(summaries: list[TrialSummary]) -> list[BatchSizeStats]:
-    """Group trials by (batch size, base lr) and average every numeric field over seeds, ignoring NaNs.
+    """Group trials by (batch size, base lr, precision) and average every numeric field over seeds, ignoring NaNs.
 
     Trials that failed before measuring anything contribute NaNs and so drop out of the means."""
-    groups: dict[tuple[int, float], list[TrialSummary]] = defaultdict(list)
+    groups: dict[tuple[int, float, str], list[TrialSummary]] = defaultdict(list)
     for summary in summaries:
-        groups[(summary.batch_size, summary.base_lr)].append(summary)
+        groups[(summary.batch_size, summary.base_lr, summary.precision)].append(summary)
     stats = []
-    for (batch_size, base_lr), members in sorted(groups.items()):
+    for (batch_size, base_lr, precision), members in sorted(groups.items()):
         mean, std, spread = {}, {}, {}
         for key in NUMERIC_FIELDS:
             values = np.array([getattr(m, key) for m in members], dtype=float)
@@ -183,5 +186,27 @@ def by_batch_size(summaries: list[TrialSummary]) -> list[BatchSizeStats]:
         stats.append(BatchSizeStats(
             batch_size=batch_size, base_lr=base_lr, trials=len(members),
             completed=statuses.get(schema.COMPLETED, 0), mean=mean, std=std, spread=spread,
-            reached_target=sum(math.isfinite(m.steps_to_target) for m in members), statuses=statuses))
+            reached_target=sum(math.isfinite(m.steps_to_target) for m in members), statuses=statuses,
+            precision=precision))
     return stats
+
+
+def precision_lines(summaries: list[TrialSummary]) -> list[str]:
+    """Throughput, step memory and best validation accuracy of each precision, over every trial trained with it,
+    for a sweep that crosses precisions (none otherwise): the comparison sweep.precisions is for."""
+    precisions = sorted({summary.precision for summary in summaries})
+    if len(precisions) < 2:
+        return []
+    lines = ["By precision (mean over its trials; - where none measured it):"]
+    for precision in precisions:
+        members = [summary for summary in summaries if summary.precision == precision]
+        shown = []
+        for key, words, fmt, scale in (("samples_per_s", "{} samples/s", "{:.0f}", 1),
+                                       ("step_memory_bytes", "step memory {} MiB", "{:.3g}", 2**20),
+                                       ("best_val_accuracy", "best val acc {}", "{:.4f}", 1)):
+            values = np.array([getattr(m, key) for m in members], dtype=float)
+            finite = values[np.isfinite(values)]
+            shown.append(words.format(fmt.format(float(finite.mean()) / scale) if len(finite) else "-"))
+        lines.append(f"  {precision or 'unknown'}: {len(members)} trial{'s' if len(members) != 1 else ''}, "
+                     + ", ".join(shown))
+    return lines

@@ -286,6 +286,9 @@ def _report(args: argparse.Namespace) -> int:
     print(f"\n{sweep_memory(run).text()}", file=out)
     from engine.hardware.telemetry import energy_text
     print(energy_text(run.trials), file=out)
+    from engine.execution.ensemble import execution_text
+    if execution := execution_text(run.trials):
+        print(execution, file=out)
     from engine.science.report import analyse, science_lines
     science = analyse(run, verdict.target_accuracy)
     print("", *science_lines(science), sep="\n", file=out)

@@ -30,6 +30,7 @@ BUDGETS = ("epochs", "samples")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")   # engine.hardware.precision
 RANK_BATCH_NORMS = ("per_rank", "sync")
+ENSEMBLES = ("off", "auto")   # engine.execution.ensemble
 STRATEGIES = ("grid", "random", "bayesian", "start-small")
 SEARCHES = ("random", "bayesian")            # strategies that draw points from a sampler (engine.search)
 RANGED = ("random", "bayesian", "start-small")   # strategies that search a batch-size range, not a list
@@ -228,6 +229,15 @@ class SweepConfig:
                                 "torch.distributed): each takes batch size / ranks examples of every step, so the "
                                 "batch size is what sweep.batch_sizes says. Every batch size must divide by it.",
                                 min=1, max=64, label="Ranks per trial")
+    ensemble: str = _field("off", "Train the trials of one batch size that differ only by seed or learning rate "
+                           "together, up to 8 at a time, as one vectorized model (torch.func vmap); each stays a "
+                           "trial of its own in the run file. auto: wherever the model allows it (MLP or CNN without "
+                           "batch norm, fp32, whole batches, no noise scale, a grid, trials in this process) and its "
+                           "first step matches training alone; otherwise one at a time, with the reason recorded. "
+                           "Not bit for bit: the same training to float32 rounding (sums in another order). off: one "
+                           "at a time, bit for bit as before.", choices=ENSEMBLES, label="Ensembles",
+                           choice_labels={"off": "off: one trial at a time", "auto": "auto: seeds and LRs together"},
+                           applies={"sweep.strategy": ("grid",)})
     rank_batch_norm: str = _field("per_rank", "With batch norm and several ranks: per_rank normalizes each rank's "
                                   "share of the batch on its own (a smaller 'ghost' batch); sync uses the whole "
                                   "batch's statistics (SyncBatchNorm), as one process would.",

@@ -124,6 +124,14 @@ class RanksMeasured:
 
 
 @dataclass(frozen=True)
+class TrialExecution:
+    """How a trial trained when sweep.ensemble asked (schema.EXECUTION_ATTR): in an ensemble with others, or alone
+    and why; sent just after its TrialStarted."""
+    trial: TrialSpec
+    execution: str
+
+
+@dataclass(frozen=True)
 class SweepEnded:
     run_path: str
     status: str                        # completed, or cancelled when the stop flag ended it

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import schema
-from engine.events import TelemetryMeasured, TrialMemoryMeasured, TrialScored
+from engine.events import TelemetryMeasured, TrialExecution, TrialMemoryMeasured, TrialScored
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, RanksMeasured, StepsLogged, SweepEnded,
                            SweepStarted, TrialEnded, TrialSpec, TrialStarted)
 from engine.runfile import RunData, RunHeader, TrialData
@@ -77,6 +77,9 @@ class LiveRun:
             trial = self._trials[event.trial.name]
             trial.ranks, trial.communication_s = event.ranks, event.communication_s
             return {trial.name}
+        if isinstance(event, TrialExecution):
+            self._trials[event.trial.name].execution = event.execution
+            return {event.trial.name}
         if isinstance(event, TelemetryMeasured):
             self._append(event.trial.name, schema.TELEMETRY_GROUP, event.columns)
             self._trials[event.trial.name].telemetry_unavailable = event.unavailable

@@ -22,7 +22,7 @@ import torch
 from engine import schema
 from engine.config import ExperimentConfig, loads_config
 from engine.devices import resolve_device
-from engine.hardware.precision import check_precision
+from engine.hardware.precision import check_sweep_precisions
 from engine.errors import ConfigError, RunFileError, UserError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
                            TrialStarted)
@@ -82,8 +82,8 @@ def _being_written(path: Path) -> RunFileError:
                         "still running?)")
 
 
-def _identity(batch_size: int, base_lr: float, seed: int) -> tuple[int, float, int]:
-    return batch_size, float(base_lr), seed
+def _identity(batch_size: int, base_lr: float, precision: str, seed: int) -> tuple[int, float, str, int]:
+    return batch_size, float(base_lr), precision, seed
 
 
 def plan_resume(path: str | Path) -> ResumePlan:
@@ -106,8 +106,9 @@ def plan_resume(path: str | Path) -> ResumePlan:
     if config.sweep.strategy != "grid":
         return _plan_search_resume(path, run, config)
     # Trials are matched on what they are, not on their names, so files named by an older naming rule resume.
-    stored = {_identity(t.batch_size, t.base_lr, t.seed): t for t in run.trials}
-    matched = [(spec, stored.get(_identity(spec.batch_size, spec.base_lr, spec.seed))) for spec in plan_trials(config)]
+    stored = {_identity(t.batch_size, t.base_lr, t.precision, t.seed): t for t in run.trials}
+    matched = [(spec, stored.get(_identity(spec.batch_size, spec.base_lr, spec.precision, spec.seed)))
+               for spec in plan_trials(config)]
     started = [trial for _, trial in matched if trial is not None]
     # A write error (a full disk, a file size limit) ends the run `failed` and marks the trials it was writing
     # `failed` with its text: the last one started, and with trials in worker processes (sweep.parallel) the
@@ -206,7 +207,7 @@ def resume_sweep(plan: ResumePlan, *, device: str | None = None, on_event: Calla
         raise NothingToResume(plan.summary())
     on_event = on_event or (lambda event: None)
     torch_device = _resume_device(plan, device)
-    check_precision(plan.config.train.precision, torch_device)
+    check_sweep_precisions(plan.config, torch_device)
     dataset, probe = prepare_sweep_data(plan.config, torch_device, on_event)
     env = environment(torch_device)
     stored_device = str(plan.run.environment.get("device", ""))

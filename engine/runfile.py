@@ -445,6 +445,8 @@ class TrialData:
     # communication time, which is not measured rather than zero.
     ranks: int = 1
     communication_s: float = math.nan
+    # schema.EXECUTION_ATTR: how it trained when sweep.ensemble asked; "" where the file does not say.
+    execution: str = ""
 
     @property
     def epochs_done(self) -> int:

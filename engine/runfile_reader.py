@@ -264,6 +264,7 @@ def _trial(name: str, group: h5py.Group, limit: int) -> TrialData:
         telemetry_unavailable=_string(attrs, schema.TELEMETRY_UNAVAILABLE_ATTR, "", where=where),
         noise_scale_unavailable=_string(attrs, schema.NOISE_UNAVAILABLE_ATTR, "", where=where),
         ranks=_integer(attrs, "ranks", minimum=1, default=1, where=where),
+        execution=_string(attrs, schema.EXECUTION_ATTR, "", where=where),
         communication_s=_measured(attrs, "communication_s", where))
 
 

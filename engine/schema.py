@@ -151,6 +151,10 @@ TRIAL_MEMORY_ATTRS = ("step_memory_bytes", "step_memory_method")
 # Trial attributes of a data-parallel trial (sweep.data_parallel): its rank count and the seconds its gradient
 # all-reduces were in flight. A trial without them trained in one process.
 RANK_ATTRS = ("ranks", "communication_s")
+# Trial attribute, written when the config asks for ensembles (sweep.ensemble = "auto"): how the trial trained, in
+# words: "ensemble of N (torch.func vmap)", or "sequential (why not in an ensemble)" (engine.execution.ensemble).
+# Absent where the question did not arise (ensemble off, trials in workers or on ranks, files written before it).
+EXECUTION_ATTR = "execution"
 # Trial attributes of a search (version 2; a grid's trials have proposed_by = "grid" and no others; files written
 # before lack them all). proposed_by: the strategy that proposed the trial. search_point: the point's number in
 # the order proposed (every seed of a point shares it). objective: this trial's own value of [sweep] objective

@@ -16,9 +16,10 @@ from engine.data import Dataset, load_dataset
 from engine.devices import device_name, resolve_device
 from engine.errors import ConfigError, RunWriteError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, RanksMeasured, StepsLogged, SweepEnded,
-                           SweepStarted, TelemetryMeasured, TrialEnded, TrialMemoryMeasured, TrialScored, TrialSpec,
-                           TrialStarted)
+                           SweepStarted, TelemetryMeasured, TrialEnded, TrialExecution, TrialMemoryMeasured, TrialScored,
+                           TrialSpec, TrialStarted)
 from engine.execution.parallelism import run_parallel, trains_elsewhere
+from engine.execution.ensemble import plan_ensembles, run_group
 from engine.hardware.memory_model import device_memory_bytes
 from engine.hardware.precision import check_precision
 from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
@@ -26,7 +27,7 @@ from engine.runfile import RunWriter, TrialData
 from engine.search import make_strategy
 from engine.search.shared import check_shared
 from engine.search.results import TrialResult, trial_data
-from engine.train import TrialContext, run_trial, scaled_lr, total_steps
+from engine.train import TrialContext, scaled_lr, total_steps
 
 # Train loss/accuracy are measured on this many training examples at most (a fixed subset, eval mode).
 TRAIN_PROBE_MAX = 10_000
@@ -119,6 +120,8 @@ class _Recorder:
         elif isinstance(event, RanksMeasured):
             self.writer.set_trial_attrs(event.trial.name, dict(zip(schema.RANK_ATTRS, (event.ranks,
                                                                                       event.communication_s))))
+        elif isinstance(event, TrialExecution):
+            self.writer.set_trial_attrs(event.trial.name, {schema.EXECUTION_ATTR: event.execution})
         elif isinstance(event, TelemetryMeasured):
             self.writer.add_rows(event.trial.name, schema.TELEMETRY_GROUP, event.columns)
             self.writer.set_trial_attrs(event.trial.name, {schema.TELEMETRY_UNAVAILABLE_ATTR: event.unavailable})
@@ -242,6 +245,8 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
                 if objective is not None:
                     recorder(TrialScored(trial=spec, objective=objective))
 
+        # sweep.ensemble: which trials of a batch size train together as one vectorized model (None: each alone).
+        ensembles = plan_ensembles(config, planned if to_train is None else to_train, recorder)
         with sweep_threads() as threads:
             # sweep.parallel / data_parallel: trials in worker processes or on ranks; None: here, one at a time.
             in_workers = run_parallel(config, context, planned if to_train is None else to_train, threads,
@@ -249,9 +254,10 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
                                       tell) if trains_elsewhere(config) else None
             while in_workers is None and (spec := strategy.propose(recorder.finished)) is not None:
                 recorder.use_threads(spec, threads.choose())
-                trial_status = run_trial(spec, context)
-                tell(spec, trial_status)
-                if trial_status == schema.CANCELLED or stop.is_set():
+                trained = run_group(spec, lambda: strategy.propose(recorder.finished), context, ensembles)
+                for member, trial_status in trained:
+                    tell(member, trial_status)
+                if any(trial_status == schema.CANCELLED for _, trial_status in trained) or stop.is_set():
                     status = schema.CANCELLED
                     break
             status = in_workers or status

@@ -22,7 +22,7 @@ from engine import schema
 from engine.config import ExperimentConfig, TrainConfig, scaled_lr  # noqa: F401 (sweep and tests import it here)
 from engine.devices import PeakMemory, is_out_of_memory
 from engine.hardware.step_memory import StepMemoryMeter, close_open_meter
-from engine.hardware.precision import StepPrecision
+from engine.hardware.precision import StepPrecision, trial_precision
 from engine.hardware.telemetry import start_telemetry
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
                            TrialStarted)
@@ -201,7 +201,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
     x_probe, y_probe = x_train[context.train_eval_index], y_train[context.train_eval_index]
     memory = PeakMemory(device)
     meter = StepMemoryMeter(spec, device, model, optimizer, emit, steps)
-    precision = StepPrecision(train.precision, train.accumulation_steps, device)
+    precision = StepPrecision(trial_precision(spec, train), train.accumulation_steps, device)
     log = _StepLog()
     step, train_time = 0, 0.0
     lr = spec.lr

@@ -45,7 +45,7 @@ FULL_WIDTH = {"sweep.batch_sizes", "data.dataset"}
 # Rarely changed fields, shown with "Show all options" (or whenever they have a problem).
 ADVANCED = {"description", "data.val_fraction", "data.use_test_split", "data.data_seed", "train.weight_decay",
             "train.warmup_epochs", "train.schedule", "train.eval_batch_size", "sweep.learning_rates",
-            "sweep.strategy"}
+            "sweep.precisions", "sweep.strategy"}
 
 
 def parse_number(text: str) -> Any:
@@ -515,6 +515,8 @@ def _make_binding(key: str, field: dataclasses.Field) -> _Binding:
     if kind in ("int_list", "float_list"):
         return _ListBinding(key, "empty: use the learning rate above" if key == "sweep.learning_rates"
                             else "comma-separated numbers")
+    if kind == "choice_list":
+        return _ListBinding(key, f"empty: use the one above; or some of {', '.join(meta['choices'])}")
     if "choices" in meta:
         return _ChoiceBinding(key, meta["choices"])
     if field.type in ("bool", bool):

@@ -213,16 +213,22 @@ class SummaryView(CurrentPlotExport, QWidget):
         per_run = []
         for run_index, (run, verdict) in enumerate(zip(self._runs, self._verdicts)):
             stats = by_batch_size(summarize_run(run, self._target))
-            for base_lr in sorted({entry.base_lr for entry in stats}):
-                per_run.append((run_index, run, verdict, base_lr, [e for e in stats if e.base_lr == base_lr]))
-        lr_swept = len({base_lr for _, _, _, base_lr, _ in per_run}) > 1
+            # A series per base learning rate and per precision (sweep.learning_rates, sweep.precisions).
+            for base_lr, precision in sorted({(entry.base_lr, entry.precision) for entry in stats}):
+                per_run.append((run_index, run, verdict, base_lr, precision,
+                                [e for e in stats if (e.base_lr, e.precision) == (base_lr, precision)]))
+        lr_swept = len({base_lr for _, _, _, base_lr, _, _ in per_run}) > 1
+        precision_swept = len({precision for _, _, _, _, precision, _ in per_run}) > 1
         series = []
-        for index, (run_index, run, verdict, base_lr, stats) in enumerate(per_run):
-            parts = ([run.path.stem] if several_runs else []) + ([f"lr {base_lr:g}"] if lr_swept else [])
-            pick = verdict.batch_size if verdict.pick is not None and verdict.base_lr == base_lr else None
-            roles = {c.batch_size: c.role for c in verdict.candidates if c.base_lr == base_lr}
+        for index, (run_index, run, verdict, base_lr, precision, stats) in enumerate(per_run):
+            parts = (([run.path.stem] if several_runs else []) + ([f"lr {base_lr:g}"] if lr_swept else [])
+                     + ([precision] if precision_swept else []))
+            ours = [c for c in verdict.candidates if (c.base_lr, c.stats.precision) == (base_lr, precision)]
+            pick = verdict.batch_size if verdict.pick is not None and verdict.pick in ours else None
+            roles = {c.batch_size: c.role for c in ours}
             series.append(SummarySeries(run_index, run, base_lr, stats, " · ".join(parts),
-                                        SERIES_SYMBOLS[index % len(SERIES_SYMBOLS)], pick, roles))
+                                        SERIES_SYMBOLS[index % len(SERIES_SYMBOLS)], pick, roles,
+                                        precision=precision))
         return series
 
     def _all_batch_sizes(self) -> list[int]:

@@ -116,7 +116,8 @@ PROCESS_MEMORY_CAPTION = (f"Peak resident memory of the whole process ({MEMORY_L
 
 @dataclass
 class SummarySeries:
-    """The per-batch-size statistics of one run and one base learning rate, and how the series is named."""
+    """The per-batch-size statistics of one run, one base learning rate and one precision, and how the series is
+    named."""
     run_index: int
     run: RunData
     base_lr: float
@@ -125,6 +126,7 @@ class SummarySeries:
     symbol: str
     pick: int | None = None        # the recommended batch size of this series, if its verdict has one
     roles: dict[int, str] = field(default_factory=dict)   # batch size -> role in the run's verdict
+    precision: str = ""            # the series' precision (sweep.precisions), or the run's train.precision
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ class SummaryTable(QTableWidget):
     def _lr_swept(self) -> bool:
         return len({one.base_lr for one in self._series}) > 1
 
+    def _precision_swept(self) -> bool:
+        return len({one.precision for one in self._series}) > 1
+
     def _title(self, measure: Measure) -> str:
         label = self._titles.get(measure.key, measure.label)
         return f"{label} ({measure.display.unit})" if measure.display.unit else label
@@ -72,6 +75,8 @@ class SummaryTable(QTableWidget):
             columns.append("Run")
         if self._lr_swept():
             columns.append("Base lr")
+        if self._precision_swept():
+            columns.append("Precision")
         columns += ["Seeds", "Reached target", "Verdict"]
         columns += [self._title(measure) for measure in MEASURES.values()]
         self.clear()
@@ -91,6 +96,9 @@ class SummaryTable(QTableWidget):
                 column += 1
             if self._lr_swept():
                 self.setItem(row, column, NumberItem(f"{one.base_lr:g}", one.base_lr))
+                column += 1
+            if self._precision_swept():
+                self.setItem(row, column, QTableWidgetItem(one.precision))
                 column += 1
             self.setItem(row, column, NumberItem(seeds_text(entry), entry.trials))
             column += 1
@@ -127,13 +135,15 @@ class SummaryTable(QTableWidget):
             headers.append("Run")
         if self._lr_swept():
             headers.append("Base learning rate")
+        if self._precision_swept():
+            headers.append("Precision")
         headers += ["Trials", "Completed", "Reached target", "Target validation accuracy (%)", "Verdict"]
         for measure in MEASURES.values():
             headers += [f"{self._title(measure)} mean", f"{self._title(measure)} std"]
         return headers
 
     def rows(self) -> list[list]:
-        """One row per batch size (and run, and base lr): numbers in the units shown, NaN where missing."""
+        """One row per batch size (and run, base lr, precision): numbers in the units shown, NaN where missing."""
         rows = []
         target = self._target * 100 if self._target is not None else math.nan
         for one in self._series:
@@ -143,6 +153,8 @@ class SummaryTable(QTableWidget):
                     row.append(one.run.path.stem)
                 if self._lr_swept():
                     row.append(one.base_lr)
+                if self._precision_swept():
+                    row.append(one.precision)
                 row += [entry.trials, entry.completed, entry.reached_target, target,
                         ROLE_WORDS.get(one.roles.get(entry.batch_size), "")]
                 for measure in MEASURES.values():

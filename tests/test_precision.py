@@ -82,3 +82,77 @@ def test_resuming_an_fp16_run_on_the_cpu_is_the_same_config_error(tmp_path):
         pytest.skip("a GPU is here: fp16 is valid")
     with pytest.raises(ConfigError, match="train.precision = 'fp16'"):
         resume_sweep(plan_resume(path), device="cpu")
+
+
+# ----- precision as a sweep axis ----------------------------------------------------------------------------------
+
+def test_precisions_cross_the_batch_sizes_and_name_the_trials():
+    from engine.sweep import plan_trials
+    trials = plan_trials(parse_config(tiny_table(sweep={"batch_sizes": [16, 32], "precisions": ["fp32", "bf16"]})))
+    assert [(t.name, t.precision) for t in trials] == [
+        ("bs00016_seed0_fp32", "fp32"), ("bs00016_seed0_bf16", "bf16"),
+        ("bs00032_seed0_fp32", "fp32"), ("bs00032_seed0_bf16", "bf16")]
+    plain = plan_trials(parse_config(tiny_table(train={"precision": "bf16"}, sweep={"batch_sizes": [16]})))
+    assert [(t.name, t.precision) for t in plain] == [("bs00016_seed0", "bf16")]
+
+
+def test_a_precision_list_is_checked_item_by_item():
+    with pytest.raises(ConfigError, match=r"sweep.precisions contains 'bf61': must be one of fp32, bf16, fp16; "
+                                          r"did you mean 'bf16'\?"):
+        parse_config(tiny_table(sweep={"precisions": ["fp32", "bf61"]}))
+    with pytest.raises(ConfigError, match=r"sweep.precisions contains 'fp16': float16 training needs a CUDA GPU"):
+        parse_config(tiny_table(sweep={"precisions": ["bf16", "fp16"]}))
+    with pytest.raises(ConfigError, match=r"sweep.precisions = \['bf16', 'bf16'\]: contains a value twice"):
+        parse_config(tiny_table(sweep={"precisions": ["bf16", "bf16"]}))
+    with pytest.raises(ConfigError, match=r"sweep.precisions = 'bf16': must be a list"):
+        parse_config(tiny_table(sweep={"precisions": "bf16"}))
+    with pytest.raises(ConfigError, match=r"sweep.precisions = \['bf16'\]: crossing precisions applies to the grid"):
+        parse_config(tiny_table(sweep={"precisions": ["bf16"], "strategy": "random", "batch_size_min": 16,
+                                       "batch_size_max": 64, "trials": 2}))
+
+
+def test_fp32_and_bf16_trials_of_one_sweep_are_told_apart_in_the_file_the_summary_and_the_report(tmp_path, capsys):
+    import h5py
+
+    from engine.analysis import by_batch_size, summarize_run
+    from engine.cli import main
+    config = parse_config(tiny_table(train={"epochs": 1}, sweep={"batch_sizes": [32, 64],
+                                                                "precisions": ["fp32", "bf16"]}))
+    path = run_sweep(config, tmp_path)
+    with h5py.File(path, "r") as handle:
+        assert {name: handle[f"trials/{name}"].attrs["precision"] for name in handle["trials"]} == {
+            "bs00032_seed0_fp32": "fp32", "bs00032_seed0_bf16": "bf16",
+            "bs00064_seed0_fp32": "fp32", "bs00064_seed0_bf16": "bf16"}
+    run = read_run(path)
+    assert all(trial.status == "completed" for trial in run.trials)
+    stats = by_batch_size(summarize_run(run))
+    assert [(entry.batch_size, entry.precision, entry.trials) for entry in stats] == [
+        (32, "bf16", 1), (32, "fp32", 1), (64, "bf16", 1), (64, "fp32", 1)]
+    assert main(["report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "precision" in out.splitlines()[1]
+    by_precision = out.split("By precision")[1].splitlines()
+    assert by_precision[1].startswith("  bf16: 2 trials, ") and by_precision[2].startswith("  fp32: 2 trials, ")
+    assert all("samples/s" in line and "step memory" in line and "best val acc" in line for line in by_precision[1:3])
+
+
+def test_a_file_without_the_precision_attribute_reads_as_its_configs(tmp_path):
+    import h5py
+    path = run_sweep(parse_config(tiny_table(train={"epochs": 1, "precision": "bf16"}, sweep={"batch_sizes": [32]})),
+                     tmp_path)
+    with h5py.File(path, "r+") as handle:     # as written before trials recorded their precision
+        del handle["trials/bs00032_seed0"].attrs["precision"]
+    assert read_run(path).trials[0].precision == "bf16"
+
+
+def test_resuming_a_precision_sweep_retrains_only_the_interrupted_precision(tmp_path):
+    import h5py
+
+    from engine.resume import plan_resume
+    config = parse_config(tiny_table(train={"epochs": 1}, sweep={"batch_sizes": [32], "precisions": ["fp32", "bf16"]}))
+    path = run_sweep(config, tmp_path)
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["status"] = "cancelled"
+        handle["trials/bs00032_seed0_bf16"].attrs["status"] = "cancelled"
+    plan = plan_resume(path)
+    assert [(spec.name, spec.precision) for spec in plan.to_train] == [("bs00032_seed0_bf16", "bf16")]

@@ -55,7 +55,8 @@ def test_file_layout_matches_the_contract(tiny_config, tmp_path):
         # Every trial attribute is one the schema names, so writer and readers agree on one list.
         assert set(schema.TRIAL_ATTRS) <= set(trial.attrs) <= {
             *schema.TRIAL_ATTRS, *schema.TRIAL_THREAD_ATTRS, *schema.SEARCH_TRIAL_ATTRS, schema.NOISE_UNAVAILABLE_ATTR,
-            *schema.TRIAL_MEMORY_ATTRS, schema.TELEMETRY_UNAVAILABLE_ATTR}
+            *schema.TRIAL_MEMORY_ATTRS, schema.TELEMETRY_UNAVAILABLE_ATTR, *schema.THREAD_TIMING_ATTRS,
+            schema.TRIAL_PRECISION_ATTR}
         for group, metrics in (("epoch", schema.EPOCH_METRICS), ("step", schema.STEP_METRICS)):
             lengths = set()
             for metric in metrics:

@@ -1,11 +1,13 @@
 """engine.hardware.threads: the CPU thread policy shared by the command line and the app.
 
-The decision is a pure function of injected facts (cores, load, PyTorch's count at the sweep's start), and the
-load meter reads injected counters on an injected clock, so nothing here depends on this machine or times it.
+The decision is a pure function of injected facts (cores, load, PyTorch's count at the sweep's start, the step
+times measured), the load meter reads injected counters on an injected clock, and the step timing runs on an
+injected clock, so nothing here depends on this machine or times it.
 """
 from __future__ import annotations
 
 import h5py
+import numpy as np
 import pytest
 import torch
 
@@ -14,8 +16,10 @@ from engine.cli import main
 from engine.config import parse_config
 from engine.events import Message
 from engine.hardware import threads as threads_module
-from engine.hardware.threads import (MIN_WINDOW_S, CpuCounters, LoadMeter, SweepThreads, ThreadPolicy,
-                                     decide_threads, set_thread_policy)
+from engine.hardware.threads import (MAX_TIMED_STEPS, MEASURE_SHARE, MIN_TIMED_STEPS, MIN_WINDOW_S, WARMUP_STEPS,
+                                     CpuCounters, LoadMeter, StepProbe, SweepThreads, ThreadPolicy, decide_threads,
+                                     fastest_threads, set_thread_policy, thread_candidates, timed_steps_within_budget)
+from engine.runfile import read_run
 from engine.sweep import run_sweep
 from tests.conftest import tiny_table
 
@@ -212,3 +216,108 @@ def test_the_app_keeps_a_core_for_its_window(qapp, tmp_path):
         threads = int(handle["trials/bs00032_seed0"].attrs["torch_threads"])
     assert 1 <= threads <= max(1, threads_module.available_cores() - 1)
     assert torch.get_num_threads() == 2   # the caller's count is back once the sweep ends
+
+
+# ----- the count timed on the trial's own step ------------------------------------------------------------------
+
+def test_candidates_are_powers_of_two_and_the_free_cores():
+    assert thread_candidates(1) == [1]
+    assert thread_candidates(2) == [1, 2]
+    assert thread_candidates(6) == [1, 2, 4, 6]
+    assert thread_candidates(8) == [1, 2, 4, 8]
+
+
+@pytest.mark.parametrize("seconds, threads", [
+    ({1: 0.004, 2: 0.003}, 2),                 # a large batch: more threads are faster
+    ({1: 0.0004, 2: 0.052}, 1),                # a small batch on a busy machine: one thread, many times faster
+    ({1: 0.0100, 2: 0.0098, 4: 0.0060}, 4),
+    ({1: 0.0100, 2: 0.0099}, 1),               # within TIE_SHARE: the fewer threads
+    ({1: 0.0110, 2: 0.0080, 4: 0.0079}, 2),    # a tie among the fastest goes to fewer too
+])
+def test_the_fastest_count_wins_and_ties_go_to_fewer_threads(seconds, threads):
+    assert fastest_threads(seconds) == threads
+
+
+def test_timing_costs_at_most_its_share_of_the_trial():
+    assert timed_steps_within_budget(30, 2) == 0          # a test's tiny trial: not timed at all
+    assert timed_steps_within_budget(349, 2) == 0
+    assert timed_steps_within_budget(350, 2) == MIN_TIMED_STEPS
+    assert timed_steps_within_budget(10**6, 4) == MAX_TIMED_STEPS
+    for steps, candidates in ((350, 2), (2000, 3), (10**6, 4)):
+        timed = timed_steps_within_budget(steps, candidates)
+        assert 1 + candidates * (WARMUP_STEPS + timed) <= steps * MEASURE_SHARE
+
+
+class FakeStep:
+    """A training step whose cost per thread count is given: it advances a fake clock by that many seconds at
+    whatever count was last set. Counts how often a copy of the step was built."""
+
+    def __init__(self, cost: dict[int, float], counts: list[int]):
+        self.cost, self.counts, self.now, self.built = cost, counts, 0.0, 0
+
+    def make(self):
+        self.built += 1
+
+        def step():
+            self.now += self.cost[self.counts[-1]]
+        return step
+
+
+def timed_sweep(policy: ThreadPolicy, cost: dict[int, float], cores: int = 2):
+    counts = [cores]
+    step = FakeStep(cost, counts)
+    sweep = SweepThreads(policy, meter=FakeMachine().meter(), cores=lambda: cores, get_threads=lambda: counts[-1],
+                         set_threads=counts.append, clock=lambda: step.now)
+    return sweep, step
+
+
+def test_a_trial_trains_with_the_count_that_timed_fastest_and_its_times_are_kept():
+    sweep, step = timed_sweep(AUTO, {1: 0.002, 2: 0.005})
+    choice = sweep.choose(StepProbe(key=8, trial_steps=1000, make_step=step.make))
+    assert choice.threads == 1
+    assert choice.step_seconds == ((1, pytest.approx(0.002)), (2, pytest.approx(0.005)))
+    assert "timed per step: 1 thread 2 ms, 2 threads 5 ms, so 1" in choice.reason
+    # The next trial of that batch size (another seed) reuses the measurement; another batch size is timed anew.
+    again = sweep.choose(StepProbe(key=8, trial_steps=1000, make_step=step.make))
+    assert (again.threads, again.step_seconds, step.built) == (1, choice.step_seconds, 1)
+    assert "timed for an earlier trial" in again.reason
+    step.cost = {1: 0.02, 2: 0.011}
+    assert sweep.choose(StepProbe(key=512, trial_steps=1000, make_step=step.make)).threads == 2
+    assert step.built == 2
+
+
+def test_short_trials_fixed_counts_and_a_single_free_core_are_not_timed():
+    sweep, step = timed_sweep(AUTO, {1: 0.002, 2: 0.005})
+    short = sweep.choose(StepProbe(key=8, trial_steps=30, make_step=step.make))
+    assert (short.threads, short.step_seconds) == (2, ())
+    assert "not timed: 30 steps are too few" in short.reason
+    for policy, cores in ((ThreadPolicy(requested=2), 2), (APP, 2), (AUTO, 1)):
+        sweep, step = timed_sweep(policy, {1: 0.002, 2: 0.005}, cores)
+        assert sweep.choose(StepProbe(key=8, trial_steps=10**6, make_step=step.make)).step_seconds == ()
+        assert step.built == 0
+
+
+def test_a_real_sweep_times_its_trials_steps_and_trains_as_it_would_have(tmp_path, monkeypatch):
+    class IdleMeter:
+        def start(self):
+            pass
+
+        def busy_elsewhere(self):
+            return 0.0
+
+    monkeypatch.setattr(threads_module, "LoadMeter", IdleMeter)
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 2)
+    # 240 training examples in batches of 8 for 12 epochs: 360 steps, just enough to be timed.
+    table = tiny_table(train={"epochs": 12}, sweep={"batch_sizes": [8]})
+    timed = read_run(run_sweep(parse_config(table), tmp_path / "auto"))
+    with h5py.File(timed.path, "r") as handle:
+        attrs = handle["trials/bs00008_seed0"].attrs
+        candidates, seconds = list(attrs["thread_candidates"]), list(attrs["thread_step_seconds"])
+        threads = int(attrs["torch_threads"])
+    assert candidates == [1, 2] and all(value > 0 for value in seconds)
+    assert threads == fastest_threads(dict(zip(candidates, seconds)))
+    # Timing used a copy: the same count set with --threads trains to the same numbers, bit for bit.
+    set_thread_policy(ThreadPolicy(requested=threads))
+    fixed = read_run(run_sweep(parse_config(table), tmp_path / "fixed"))
+    np.testing.assert_array_equal(timed.trials[0].step["loss"], fixed.trials[0].step["loss"])
+    np.testing.assert_array_equal(timed.trials[0].epoch["val_loss"], fixed.trials[0].epoch["val_loss"])

@@ -9,20 +9,44 @@ micro-batch). Memory is then that of one micro-batch.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ConfigError
 
+if TYPE_CHECKING:
+    from engine.config import ExperimentConfig, TrainConfig
+    from engine.events import TrialSpec
+
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def check_precision(precision: str, device: torch.device) -> None:
+def trial_precision(spec: "TrialSpec", train: "TrainConfig") -> str:
+    """The precision a trial trains with: its own where sweep.precisions crosses it with the batch sizes, else the
+    config's train.precision."""
+    return spec.precision or train.precision
+
+
+def sweep_precisions(config: "ExperimentConfig") -> list[str]:
+    """The precisions a sweep trains with: sweep.precisions, or train.precision alone when that is empty."""
+    return config.sweep.precisions or [config.train.precision]
+
+
+def check_precision(precision: str, device: torch.device, key: str = "train.precision") -> None:
     """fp16 needs CUDA: a one-line config error naming the key otherwise."""
     if precision == "fp16" and device.type != "cuda":
-        raise ConfigError([f"train.precision = 'fp16': float16 training needs a CUDA GPU and this sweep trains on "
+        shown = f"{key} = 'fp16'" if key == "train.precision" else f"{key} contains 'fp16'"
+        raise ConfigError([f"{shown}: float16 training needs a CUDA GPU and this sweep trains on "
                            f"the {device.type}; use bf16 or fp32"])
+
+
+def check_sweep_precisions(config: "ExperimentConfig", device: torch.device) -> None:
+    key = "sweep.precisions" if config.sweep.precisions else "train.precision"
+    for precision in sweep_precisions(config):
+        check_precision(precision, device, key)
 
 
 class StepPrecision:

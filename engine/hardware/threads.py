@@ -9,6 +9,13 @@ app leaves one to its window). It never grows beyond the thread count PyTorch ha
 (torch's default, OMP_NUM_THREADS, or the embedding program's torch.set_num_threads), which it restores at the
 end. `--threads N` sets exactly N instead.
 
+Within the free cores, the count is measured rather than assumed: a small batch's operations are too short to
+share out, so its steps often run faster on fewer threads. Before a trial, a throwaway copy of its training step
+(its model, batch size and precision, on the first examples of the training set, its random streams untouched)
+is timed at 1, 2, 4, ... threads up to the free cores, and the fastest count wins (ties, within TIE_SHARE, go
+to fewer threads). The timing costs at most MEASURE_SHARE of the trial's own steps, so a trial too short to pay
+for it keeps the free cores; a measurement serves every later trial of the same batch size and precision.
+
 The thread count changes the order of floating-point sums, so only runs with the same count give the same
 numbers to the last bit; each trial records the count it trained with.
 """
@@ -16,12 +23,18 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from engine.events import TrialSpec
+    from engine.train import TrialContext
 
 # Another process counts as holding a core once it keeps a quarter of it busy: the scheduler gives three
 # runnable threads on two cores two thirds of a core each, so a competitor squeezed by our own threads still
@@ -29,6 +42,16 @@ import psutil
 BUSY_CORE_SHARE = 0.25
 # The shortest measurement of load worth deciding on; /proc/stat counts in 10 ms ticks.
 MIN_WINDOW_S = 0.05
+# Timing thread counts may cost this share of the trial's own steps; a trial too short for MIN_TIMED_STEPS at every
+# count keeps the free cores. Each count gets WARMUP_STEPS untimed steps (its pool threads wake, caches fill), then
+# up to MAX_TIMED_STEPS timed ones, of which the median counts: one step slowed by another process does not decide.
+MEASURE_SHARE = 0.02
+WARMUP_STEPS = 1
+MIN_TIMED_STEPS = 2
+MAX_TIMED_STEPS = 5
+# Counts whose step time is within this share of the fastest tie, and the fewest threads among them win: fewer
+# threads leave cores to everything else, and a difference this small is within a shared machine's noise.
+TIE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -42,13 +65,16 @@ class ThreadPolicy:
             return f"fixed: {self.requested} thread{'s' if self.requested != 1 else ''} (--threads)"
         kept = f", {self.reserve} core{'s' if self.reserve != 1 else ''} kept for the app's window" \
             if self.reserve else ""
-        return f"automatic: before each trial, the cores free of other processes{kept}"
+        return (f"automatic: before each trial, the cores free of other processes{kept}, then the fastest "
+                "thread count within them, timed on a few of the trial's own steps")
 
 
 @dataclass(frozen=True)
 class ThreadChoice:
     threads: int
     reason: str
+    # The thread counts timed for this trial and their median seconds per training step; empty when not measured.
+    step_seconds: tuple[tuple[int, float], ...] = ()
 
 
 def decide_threads(cores: int, busy_elsewhere: float | None, ceiling: int, policy: ThreadPolicy) -> ThreadChoice:
@@ -66,6 +92,97 @@ def decide_threads(cores: int, busy_elsewhere: float | None, ceiling: int, polic
     if threads == ceiling < cores - taken - policy.reserve:
         reason += f"; at most {ceiling}, PyTorch's setting when the sweep started"
     return ThreadChoice(threads, reason)
+
+
+def thread_candidates(free: int) -> list[int]:
+    """The counts worth timing within `free` threads: powers of two, and `free` itself."""
+    candidates = [1]
+    while candidates[-1] * 2 < free:
+        candidates.append(candidates[-1] * 2)
+    return candidates + [free] if free > 1 else candidates
+
+
+def timed_steps_within_budget(trial_steps: int, candidates: int) -> int:
+    """Timed steps per thread count that keep the whole measurement (one first warm-up step, then each count's
+    warm-up and timed steps) within MEASURE_SHARE of the trial's steps; 0 when not even MIN_TIMED_STEPS fit."""
+    budget = math.floor(trial_steps * MEASURE_SHARE) - 1
+    timed = min(MAX_TIMED_STEPS, budget // candidates - WARMUP_STEPS)
+    return timed if timed >= MIN_TIMED_STEPS else 0
+
+
+def fastest_threads(step_seconds: Mapping[int, float]) -> int:
+    """The fewest threads whose seconds per step are within TIE_SHARE of the fastest. Pure: tests give the times."""
+    fastest = min(step_seconds.values())
+    return min(threads for threads, seconds in step_seconds.items() if seconds <= fastest * (1 + TIE_SHARE))
+
+
+def measure_step_seconds(step: Callable[[], None], candidates: list[int], timed_steps: int,
+                         set_threads: Callable[[int], None], clock: Callable[[], float]) -> dict[int, float]:
+    """The median seconds of `step` at each thread count, after a warm-up; the clock is injected for tests."""
+    step()   # the first step allocates every buffer, at whatever count
+    seconds = {}
+    for threads in candidates:
+        set_threads(threads)
+        for _ in range(WARMUP_STEPS):
+            step()
+        times = []
+        for _ in range(timed_steps):
+            started = clock()
+            step()
+            times.append(clock() - started)
+        seconds[threads] = statistics.median(times)
+    return seconds
+
+
+@dataclass(frozen=True)
+class StepProbe:
+    """A trial's training step, to be timed: `key` says which trials cost the same per step (a measurement is
+    reused for them), `trial_steps` how many steps the trial trains, `make_step` builds a throwaway copy."""
+    key: Hashable
+    trial_steps: int
+    make_step: Callable[[], Callable[[], None]]
+
+
+def training_step_probe(spec: "TrialSpec", context: "TrialContext") -> StepProbe | None:
+    """A copy of the trial's training step, on the CPU: its model (initialised from its seed, the caller's random
+    state restored), optimizer and precision, on the first examples of the training set. None on a GPU, where the
+    CPU threads only feed the device."""
+    if context.device.type != "cpu":
+        return None
+    import torch
+
+    from engine.hardware.precision import StepPrecision, trial_precision
+    from engine.models import build_model
+    from engine.train import make_optimizer, total_steps
+
+    config, data = context.config, context.dataset
+    precision = trial_precision(spec, config.train)
+
+    def make_step() -> Callable[[], None]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.seed)
+            model = build_model(config.model, data.input_shape, data.kind, data.num_classes).to(context.device)
+        optimizer = make_optimizer(config.train, model.parameters(), spec.lr)
+        step_precision = StepPrecision(precision, config.train.accumulation_steps, context.device)
+        inputs, targets = data.x_train[:spec.batch_size], data.y_train[:spec.batch_size]
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        model.train()
+
+        def step() -> None:
+            for parameter in parameters:
+                parameter.grad = None
+            step_precision.forward_backward(model, inputs, targets)
+            step_precision.unscale(optimizer)
+            step_precision.step(optimizer)
+        return step
+
+    steps = total_steps(config.train, data.train_size // spec.batch_size, spec.batch_size)
+    return StepProbe(key=(spec.batch_size, precision), trial_steps=steps, make_step=make_step)
+
+
+def _per_step(seconds: Mapping[int, float]) -> str:
+    return ", ".join(f"{threads} thread{'s' if threads != 1 else ''} {value * 1e3:.3g} ms"
+                     for threads, value in seconds.items())
 
 
 def split_among_workers(choice: ThreadChoice, workers: int, policy: ThreadPolicy) -> ThreadChoice:
@@ -157,7 +274,7 @@ class SweepThreads:
 
     def __init__(self, policy: ThreadPolicy, *, meter: LoadMeter | None = None,
                  cores: Callable[[], int] | None = None, get_threads: Callable[[], int] | None = None,
-                 set_threads: Callable[[int], None] | None = None):
+                 set_threads: Callable[[int], None] | None = None, clock: Callable[[], float] = time.perf_counter):
         import torch   # here, so that `--help` and the policy's description need no torch
 
         self.policy, self._cores = policy, cores or available_cores
@@ -167,13 +284,38 @@ class SweepThreads:
         if policy.requested is None:
             self.meter.start()
         self.choices: list[ThreadChoice] = []
+        self._clock = clock
+        self._measured: dict[tuple[Hashable, tuple[int, ...]], dict[int, float]] = {}
 
-    def choose(self) -> ThreadChoice:
+    def choose(self, probe: StepProbe | None = None) -> ThreadChoice:
+        """The next trial's thread count; with `probe` (the trial's step), the fastest within the free cores."""
         busy = self.meter.busy_elsewhere() if self.policy.requested is None else None
         choice = decide_threads(self._cores(), busy, self.ceiling, self.policy)
+        if probe is not None and self.policy.requested is None:
+            choice = self._fastest(choice, probe)
         self._set(choice.threads)
         self.choices.append(choice)
         return choice
+
+    def _fastest(self, free: ThreadChoice, probe: StepProbe) -> ThreadChoice:
+        candidates = thread_candidates(free.threads)
+        if len(candidates) == 1:
+            return free
+        key = (probe.key, tuple(candidates))
+        seconds = self._measured.get(key)
+        if seconds is None:
+            timed = timed_steps_within_budget(probe.trial_steps, len(candidates))
+            if not timed:
+                return ThreadChoice(free.threads, f"{free.reason}; not timed: {probe.trial_steps} steps are too few "
+                                    f"to spend {MEASURE_SHARE:.0%} of them on timing {len(candidates)} thread counts")
+            seconds = self._measured[key] = measure_step_seconds(probe.make_step(), candidates, timed, self._set,
+                                                                 self._clock)
+            how = "timed"
+        else:
+            how = "timed for an earlier trial"
+        threads = fastest_threads(seconds)
+        return ThreadChoice(threads, f"{free.reason}; {how} per step: {_per_step(seconds)}, so {threads}",
+                            tuple(seconds.items()))
 
     def restore(self) -> None:
         self._set(self.ceiling)
