@@ -1,6 +1,8 @@
 """Static figures for the command line's `report --png` (matplotlib, no display needed)."""
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +13,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from engine.analysis import TrialSummary, by_batch_size  # noqa: E402
 from engine.errors import UserError  # noqa: E402
 from engine.runfile import RunData  # noqa: E402
+from engine.science.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Finding  # noqa: E402
 from engine.science.recommendation import Verdict  # noqa: E402
+from engine.science.report import VERDICT_WORDS  # noqa: E402
+
+FINDINGS_COLUMNS = 3
+VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
+LINE_STYLES = ("--", ":", "-.")        # the lines after the first: rules and fits told apart by style
 
 
 def summary_figure(run: RunData, summaries: list[TrialSummary], path: Path, verdict: Verdict) -> None:
@@ -50,6 +58,57 @@ def summary_figure(run: RunData, summaries: list[TrialSummary], path: Path, verd
                     f"{run.environment.get('device_name', '')} — {verdict.headline}", fontsize=10)
     try:
         figure.savefig(path, dpi=120)
+    except OSError as error:
+        raise UserError(f"--png {path}: cannot be written ({error.strerror})") from None
+    finally:
+        plt.close(figure)
+
+
+def findings_figure_path(summary_png: Path) -> Path:
+    """Where the findings figure goes beside `report --png OUT.png`: OUT-findings.png."""
+    return summary_png.with_name(f"{summary_png.stem}-findings{summary_png.suffix or '.png'}")
+
+
+def findings_figure(findings: list[Finding], path: Path) -> None:
+    """A panel per finding, as the Science tab's cards draw it: each seed's point against batch size and the
+    finding's own lines (engine.science.findings.evidence.EvidencePlot), titled with the verdict; an untestable
+    claim's panel says what would test it."""
+    rows = math.ceil(len(findings) / FINDINGS_COLUMNS)
+    figure, axes = plt.subplots(rows, FINDINGS_COLUMNS, figsize=(5 * FINDINGS_COLUMNS, 4 * rows),
+                                constrained_layout=True, squeeze=False)
+    for axis, finding in zip(axes.flat, findings):
+        title = "\n".join(textwrap.wrap(f"{VERDICT_WORDS[finding.verdict]}: {finding.claim}", 60))
+        axis.set_title(title, fontsize=9, color=VERDICT_COLORS.get(finding.verdict, "0.4"), loc="left")
+        evidence = finding.plot
+        if evidence is None:
+            axis.text(0.5, 0.5, "\n".join(textwrap.wrap(finding.evidence, 50)), ha="center", va="center",
+                      fontsize=8, color="0.3", transform=axis.transAxes)
+            axis.set_axis_off()
+            continue
+        axis.scatter(evidence.batch_sizes, evidence.values, s=18, color="tab:blue", alpha=0.7, label="each seed",
+                     zorder=3)
+        dashed = 0
+        for index, line in enumerate(evidence.lines):
+            style = "-"
+            if index and line.dashed:
+                style = LINE_STYLES[dashed % len(LINE_STYLES)]
+                dashed += 1
+            axis.plot(line.batch_sizes, line.values, linestyle=style, color="black" if index == 0 else "0.45",
+                      linewidth=1.8 if index == 0 else 1.2, label=line.name)
+        axis.set_xscale("log", base=2)
+        sizes = sorted(set(evidence.batch_sizes))
+        axis.set_xticks(sizes, [str(size) for size in sizes])
+        axis.minorticks_off()
+        if evidence.log_y:
+            axis.set_yscale("log")
+        axis.set_xlabel("batch size")
+        axis.set_ylabel(evidence.y_label)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(findings):]:
+        axis.set_axis_off()
+    try:
+        figure.savefig(path, dpi=100)
     except OSError as error:
         raise UserError(f"--png {path}: cannot be written ({error.strerror})") from None
     finally:

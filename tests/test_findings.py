@@ -217,3 +217,18 @@ def test_the_json_report_holds_each_findings_plotted_series():
         assert entry["plot"] == (finding.plot.document() if finding.plot is not None else None)
     gap = next(entry for entry in document["findings"] if entry["claim_id"] == generalization.CLAIM_ID)
     assert [point["value"] for point in gap["plot"]["points"]] == pytest.approx([2, 3, 10, 11])
+
+
+
+def test_report_png_draws_every_findings_evidence_beside_the_summary(tmp_path):
+    from pathlib import Path
+
+    from engine.figures import findings_figure, findings_figure_path
+
+    context = context_of(run_of(two_seeds(16, 0.02, 0.03, "gap") + two_seeds(1024, 0.10, 0.11, "gap")), TARGET)
+    results = [generalization.judge(context), batch_norm.judge(context)]       # a plot, and an untestable claim
+    assert results[0].plot is not None and results[1].plot is None
+    destination = findings_figure_path(Path(tmp_path / "out.png"))
+    assert destination == tmp_path / "out-findings.png"
+    findings_figure(results, destination)
+    assert destination.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
