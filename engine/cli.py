@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_file", nargs="+", help="a run file (.h5) written by 'run' or the app; several files of "
                         "one shared search (run --storage) are merged into one report")
     report.add_argument("--csv", help="also write the table as CSV to this path")
-    report.add_argument("--png", help="also write a summary figure (accuracy and throughput vs batch size)")
+    report.add_argument("--png", help="also write a summary figure (accuracy and throughput vs batch size), and "
+                        "beside it NAME-findings.png: each finding's evidence plot")
     report.add_argument("--target", type=float, help="validation accuracy target (a fraction, e.g. 0.85) for "
                         "steps/time-to-target and the recommendation; default: 90%% of the best trial's")
     report.add_argument("--json", metavar="OUT.json", help="also write the recommendation, the per-batch-size "
@@ -311,6 +312,9 @@ def _report(args: argparse.Namespace) -> int:
         from engine.figures import summary_figure
         summary_figure(run, summaries, Path(args.png), verdict)
         print(f"wrote {args.png}", file=sys.stderr)
+        from engine.figures import findings_figure, findings_figure_path
+        findings_figure(science.findings, findings_figure_path(Path(args.png)))
+        print(f"wrote {findings_figure_path(Path(args.png))}", file=sys.stderr)
         if search is not None:
             from engine.search.figure import search_figure, search_figure_path
             search_figure(search, search_figure_path(Path(args.png)))
