@@ -109,8 +109,8 @@ class CurveSet:
                 item.setZValue(Z_ORDER[series.role])
                 self._plots[spec.name].addItem(item)
                 if series.group != STEP_GROUP:
-                    # Epoch and noise-scale rows, a few hundred points at most: never downsampled, since pyqtgraph's automatic downsampling
-                    # drops every point of a short curve when the view is much wider than the curve.
+                    # Epoch and noise-scale rows, a few hundred points at most: never downsampled, since pyqtgraph's
+                    # automatic downsampling drops every point of a short curve when the view is much wider than it.
                     item.setDownsampling(auto=False)
                     item.setClipToView(False)
                 curve = Curve(item, spec.name, series, run_index, trial)

@@ -53,8 +53,8 @@ PLOTS: tuple[PlotSpec, ...] = (
 NOISE_PLOT = PlotSpec("noise", "Noise scale B_simple", "b_simple", (Series("b_simple", NOISE_GROUP, STEP),),
                       "The gradient noise scale B_simple = tr(Σ)/|G|² (McCandlish et al. 2018), measured every "
                       "science.noise_every steps and averaged. Log scale.")
-NOISE_CAPTION = ("B_simple rises as the loss falls; batch sizes well below it scale almost perfectly (twice the batch, "
-                 "half the steps), those well above it pay examples without saving steps.")
+NOISE_CAPTION = ("B_simple rises as the loss falls; batch sizes well below it scale almost perfectly, those well "
+                 "above it pay examples without saving steps.")
 # Every live plot in the order they are laid out: the noise scale beside the loss it explains.
 LIVE_PLOTS: tuple[PlotSpec, ...] = (PLOTS[0], NOISE_PLOT, *PLOTS[1:])
 PLOT_NAMES = tuple(spec.name for spec in PLOTS)

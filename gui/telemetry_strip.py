@@ -238,7 +238,7 @@ class TelemetryStrip(QFrame):
     def _draw(self, trial: TrialData) -> None:
         telemetry = trial.telemetry
         state = "" if trial.status == schema.RUNNING else f" ({schema.STATUS_LABELS.get(trial.status, trial.status)})"
-        self._title.setText(f"Batch size {trial.batch_size} · seed {trial.seed}{state}")
+        self._title.setText(f"<b>Telemetry</b><br>batch size {trial.batch_size} · seed {trial.seed}{state}")
         self._title.setToolTip("Telemetry of this trial, sampled about ten times a second; the lines show its "
                                "last minute.")
         time_s = telemetry["time_s"]

@@ -159,7 +159,8 @@ def test_the_strip_shows_this_machines_figures_and_a_dash_with_the_reason_for_th
     run = read_run(noise_sweep[0])
     strip.set_runs([run])
     trial = strip.trial()
-    assert trial.name == run.trials[-1].name and strip.title() == "Batch size 32 · seed 0 (completed)"
+    assert trial.name == run.trials[-1].name
+    assert strip.title() == "<b>Telemetry</b><br>batch size 32 · seed 0 (completed)"
     cpu = trial.telemetry["cpu_percent"]
     assert strip.figure_text("cpu_percent")[0] == f"{cpu[np.isfinite(cpu)][-1]:,.0f} %"
     assert strip.figure_text("process_rss_bytes")[0] == f"{trial.telemetry['process_rss_bytes'][-1] / 2**20:,.0f} MiB"
@@ -184,8 +185,9 @@ def _gpu_run(path):
                "gpu_memory_used_bytes": np.full(rows, 12 * 2**30), "gpu_power_w": np.full(rows, 250.0),
                "gpu_energy_j": np.arange(rows) * 25.0, "gpu_temperature_c": np.full(rows, 61.0),
                "gpu_sm_clock_mhz": np.full(rows, 1980.0), "gpu_throttle_reasons": np.full(rows, 4.0)}
+    environment = {**ENVIRONMENT, "device": "cuda", "device_memory_bytes": 80 * 2**30}
     writer = RunWriter(path, 'name = "gpu"\n[data]\ndataset = "mnist1d"\n[model]\nkind = "mlp"\n[sweep]\n'
-                             'batch_sizes = [256]\n', {**ENVIRONMENT, "device": "cuda", "device_memory_bytes": 80 * 2**30})
+                             'batch_sizes = [256]\n', environment)
     writer.start_trial("bs00256_seed0", {"batch_size": 256, "seed": 0, "lr": 0.1, "base_lr": 0.1, "parameter_count": 10,
                                          "steps_per_epoch": 10})
     writer.add_rows("bs00256_seed0", schema.TELEMETRY_GROUP, columns)
