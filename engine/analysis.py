@@ -9,7 +9,7 @@ import numpy as np
 
 from engine import schema
 from engine.runfile import RunData, TrialData
-from engine.hardware.telemetry import energy_j
+from engine.hardware.energy import mean_gpu_utilization, trial_energy
 from engine.science.targets import crossing
 
 NAN = float("nan")
@@ -39,6 +39,9 @@ class TrialSummary:
     step_memory_bytes: float        # the trial's second step (schema.TRIAL_MEMORY_ATTRS); NaN when not measured
     energy_j: float                 # CPU packages and GPU as telemetry measured them; NaN when unavailable
     energy_per_example_j: float     # energy_j over the examples trained on
+    energy_to_target_j: float       # energy_per_example_j × samples_to_target (engine.hardware.energy); NaN: not
+                                    # measured or not reached
+    gpu_utilization_percent: float  # mean over the trial's telemetry samples; NaN without a GPU
     wall_time_s: float              # training time, evaluation excluded
     steps_to_target: float          # NaN when the target was never reached (engine.science.targets.crossing)
     samples_to_target: float
@@ -61,6 +64,7 @@ REPORT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("peak_memory_bytes", "peak memory MiB", "{:.1f}"),
     ("step_memory_bytes", "step memory MiB", "{:.3g}"),
     ("energy_per_example_j", "J/example", "{:.3g}"),
+    ("energy_to_target_j", "J to target", "{:.3g}"),
     ("wall_time_s", "time s", "{:.1f}"),
 )
 
@@ -109,6 +113,7 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
     wall = _last(step["wall_time_s"]) if len(step["wall_time_s"]) else _last(epoch["wall_time_s"])
     val_acc = epoch["val_accuracy"]
     first = crossing(trial, target_accuracy)
+    energy = trial_energy(trial, samples, first)
     return TrialSummary(
         name=trial.name, batch_size=trial.batch_size, seed=trial.seed, lr=trial.lr, base_lr=trial.base_lr,
         precision=trial.precision, status=trial.status, epochs=trial.epochs_done, steps=steps, samples=samples,
@@ -120,8 +125,8 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
         samples_per_s=training_throughput(trial),
         peak_memory_bytes=float(np.max(epoch["peak_memory_bytes"])) if len(epoch["peak_memory_bytes"]) else NAN,
         step_memory_bytes=trial.step_memory_bytes,
-        energy_j=energy_j(trial.telemetry),
-        energy_per_example_j=energy_j(trial.telemetry) / samples if samples else NAN,
+        energy_j=energy.total_j, energy_per_example_j=energy.per_example_j, energy_to_target_j=energy.to_target_j,
+        gpu_utilization_percent=mean_gpu_utilization(trial),
         wall_time_s=wall,
         steps_to_target=first.steps, samples_to_target=first.samples, time_to_target_s=first.time_s,
         error=trial.error)

@@ -290,6 +290,8 @@ def _report(args: argparse.Namespace) -> int:
     from engine.execution.ensemble import execution_text
     if execution := execution_text(run.trials):
         print(execution, file=out)
+    from engine.hardware.energy import energy_to_target_text
+    print(energy_to_target_text(summaries, verdict.target_accuracy), file=out)
     from engine.science.report import analyse, science_lines
     science = analyse(run, verdict.target_accuracy)
     print("", *science_lines(science), sep="\n", file=out)

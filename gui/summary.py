@@ -24,10 +24,11 @@ from engine.science.recommendation import NOTHING_LEARNED, Verdict, default_targ
 from gui.export import CurrentPlotExport, export_table_csv, export_widget_image
 from gui.plotkit import PlotColors
 from gui.recommendation_view import RecommendationView
-from gui.summary_cards import (SERIES_SYMBOLS, SUMMARY_PLOT_NAMES, SUMMARY_PLOTS, KeyCard, Level, MissingPoint,
-                               SummaryCard, SummaryPoint, SummarySeries, levels_caption, memory_card, memory_per_trial,
-                               peak_memory_texts, draw_memory_fit, MIN_CARD_WIDTH)
-from gui.summary_table import SummaryTable
+from gui.hardware_views import RankScalingCard
+from gui.summary_cards import (GPU_MEASURES, SERIES_SYMBOLS, SUMMARY_PLOTS, KeyCard, Level, MissingPoint, SummaryCard,
+                               SummaryPoint, SummarySeries, draw_memory_fit, gpu_sampled, levels_caption, memory_card,
+                               memory_per_trial, MIN_CARD_WIDTH)
+from gui.summary_table import SummaryTable, table_measures
 from gui.target_bar import TargetBar
 
 REFRESH_DELAY_MS = 250
@@ -46,6 +47,7 @@ class SummaryView(CurrentPlotExport, QWidget):
         self._auto = True
         self._current_plot: str | None = None
         self._columns = 0
+        self._placed: tuple[str, ...] = ()
         self._theme = PlotColors.from_palette(self.palette())
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -78,6 +80,8 @@ class SummaryView(CurrentPlotExport, QWidget):
         self._grid.setSpacing(8)
         self._cards: dict[str, SummaryCard] = {spec.name: SummaryCard(spec, self.set_current_plot)
                                                for spec in SUMMARY_PLOTS}
+        rank_card = RankScalingCard(self.set_current_plot)
+        self._cards[rank_card.spec.name] = rank_card
         self._key_card = KeyCard()
         self._cards_area.setWidget(self._cards_widget)
         self._splitter.addWidget(self._cards_area)
@@ -152,7 +156,11 @@ class SummaryView(CurrentPlotExport, QWidget):
         return [(one.run, one.base_lr, list(one.stats)) for one in self._series]
 
     def plot_names(self) -> tuple[str, ...]:
-        return SUMMARY_PLOT_NAMES
+        """The cards shown, in order (the GPU card only where a run trained on a GPU)."""
+        return tuple(name for name, card in self._cards.items() if self._shows(name))
+
+    def _shows(self, name: str) -> bool:
+        return gpu_sampled(self._series) or not set(self._cards[name].spec.measures) & set(GPU_MEASURES)
 
     def card(self, name: str) -> SummaryCard:
         """One plot card: its title, caption and note are what the user reads under the plot."""
@@ -263,8 +271,8 @@ class SummaryView(CurrentPlotExport, QWidget):
             if spec.name == "memory" and memory_measure_key == "step_memory_bytes":
                 draw_memory_fit(card, self._runs, sizes, self._theme)
         self._key_card.update_key(sizes, self._series, self._theme)
-        self._table.fill(self._series, sizes, self._target, self._theme,
-                         {"peak_memory_bytes": peak_memory_texts(self._runs)[0]})
+        self._table.fill(self._series, sizes, self._target, self._theme, table_measures(self._runs, self._series))
+        self._place_cards()
 
     def _levels(self) -> tuple[Level, ...]:
         """The accuracy card's reference lines, in percent: the target and the no-skill baseline. The view
@@ -302,7 +310,7 @@ class SummaryView(CurrentPlotExport, QWidget):
         margins = self._grid.contentsMargins()
         width = self._cards_area.viewport().width() - margins.left() - margins.right()
         column_width = (width - self._grid.horizontalSpacing() * (columns - 1)) // columns
-        widgets = [self._cards[spec.name] for spec in SUMMARY_PLOTS]
+        widgets = [self._cards[name] for name in self.plot_names()]
         rows = [widgets[start:start + columns] for start in range(0, len(widgets), columns)]
         heights = [[card.minimum_height_for_width(column_width) for card in row] for row in rows]
         for row, row_heights in zip(rows, heights):
@@ -340,8 +348,19 @@ class SummaryView(CurrentPlotExport, QWidget):
         if columns == self._columns:
             return
         self._columns = columns
-        widgets = [self._cards[spec.name] for spec in SUMMARY_PLOTS] + [self._key_card]
-        for widget in widgets:
+        self._place_cards(force=True)
+
+    def _place_cards(self, force: bool = False) -> None:
+        """The shown cards and the key in the grid, row by row; hidden cards leave no gap."""
+        names = self.plot_names()
+        if names == self._placed and not force:
+            return
+        self._placed = names
+        columns = max(self._columns, 1)
+        for name, card in self._cards.items():
+            card.setVisible(name in names)
+        widgets = [self._cards[name] for name in names] + [self._key_card]
+        for widget in [*self._cards.values(), self._key_card]:
             self._grid.removeWidget(widget)
         for index, widget in enumerate(widgets):
             self._grid.addWidget(widget, index // columns, index % columns)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout
 
 from engine import schema
 from engine.analysis import MEMORY_LABELS, MEMORY_PER_TRIAL, BatchSizeStats, memory_measure
-from engine.hardware.memory_model import sweep_memory
+from engine.hardware.memory_model import format_bytes, sweep_memory
 from engine.runfile import RunData
 from gui.colors import batch_size_color
 from gui.plotkit import CompactAxis, Display, PlotColors, display, make_pen, run_line_style, style_plot_item, with_alpha
@@ -51,6 +51,7 @@ def _measure(key: str, label: str, metric: str | None = None, *, unit: str | Non
     return Measure(key, label, shown, log_y, needs_target, unmeasured)
 
 
+NO_ENERGY = "not measured here (no readable energy counter)"
 MEASURES: dict[str, Measure] = {m.key: m for m in (
     _measure("best_val_accuracy", "Best validation accuracy", "val_accuracy"),
     _measure("final_val_accuracy", "Final validation accuracy", "val_accuracy"),
@@ -64,8 +65,14 @@ MEASURES: dict[str, Measure] = {m.key: m for m in (
     _measure("step_memory_bytes", "Memory per step", "peak_memory_bytes"),
     # Telemetry (engine.hardware.telemetry): NaN where no energy counter could be read, never 0.
     _measure("energy_per_example_j", "Energy per example", unit="J", scale=1.0, fmt="{:.3g}", log_y=True,
-             unmeasured="not measured here (no readable energy counter)"),
+             unmeasured=NO_ENERGY),
+    _measure("energy_to_target_j", "Energy to target", unit="J", scale=1.0, fmt="{:.3g}", log_y=True,
+             needs_target=True, unmeasured=NO_ENERGY),
+    _measure("gpu_utilization_percent", "GPU utilisation", unit="%", scale=1.0, fmt="{:.0f}",
+             unmeasured="no GPU samples"),
 )}
+# Shown only where a run trained on a GPU: elsewhere every point would be missing for the same reason.
+GPU_MEASURES = ("gpu_utilization_percent",)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,12 @@ SUMMARY_PLOTS: tuple[SummaryPlot, ...] = (
                 "during the trial. Larger batches often cost less per example until the device is saturated. "
                 "Missing where this machine has no readable energy counter (RAPL needs permission; NVML an "
                 "NVIDIA GPU)."),
+    SummaryPlot("energy_to_target", "Energy to target", ("energy_to_target_j",),
+                "Lower is better: joules until validation accuracy first reached {target} (the trial's energy per "
+                "example × the examples it needed). The lowest point reaches the target on the least energy."),
+    SummaryPlot("gpu_utilization", "GPU utilisation", ("gpu_utilization_percent",),
+                "Higher means the GPU is kept busy: its utilisation averaged over the trial (NVML, sampled ten "
+                "times a second). Small batches that leave it idle waste the device."),
     SummaryPlot("memory", "Peak memory", ("peak_memory_bytes",),
                 "Lower is better; it must fit on the device. Peak tensor memory of each trial, which grows with "
                 "the batch size (activations)."),
@@ -394,6 +407,11 @@ class SummaryCard(QFrame):
         self.note.show()
 
 
+def gpu_sampled(series: list[SummarySeries]) -> bool:
+    """Whether any trial shown had its GPU sampled: the GPU card and column are shown only then."""
+    return any(math.isfinite(entry.mean[key]) for one in series for entry in one.stats for key in GPU_MEASURES)
+
+
 def memory_per_trial(runs: list[RunData]) -> bool:
     """Whether every run measured peak memory per trial (CUDA); otherwise it is the process's peak (CPU)."""
     return bool(runs) and all(memory_measure(run) == MEMORY_PER_TRIAL for run in runs)
@@ -418,25 +436,39 @@ def memory_card(runs: list[RunData]) -> tuple[str, str, str]:
 
 
 def draw_memory_fit(card: "SummaryCard", runs: list[RunData], sizes: list[int], theme: PlotColors) -> None:
-    """Each run's fitted memory = fixed + per example × batch size as a dashed line across the card's batch sizes
-    (after card.draw, which clears the plot)."""
+    """Each run's fitted memory = fixed + per example × batch size as a dashed line across the card's batch sizes,
+    and the device's memory as a dotted line (after card.draw, which clears the plot)."""
     if not sizes:
         return
     scale = MEASURES["step_memory_bytes"].display.scale
     xs = np.linspace(math.log2(min(sizes)), math.log2(max(sizes)), 64)
+    shown = [point.mean for point in card.points]
     for run in runs:
-        model = sweep_memory(run).model
-        if model is not None:
-            card.plot_item().addItem(pg.PlotDataItem(
-                xs, [model.bytes_at(2**x) * scale for x in xs], name=MEMORY_FIT_NAME,
-                pen=make_pen(with_alpha(theme.text, 0.6), 1.2, Qt.PenStyle.DashLine)))
+        memory = sweep_memory(run)
+        if memory.model is None:
+            continue
+        card.plot_item().addItem(pg.PlotDataItem(
+            xs, [memory.model.bytes_at(2**x) * scale for x in xs], name=MEMORY_FIT_NAME,
+            pen=make_pen(with_alpha(theme.text, 0.6), 1.2, Qt.PenStyle.DashLine)))
+        if memory.device_bytes is not None:
+            limit = memory.device_bytes * scale
+            line = pg.InfiniteLine(pos=limit, angle=0, movable=False,
+                                   pen=make_pen(with_alpha(theme.text, 0.75), 1.4, Qt.PenStyle.DotLine))
+            line.setToolTip(f"{MEMORY_LIMIT_NAME}: {format_bytes(memory.device_bytes)}")
+            # A limit hundreds of times above every point would flatten them all to the axis: then the caption
+            # names it and the line stays out of view.
+            near = bool(shown) and limit <= MEMORY_LIMIT_IN_VIEW * max(shown)
+            card.plot_item().addItem(line, ignoreBounds=not near)
 
 
 MEMORY_FIT_NAME = "memory model fit"
+MEMORY_LIMIT_NAME = "the device's memory"
+MEMORY_LIMIT_IN_VIEW = 4     # the limit line widens the view when within this factor of the largest point
 STEP_MEMORY_TITLE = "Memory per training step"
 STEP_MEMORY_CAPTION = ("Lower is better; it must fit on the device. The memory of each trial's second training step, "
                        "which belongs to the trial (not to what ran before it) and grows with the batch size as "
-                       "activations do (docs/memory.md). Dashed: the fitted memory model.")
+                       "activations do (docs/memory.md). Dashed: the fitted memory model; dotted: the device's memory, "
+                       "drawn when within 4× of the points.")
 
 
 class KeyCard(QFrame):

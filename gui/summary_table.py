@@ -7,13 +7,56 @@ import math
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
+from dataclasses import dataclass
+
 from engine import schema
-from engine.analysis import BatchSizeStats
+from engine.analysis import MEMORY_LABELS, BatchSizeStats
+from engine.runfile import RunData
 from engine.science.recommendation import PICK, ROLE_WORDS
 from gui.colors import batch_size_color
 from gui.plotkit import PlotColors
-from gui.summary_cards import MEASURES, Measure, SummarySeries
+from gui.summary_cards import (GPU_MEASURES, MEASURES, Measure, SummarySeries, gpu_sampled, memory_per_trial,
+                               peak_memory_texts)
 from gui.theme import dot_icon
+
+
+@dataclass(frozen=True)
+class Column:
+    """A measure as a column of the table: its title (unit in brackets) and a tooltip saying what it is."""
+    measure: Measure
+    title: str
+    tooltip: str = ""
+
+
+def table_measures(runs: list[RunData], series: list[SummarySeries]) -> list[Column]:
+    """The measures the table shows for these runs. Memory: each trial's own step memory; the process's peak only
+    for runs that lack it (files written before it was recorded), titled as what it is. GPU utilisation only
+    where a GPU was sampled."""
+    with_step = [run for run in runs if any(math.isfinite(t.step_memory_bytes) for t in run.trials)]
+    gpu = gpu_sampled(series)
+    columns = []
+    for measure in MEASURES.values():
+        if measure.key in GPU_MEASURES and not gpu:
+            continue
+        if measure.key == "step_memory_bytes":
+            if not with_step:
+                continue
+            methods = sorted({t.step_memory_method for run in with_step for t in run.trials if t.step_memory_method})
+            columns.append(Column(measure, f"Memory per step ({measure.display.unit})",
+                                  f"Each trial's own memory: its second training step, in {measure.display.unit} "
+                                  f"(2^20 bytes). Measured as: {'; '.join(methods) or 'unknown'}."))
+        elif measure.key == "peak_memory_bytes":
+            if len(with_step) == len(runs):
+                continue
+            older = [run for run in runs if all(run is not other for other in with_step)]
+            title = peak_memory_texts(older)[0]
+            source = MEMORY_LABELS["per_trial" if memory_per_trial(older) else "process"]
+            columns.append(Column(measure, f"{title} ({measure.display.unit})",
+                                  f"Only figure in files written before per-trial memory was recorded: {source}, "
+                                  f"in {measure.display.unit} (2^20 bytes)."))
+        else:
+            columns.append(Column(measure, measure.column_title()))
+    return columns
 
 
 class NumberItem(QTableWidgetItem):
@@ -50,7 +93,7 @@ class SummaryTable(QTableWidget):
         self.setMinimumHeight(110)
         self._series: list[SummarySeries] = []
         self._target: float | None = None
-        self._titles: dict[str, str] = {}
+        self._columns: list[Column] = []
 
     def _several_runs(self) -> bool:
         return len({one.run_index for one in self._series}) > 1
@@ -61,14 +104,10 @@ class SummaryTable(QTableWidget):
     def _precision_swept(self) -> bool:
         return len({one.precision for one in self._series}) > 1
 
-    def _title(self, measure: Measure) -> str:
-        label = self._titles.get(measure.key, measure.label)
-        return f"{label} ({measure.display.unit})" if measure.display.unit else label
-
     def fill(self, series: list[SummarySeries], sizes: list[int], target: float | None, theme: PlotColors,
-             titles: dict[str, str]) -> None:
-        """Show these series; `titles` renames measures where the runs measured something else (memory)."""
-        self._series, self._target, self._titles = series, target, titles
+             measures: list[Column]) -> None:
+        """Show these series with these measure columns (table_measures)."""
+        self._series, self._target, self._columns = series, target, measures
         self.setSortingEnabled(False)
         columns = ["Batch size"]
         if self._several_runs():
@@ -78,10 +117,14 @@ class SummaryTable(QTableWidget):
         if self._precision_swept():
             columns.append("Precision")
         columns += ["Seeds", "Reached target", "Verdict"]
-        columns += [self._title(measure) for measure in MEASURES.values()]
+        first_measure = len(columns)
+        columns += [column.title for column in measures]
         self.clear()
         self.setColumnCount(len(columns))
         self.setHorizontalHeaderLabels(columns)
+        for index, column in enumerate(measures):
+            if column.tooltip:
+                self.horizontalHeaderItem(first_measure + index).setToolTip(column.tooltip)
         rows = [(one, entry) for one in series for entry in one.stats]
         self.setRowCount(len(rows))
         muted = theme.muted_text
@@ -114,7 +157,7 @@ class SummaryTable(QTableWidget):
                 verdict.setFont(font)
             self.setItem(row, column, verdict)
             column += 1
-            for measure in MEASURES.values():
+            for measure in (column.measure for column in measures):
                 mean, std = entry.mean[measure.key], entry.std[measure.key]
                 if not math.isfinite(mean):
                     text = "not reached" if measure.needs_target and entry.reached_target == 0 else "–"
@@ -138,8 +181,8 @@ class SummaryTable(QTableWidget):
         if self._precision_swept():
             headers.append("Precision")
         headers += ["Trials", "Completed", "Reached target", "Target validation accuracy (%)", "Verdict"]
-        for measure in MEASURES.values():
-            headers += [f"{self._title(measure)} mean", f"{self._title(measure)} std"]
+        for column in self._columns:
+            headers += [f"{column.title} mean", f"{column.title} std"]
         return headers
 
     def rows(self) -> list[list]:
@@ -157,7 +200,7 @@ class SummaryTable(QTableWidget):
                     row.append(one.precision)
                 row += [entry.trials, entry.completed, entry.reached_target, target,
                         ROLE_WORDS.get(one.roles.get(entry.batch_size), "")]
-                for measure in MEASURES.values():
+                for measure in (column.measure for column in self._columns):
                     scale = measure.display.scale
                     row += [entry.mean[measure.key] * scale, entry.std[measure.key] * scale]
                 rows.append(row)

@@ -15,7 +15,7 @@ from engine.sweep import run_sweep
 from engine.hardware.memory_model import sweep_memory
 from engine.hardware.telemetry import energy_j
 from gui.summary import SummaryView
-from gui.summary_cards import MEMORY_FIT_NAME
+from gui.summary_cards import MEMORY_FIT_NAME, MEMORY_LIMIT_NAME
 from tests.conftest import tiny_table
 
 
@@ -41,7 +41,17 @@ def test_the_memory_card_plots_step_memory_with_the_fit_and_falls_back_without_i
     xs, ys = fit[0].getData()
     model = sweep_memory(run).model
     assert ys[0] == pytest.approx(model.bytes_at(16) * scale) and ys[-1] == pytest.approx(model.bytes_at(128) * scale)
-    assert "Peak memory, whole process (MiB) mean" in view.table_headers()    # the table keeps the process peak
+    limit = [item for item in view.plot_item("memory").items if isinstance(item, pg.InfiniteLine)]
+    assert [line.value() for line in limit] == [pytest.approx(sweep_memory(run).device_bytes * scale)]
+    assert MEMORY_LIMIT_NAME in limit[0].toolTip()
+    # The table shows the trial's own figure, its source in the header's tooltip; not the process peak.
+    headers = view.table_headers()
+    assert "Memory per step (MiB) mean" in headers and not [h for h in headers if h.startswith("Peak memory")]
+    table = view.table_widget()
+    titles = {table.horizontalHeaderItem(i).text(): table.horizontalHeaderItem(i) for i in range(table.columnCount())}
+    assert run.trials[0].step_memory_method in titles["Memory per step (MiB)"].toolTip()
+    column = headers.index("Memory per step (MiB) mean")
+    assert {row[0]: row[column] for row in view.table_rows()} == points
 
     with h5py.File(path, "r+") as handle:                  # as written before step memory was recorded
         for trial in handle[schema.TRIALS_GROUP].values():
@@ -49,6 +59,8 @@ def test_the_memory_card_plots_step_memory_with_the_fit_and_falls_back_without_i
                 del trial.attrs[key]
     view.set_runs([read_run(path)])
     assert "Peak memory, whole process" in card.title.text()
+    headers = view.table_headers()                         # the process peak is then the only figure, named so
+    assert "Peak memory, whole process (MiB) mean" in headers and "Memory per step (MiB) mean" not in headers
     assert not [item for item in view.plot_item("memory").items
                 if isinstance(item, pg.PlotDataItem) and item.name() == MEMORY_FIT_NAME]
 
