@@ -239,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from engine.analysis import REPORT_COLUMNS, format_cell, summarize_run
+    from engine.analysis import REPORT_COLUMNS, format_cell, precision_lines, summarize_run
     from engine.runfile import read_attempts, read_run
     from engine.science.recommendation import AUTO_TARGET_FRACTION, judge
 
@@ -270,6 +270,8 @@ def _report(args: argparse.Namespace) -> int:
     for s in summaries:
         if s.error:
             print(f"{s.name}: {s.status}: {s.error}", file=out)
+    for line in precision_lines(summaries):
+        print(line, file=out)
     for name, attempts in [item for path in args.run_file for item in read_attempts(path).items()]:
         kept = ", ".join(f"{a.status} after {a.epochs_done} epoch{'s' if a.epochs_done != 1 else ''}" for a in attempts)
         print(f"{name}: trained again by a resume; the earlier attempt{'s' if len(attempts) != 1 else ''} "

@@ -172,6 +172,10 @@ class SweepConfig:
     learning_rates: list[float] = _field([], "Optional: base learning rates to cross with every batch size. "
                                          "Empty means train.lr only.", kind="float_list", min_exclusive=0.0, max=100.0,
                                          label="Base LRs to cross", applies={"sweep.strategy": ("grid",)})
+    precisions: list[str] = _field([], "Optional: precisions to cross with every batch size (fp32, bf16, fp16), to "
+                                   "compare their throughput, memory and accuracy. Empty means train.precision only.",
+                                   kind="choice_list", choices=PRECISIONS, label="Precisions to cross",
+                                   applies={"sweep.strategy": ("grid",)})
     device: str = _field("auto", "Where to train: auto picks the GPU when one is usable, else the CPU.",
                          choices=DEVICES, label="Device",
                          choice_labels={"auto": "auto: GPU if usable, else CPU", "cpu": "CPU", "cuda": "GPU (CUDA)"})
@@ -382,11 +386,12 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, problems: list[str]) -> 
     """Type- and range-check one value; returns it (ints widened to float where a float is wanted) or None."""
     meta = f.metadata
     kind = meta.get("kind")
-    if kind in ("int_list", "float_list"):
+    if kind in ("int_list", "float_list", "choice_list"):
         want_int = kind == "int_list"
-        # An empty batch-size or seed list would mean no trials; an empty lr list means "use train.lr".
+        # An empty batch-size or seed list would mean no trials; an empty lr or precision list means "use train.*".
         if not isinstance(value, list) or (want_int and not value):
-            wanted = "a non-empty list of whole numbers" if want_int else "a list of numbers"
+            wanted = {"int_list": "a non-empty list of whole numbers", "float_list": "a list of numbers",
+                      "choice_list": f"a list of some of {', '.join(meta.get('choices', ()))}"}[kind]
             problems.append(f"{key} = {_shown(value)}: must be {wanted}")
             return None
         items, bad_items = [], 0
@@ -394,6 +399,14 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, problems: list[str]) -> 
             if bad_items == MAX_BAD_ITEMS:
                 problems.append(f"{key}: more items may be wrong; fix these {MAX_BAD_ITEMS} first")
                 break
+            if kind == "choice_list":
+                if item in meta["choices"]:
+                    items.append(item)
+                else:
+                    problems.append(f"{key} contains {_shown(item)}: must be one of {', '.join(meta['choices'])}"
+                                    f"{_did_you_mean(item, meta['choices'])}")
+                    bad_items += 1
+                continue
             ok_type = _is_int(item) if want_int else _is_number(item)
             if not ok_type:
                 problems.append(f"{key} contains {_shown(item)}: must be a {'whole ' if want_int else ''}number")
@@ -530,14 +543,22 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
         each = "two examples (batch norm)" if model.batch_norm else "one example"
         problems.append(Problem("train.accumulation_steps", f"train.accumulation_steps = {steps}: "
                                 f"batch size {size} ({key}) cannot be split into {steps} micro-batches of at least {each}"))
-    if config.train.precision == "fp16" and config.sweep.device == "cpu":
-        problems.append(Problem("train.precision", "train.precision = 'fp16': float16 training needs a CUDA GPU and "
+    # sweep.precisions replaces train.precision where it is given, so fp16 is judged in the list that trains.
+    precision_key, fp16 = (("sweep.precisions", "fp16" in config.sweep.precisions) if config.sweep.precisions
+                           else ("train.precision", config.train.precision == "fp16"))
+    fp16_named = f"{precision_key} {'= ' if precision_key == 'train.precision' else 'contains '}'fp16'"
+    if fp16 and config.sweep.device == "cpu":
+        problems.append(Problem(precision_key, f"{fp16_named}: float16 training needs a CUDA GPU and "
                                 "sweep.device = 'cpu'; use bf16 or fp32"))
-    elif config.train.precision == "fp16" and config.science.noise_scale:
+    elif fp16 and config.science.noise_scale:
         # A measured step takes its gradients unscaled, in float32; fp16's gradient scaler would then divide them
         # by its scale and step with the wrong gradient.
         problems.append(Problem("science.noise_scale", "science.noise_scale = true: the noise scale is not measured "
-                                "with train.precision = 'fp16'; use bf16 or fp32, or turn it off"))
+                                f"with {fp16_named}; use bf16 or fp32, or turn it off"))
+    if config.sweep.precisions and config.sweep.strategy != "grid":
+        problems.append(Problem("sweep.precisions", f"sweep.precisions = {_shown(config.sweep.precisions)}: crossing "
+                                f"precisions applies to the grid strategy, not to {config.sweep.strategy}; leave it "
+                                "empty and set train.precision"))
     last_channels = model.width * 2 ** (model.depth - 1)
     if model.kind == "cnn" and last_channels > MAX_CHANNELS:
         problems.append(Problem("model.depth", f"model.depth = {model.depth}: a cnn doubles its channels in every "
@@ -571,9 +592,10 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
                                     f"{config.train.base_batch_size}) it becomes {lr:.3g}, below {MIN_LR:g}, too small "
                                     "to change the weights"))
     trials = (len(config.sweep.batch_sizes) * len(config.train.seeds)
-              * max(1, len(config.sweep.learning_rates)))
+              * max(1, len(config.sweep.learning_rates)) * max(1, len(config.sweep.precisions)))
     if config.sweep.strategy == "grid" and trials > MAX_TRIALS:
-        problems.append(Problem("sweep.batch_sizes", "sweep.batch_sizes × train.seeds × sweep.learning_rates make "
+        problems.append(Problem("sweep.batch_sizes", "sweep.batch_sizes × train.seeds × sweep.learning_rates "
+                                "× sweep.precisions make "
                                 f"{trials:,} trials: at most {MAX_TRIALS:,} in one sweep"))
     ranks = config.sweep.data_parallel
     if ranks > 1:

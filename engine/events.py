@@ -18,6 +18,7 @@ class TrialSpec:
     lr: float
     proposed_by: str = "grid"          # the strategy that proposed it (config sweep.strategy)
     search_point: int = -1             # a search's point number, shared by the point's seeds; -1 for a grid
+    precision: str = ""                # sweep.precisions' value for it; "" trains with the config's train.precision
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class LiveRun:
         self.run: RunData | None = None
         self._trials: dict[str, TrialData] = {}
         self._columns: dict[tuple[str, str], _Columns] = {}
+        self._config_precision = ""   # the running config's train.precision, for trials that cross no precisions
 
     def apply(self, event: Event) -> set[str]:
         """Fold one event into the run; returns the names of trials whose data changed."""
@@ -106,6 +107,7 @@ class LiveRun:
 
     def _start(self, event: SweepStarted) -> None:
         config = tomllib.loads(event.config_text)
+        self._config_precision = config.get("train", {}).get("precision", "fp32")
         header = RunHeader(path=Path(event.run_path), name=config.get("name", ""), created=event.created,
                            status=schema.RUNNING, dataset=config["data"]["dataset"],
                            model=config["model"]["kind"], batch_sizes=sorted({t.batch_size for t in event.trials}),
@@ -127,10 +129,11 @@ class LiveRun:
                           step=self._columns[(spec.name, schema.STEP_GROUP)].views(),
                           eval=self._columns[(spec.name, schema.EVAL_GROUP)].views(),
                           noise=self._columns[(spec.name, schema.NOISE_GROUP)].views(),
-                          proposed_by=spec.proposed_by, search_point=spec.search_point)
+                          proposed_by=spec.proposed_by, search_point=spec.search_point,
+                          precision=spec.precision or self._config_precision)
         self._trials[spec.name] = trial
         self.run.trials.append(trial)
-        self.run.trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.seed))
+        self.run.trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.precision, t.seed))
         self._refresh_header()
         return trial
 

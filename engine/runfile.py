@@ -447,6 +447,8 @@ class TrialData:
     communication_s: float = math.nan
     # schema.EXECUTION_ATTR: how it trained when sweep.ensemble asked; "" where the file does not say.
     execution: str = ""
+    # schema.TRIAL_PRECISION_ATTR; files written before it take their config's train.precision ("" if unreadable).
+    precision: str = ""
 
     @property
     def epochs_done(self) -> int:

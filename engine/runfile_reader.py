@@ -48,12 +48,13 @@ def read_attempts_here(path: str | Path) -> dict[str, list[TrialData]]:
         if group is None:
             return {}
         limit = _file_size(handle)
+        precision = _config_precision(_string(handle.attrs, "config"))
         result = {}
         for name in group:
             tries = _group(group, name, f"{schema.ATTEMPTS_GROUP}/{name}")
             numbers = sorted(tries, key=lambda number: int(number) if number.isdigit() else math.inf)
-            result[name] = [_trial(name, _group(tries, number, f"{schema.ATTEMPTS_GROUP}/{name}/{number}"), limit)
-                            for number in numbers]
+            result[name] = [_trial(name, _group(tries, number, f"{schema.ATTEMPTS_GROUP}/{name}/{number}"), limit,
+                                   precision) for number in numbers]
         return result
     return _guarded(Path(path), attempts)
 
@@ -228,8 +229,9 @@ def _run(path: Path, handle: h5py.File) -> RunData:
     environment = {key: _environment_value(attrs, key) for key in schema.ENVIRONMENT_ATTRS if key in attrs}
     limit = _file_size(handle)
     trials_group = handle[schema.TRIALS_GROUP]
-    trials = [_trial(name, trials_group[name], limit) for name in trials_group]
-    trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.seed))
+    precision = _config_precision(_string(attrs, "config"))
+    trials = [_trial(name, trials_group[name], limit, precision) for name in trials_group]
+    trials.sort(key=lambda t: (t.batch_size, t.base_lr, t.precision, t.seed))
     num_classes = _integer(attrs, "num_classes", minimum=1) if "num_classes" in attrs else None
     majority = (_number(attrs, "val_majority_fraction", minimum=0.0, maximum=1.0)
                 if "val_majority_fraction" in attrs else None)
@@ -237,7 +239,13 @@ def _run(path: Path, handle: h5py.File) -> RunData:
                    trials=trials, num_classes=num_classes, val_majority_fraction=majority)
 
 
-def _trial(name: str, group: h5py.Group, limit: int) -> TrialData:
+def _config_precision(text: str) -> str:
+    """The config's train.precision, which every trial of a file without the precision attribute trained with."""
+    value = _config(text).get("train", {}).get("precision", "fp32")
+    return value if isinstance(value, str) else ""
+
+
+def _trial(name: str, group: h5py.Group, limit: int, config_precision: str) -> TrialData:
     attrs = group.attrs
     where = f"trial {name}: "
     lr = _number(attrs, "lr", minimum=0.0, where=where)
@@ -265,7 +273,8 @@ def _trial(name: str, group: h5py.Group, limit: int) -> TrialData:
         noise_scale_unavailable=_string(attrs, schema.NOISE_UNAVAILABLE_ATTR, "", where=where),
         ranks=_integer(attrs, "ranks", minimum=1, default=1, where=where),
         execution=_string(attrs, schema.EXECUTION_ATTR, "", where=where),
-        communication_s=_measured(attrs, "communication_s", where))
+        communication_s=_measured(attrs, "communication_s", where),
+        precision=_string(attrs, schema.TRIAL_PRECISION_ATTR, config_precision, where=where))
 
 
 def _columns(trial: h5py.Group, sub: str, metrics: tuple[schema.Metric, ...], limit: int,

@@ -144,6 +144,13 @@ ENVIRONMENT_ATTRS = ("python_version", "torch_version", "app_version", "device",
 # the memory model extrapolates to; files written before it lack it, and then that extrapolation is unavailable.
 # Trial attributes: the CPU threads it trained with and why (engine.hardware.threads decides per trial).
 TRIAL_THREAD_ATTRS = ("torch_threads", "threads_reason")
+# Trial attributes where the count was timed on the trial's own step (engine.hardware.threads): the thread counts
+# tried and the median seconds per step of each, as two equal-length arrays. Absent when not timed (the reason says
+# why), and in files written before them.
+THREAD_TIMING_ATTRS = ("thread_candidates", "thread_step_seconds")
+# Trial attribute: the precision it trained with (train.precision, or its value of sweep.precisions). Files written
+# before it trained every trial with their config's train.precision, which readers take instead.
+TRIAL_PRECISION_ATTR = "precision"
 # Trial attributes: the memory of the trial's second training step in bytes, and how it was measured in words
 # (engine.hardware.step_memory: on CUDA the allocator's peak, on the CPU the tensors alive at once, dataset excluded).
 # Absent when the trial ended before that step, and in files written before them: read as NaN and "".
@@ -193,13 +200,14 @@ MAX_BATCH_ATTRS = ("memory_limit_bytes", "memory_limit_source", "margin", "large
                    "fixed_bytes", "per_example_bytes", "memory_method", "outcome")
 
 
-def trial_name(batch_size: int, seed: int, base_lr: float | None = None) -> str:
-    """A trial's group name; sorts by batch size when listed. base_lr only when learning rates are swept.
+def trial_name(batch_size: int, seed: int, base_lr: float | None = None, precision: str | None = None) -> str:
+    """A trial's group name; sorts by batch size when listed. base_lr only when learning rates are swept, precision
+    only when precisions are.
 
     Distinct (batch_size, seed, base_lr) always give distinct names: the learning rate is written short (0.05)
     where that reads back as the same number, else in full (0.1000001), never rounded onto a neighbour."""
     name = f"bs{batch_size:05d}_seed{seed}"
-    if base_lr is None:
-        return name
-    short = f"{base_lr:g}"
-    return f"{name}_lr{short if float(short) == base_lr else repr(base_lr)}"
+    if base_lr is not None:
+        short = f"{base_lr:g}"
+        name = f"{name}_lr{short if float(short) == base_lr else repr(base_lr)}"
+    return name if precision is None else f"{name}_{precision}"

@@ -21,8 +21,9 @@ from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured,
 from engine.execution.parallelism import run_parallel, trains_elsewhere
 from engine.execution.ensemble import plan_ensembles, run_group
 from engine.hardware.memory_model import device_memory_bytes
-from engine.hardware.precision import check_precision
-from engine.hardware.threads import ThreadChoice, available_cores, sweep_threads, thread_policy
+from engine.hardware.precision import check_sweep_precisions, sweep_precisions, trial_precision
+from engine.hardware.threads import (ThreadChoice, available_cores, sweep_threads, thread_policy,
+                                     training_step_probe)
 from engine.runfile import RunWriter, TrialData
 from engine.search import make_strategy
 from engine.search.shared import check_shared
@@ -34,22 +35,25 @@ TRAIN_PROBE_MAX = 10_000
 
 
 def plan_trials(config: ExperimentConfig) -> list[TrialSpec]:
-    """Every trial of a grid: batch size × base learning rate × seed, in that nesting order."""
+    """Every trial of a grid: batch size × base learning rate × precision × seed, in that nesting order."""
     base_lrs = config.sweep.learning_rates or [config.train.lr]
     swept = bool(config.sweep.learning_rates)
+    precisions_swept = bool(config.sweep.precisions)
     trials = []
     for batch_size in config.sweep.batch_sizes:
         for base_lr in base_lrs:
-            for seed in config.train.seeds:
-                trials.append(TrialSpec(
-                    index=len(trials), name=schema.trial_name(batch_size, seed, base_lr if swept else None),
-                    batch_size=batch_size, seed=seed, base_lr=base_lr,
-                    lr=scaled_lr(config.train, base_lr, batch_size)))
+            for precision in sweep_precisions(config):
+                for seed in config.train.seeds:
+                    trials.append(TrialSpec(
+                        index=len(trials), name=schema.trial_name(batch_size, seed, base_lr if swept else None,
+                                                                  precision if precisions_swept else None),
+                        batch_size=batch_size, seed=seed, base_lr=base_lr,
+                        lr=scaled_lr(config.train, base_lr, batch_size), precision=precision))
     names = [trial.name for trial in trials]
     if len(set(names)) != len(names):
         # Only a config built without the validator can repeat a value; one name twice would overwrite a trial.
-        raise ConfigError([f"sweep.batch_sizes, train.seeds and sweep.learning_rates give the trial "
-                           f"{next(n for n in names if names.count(n) > 1)} twice: each value may appear once"])
+        raise ConfigError([f"sweep.batch_sizes, train.seeds, sweep.learning_rates and sweep.precisions give the "
+                           f"trial {next(n for n in names if names.count(n) > 1)} twice: each value may appear once"])
     return trials
 
 
@@ -83,8 +87,8 @@ def _prepare_out_dir(out_dir: Path) -> None:
 class _Recorder:
     """Writes each event into the run file, then hands it to the caller's observer."""
 
-    def __init__(self, writer: RunWriter, on_event: Callable[[Event], None]):
-        self.writer, self.on_event = writer, on_event
+    def __init__(self, writer: RunWriter, on_event: Callable[[Event], None], config: ExperimentConfig):
+        self.writer, self.on_event, self.train = writer, on_event, config.train
         self.statuses: dict[str, str] = {}
         self.threads: ThreadChoice | None = None
         self.epochs: dict[str, list[dict[str, float]]] = {}        # rows of the trials running, for `finished`
@@ -106,6 +110,9 @@ class _Recorder:
                 "parameter_count": event.parameter_count, "steps_per_epoch": event.steps_per_epoch,
                 schema.NOISE_UNAVAILABLE_ATTR: event.noise_scale_unavailable,
                 **dict(zip(schema.TRIAL_THREAD_ATTRS, (self.threads.threads, self.threads.reason))),
+                **(dict(zip(schema.THREAD_TIMING_ATTRS, map(list, zip(*self.threads.step_seconds))))
+                   if self.threads.step_seconds else {}),
+                schema.TRIAL_PRECISION_ATTR: trial_precision(spec, self.train),
                 **_proposal_attrs(spec)})
         elif isinstance(event, StepsLogged):
             self.writer.add_steps(event.trial.name, {m.name: getattr(event, m.name) for m in schema.STEP_METRICS})
@@ -166,7 +173,7 @@ def run_sweep(config: ExperimentConfig, out_dir: str | Path, *, device: str | No
     on_event = on_event or (lambda event: None)
     out_dir = Path(out_dir)
     torch_device = resolve_device(device or config.sweep.device)
-    check_precision(config.train.precision, torch_device)
+    check_sweep_precisions(config, torch_device)
     _prepare_out_dir(out_dir)
     if storage is not None:
         check_shared(config, storage)
@@ -220,7 +227,7 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
     stop = stop or threading.Event()
     strategy = make_strategy(config, planned if to_train is None else to_train, lambda text: on_event(Message(text)),
                              dataset.train_size, storage)
-    recorder = _Recorder(writer, on_event)
+    recorder = _Recorder(writer, on_event, config)
     recorder.statuses.update(finished or {})
     recorder.finished.update(history or {})
     status = schema.COMPLETED
@@ -253,7 +260,7 @@ def train_trials(writer: RunWriter, config: ExperimentConfig, dataset: Dataset, 
                                       lambda: strategy.propose(recorder.finished), recorder.use_threads,
                                       tell) if trains_elsewhere(config) else None
             while in_workers is None and (spec := strategy.propose(recorder.finished)) is not None:
-                recorder.use_threads(spec, threads.choose())
+                recorder.use_threads(spec, threads.choose(training_step_probe(spec, context)))
                 trained = run_group(spec, lambda: strategy.propose(recorder.finished), context, ensembles)
                 for member, trial_status in trained:
                     tell(member, trial_status)
