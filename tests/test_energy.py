@@ -84,6 +84,8 @@ def test_throughput_against_ranks_has_the_ideal_line_and_the_efficiency():
     assert small[2].samples_per_s == pytest.approx(1500.0) and small[2].efficiency == pytest.approx(0.75)
     assert small[2].communication_share == pytest.approx(0.25 / (1000 / 1500.0)) and math.isnan(small[1].communication_share)
     assert {p.ranks: p.efficiency for p in scaling.at(64)} == pytest.approx({1: 1.0, 2: 1.0})
+    two.config_text = "[train]\nlr = 0.5\n"
+    assert "differ in more than data_parallel (train.lr)" in rank_scaling([one, two]).advice
     alone = rank_scaling([two])
     assert alone.rank_counts == [2] and "data_parallel = 1, 2, 4" in alone.advice
 

@@ -16,9 +16,12 @@ import numpy as np
 
 from engine import schema
 from engine.analysis import training_throughput
+from engine.config_diff import config_diff
 from engine.runfile import RunData
 
 NAN = math.nan
+# Config keys that may differ between the runs compared without making them different experiments.
+NOT_THE_EXPERIMENT = ("name", "description", "sweep.data_parallel")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class RankPoint:
 class RankScaling:
     points: list[RankPoint]
     rank_counts: list[int]
-    advice: str                    # '' when several rank counts are compared
+    advice: str                    # '' when several rank counts of one experiment are compared
 
     def at(self, batch_size: int) -> list[RankPoint]:
         return [point for point in self.points if point.batch_size == batch_size]
@@ -70,8 +73,11 @@ def rank_scaling(runs: list[RunData]) -> RankScaling:
             points.append(RankPoint(batch_size, ranks, measured, ideal, measured / ideal, share,
                                     len(throughputs[(batch_size, ranks)])))
     rank_counts = sorted({point.ranks for point in points})
+    differences = [d.key for d in config_diff([run.config for run in runs]) if d.differs
+                   and d.key not in NOT_THE_EXPERIMENT] if len(runs) > 1 else []
     if len(rank_counts) > 1:
-        advice = ""
+        advice = (f"These runs differ in more than data_parallel ({', '.join(differences)}): the lines mix "
+                  "experiments." if differences else "")
     elif rank_counts:
         advice = (f"Every trial here ran on {rank_counts[0]} rank{'s' if rank_counts[0] > 1 else ''}: open runs of "
                   "this experiment made with data_parallel = 1, 2, 4 together to see scaling.")
