@@ -18,6 +18,7 @@ from gui.plotkit import PlotColors, captioned_plots, make_pen
 
 VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
 PLOT_HEIGHT = 210
+LOG_Y_MIN_RATIO = 10
 # The lines after the first (the summary the verdict compares): fits solid, rules dashed, told apart by style.
 DASHES = (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)
 # How the key under a plot draws each pen style; the key sits with the caption, so no legend covers a point.
@@ -61,7 +62,9 @@ class FindingCard(QFrame):
 
 def draw_evidence(plot: pg.PlotWidget, evidence: EvidencePlot, colors: PlotColors) -> str:
     """A point per seed coloured by batch size, then the finding's lines; returns their key (rich text)."""
-    plot.setLogMode(x=True, y=evidence.log_y)
+    shown = [value for value in evidence.values + [v for line in evidence.lines for v in line.values] if value > 0]
+    # Within less than a decade a log axis may have no labelled tick (it labels 1, 2 and 5 × 10^n): linear then.
+    plot.setLogMode(x=True, y=evidence.log_y and bool(shown) and max(shown) >= LOG_Y_MIN_RATIO * min(shown))
     plot.setLabel("bottom", "batch size")
     plot.setLabel("left", evidence.y_label)
     sizes = sorted(set(evidence.batch_sizes))
