@@ -111,7 +111,8 @@ def test_a_precision_list_is_checked_item_by_item():
                                        "batch_size_max": 64, "trials": 2}))
 
 
-def test_fp32_and_bf16_trials_of_one_sweep_are_told_apart_in_the_file_the_summary_and_the_report(tmp_path, capsys):
+def test_fp32_and_bf16_trials_of_one_sweep_are_told_apart_in_the_file_the_summary_and_the_report(tmp_path, capsys,
+                                                                                                  qtbot):
     import h5py
 
     from engine.analysis import by_batch_size, summarize_run
@@ -128,6 +129,16 @@ def test_fp32_and_bf16_trials_of_one_sweep_are_told_apart_in_the_file_the_summar
     stats = by_batch_size(summarize_run(run))
     assert [(entry.batch_size, entry.precision, entry.trials) for entry in stats] == [
         (32, "bf16", 1), (32, "fp32", 1), (64, "bf16", 1), (64, "fp32", 1)]
+    from gui.summary import SummaryView
+    summary = SummaryView()
+    qtbot.addWidget(summary)
+    summary.set_runs([run])
+    summary.refresh()
+    # A series per precision, as per base learning rate: named in the key, a column of the table.
+    assert "bf16" in summary.key_text() and "fp32" in summary.key_text()
+    headers = summary.table_headers()
+    assert [(row[0], row[headers.index("Precision")]) for row in summary.table_rows()] == [
+        (32, "bf16"), (64, "bf16"), (32, "fp32"), (64, "fp32")]
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
     assert "precision" in out.splitlines()[1]
