@@ -60,11 +60,17 @@ class FindingCard(QFrame):
             layout.addLayout(grid, 3)
 
 
+def spans_a_decade(values: list[float]) -> bool:
+    """Whether a log axis suits these values: within less than a decade it may have no labelled tick at all
+    (plotkit.CompactAxis labels 1, 2 and 5 × 10^n), so a linear axis reads better there."""
+    positive = [value for value in values if value > 0]
+    return bool(positive) and bool(max(positive) >= LOG_Y_MIN_RATIO * min(positive))
+
+
 def draw_evidence(plot: pg.PlotWidget, evidence: EvidencePlot, colors: PlotColors) -> str:
     """A point per seed coloured by batch size, then the finding's lines; returns their key (rich text)."""
-    shown = [value for value in evidence.values + [v for line in evidence.lines for v in line.values] if value > 0]
-    # Within less than a decade a log axis may have no labelled tick (it labels 1, 2 and 5 × 10^n): linear then.
-    plot.setLogMode(x=True, y=evidence.log_y and bool(shown) and max(shown) >= LOG_Y_MIN_RATIO * min(shown))
+    shown = evidence.values + [value for line in evidence.lines for value in line.values]
+    plot.setLogMode(x=True, y=evidence.log_y and spans_a_decade(shown))
     plot.setLabel("bottom", "batch size")
     plot.setLabel("left", evidence.y_label)
     sizes = sorted(set(evidence.batch_sizes))

@@ -18,7 +18,7 @@ from engine.science.critical_batch import DIMINISHING, NO_GAIN, PERFECT, REGIME_
 from engine.science.report import Science, analyse
 from engine.science.recommendation import default_target
 from gui.colors import batch_size_color
-from gui.findings_view import FindingsView
+from gui.findings_view import FindingsView, spans_a_decade
 from gui.plotkit import PlotColors, captioned_plots, make_pen, selectable_headline
 
 # Regimes shaded behind the fit: green where doubling the batch still pays, red where it no longer does.
@@ -123,6 +123,8 @@ class ScienceView(QWidget):
             plot.setLabel("left", "optimizer steps" if key == "steps" else "examples")
             if not reached.any():
                 continue
+            fitted = fit.fitted_steps(sizes) * (1 if key == "steps" else sizes) if fit.available else []
+            plot.setLogMode(x=True, y=spans_a_decade([*values[reached], *fitted]))
             plot.plot(sizes[reached], values[reached], pen=None, symbol="o", symbolSize=9,
                       symbolBrush=colors.text)
             if not fit.available:
