@@ -32,6 +32,7 @@ SPARKLINE_SIZE = (64, 26)
 # Every figure takes this width; the strip puts as many in a row as fit and wraps the rest onto another row, so it
 # never widens the window (nine GPU figures need ~1,400 px).
 CELL_WIDTH = 150
+TITLE_WIDTH = 190                # "batch size 2048 · seed 1" on one line
 
 
 def _bytes(value: float) -> str:
@@ -146,7 +147,7 @@ class TelemetryStrip(QFrame):
         self._title = QLabel()
         self._title.setObjectName("hint")
         self._title.setWordWrap(True)
-        self._title.setFixedWidth(CELL_WIDTH)
+        self._title.setFixedWidth(TITLE_WIDTH)
         layout.addWidget(self._title, 0, Qt.AlignmentFlag.AlignTop)
         self._grid = QGridLayout()
         self._grid.setContentsMargins(0, 0, 0, 0)
@@ -206,7 +207,7 @@ class TelemetryStrip(QFrame):
     def _reflow(self) -> None:
         """As many figures in a row as the width holds, the rest on the next rows."""
         shown = [cell for cell in self._all_cells() if not cell.isHidden()]
-        room = self.width() - CELL_WIDTH - 40
+        room = self.width() - TITLE_WIDTH - 40
         per_row = max(1, room // (CELL_WIDTH + self._grid.horizontalSpacing()))
         flowed = (per_row, tuple(id(cell) for cell in shown))
         if flowed == self._flowed:
@@ -237,8 +238,8 @@ class TelemetryStrip(QFrame):
 
     def _draw(self, trial: TrialData) -> None:
         telemetry = trial.telemetry
-        state = "" if trial.status == schema.RUNNING else f" ({schema.STATUS_LABELS.get(trial.status, trial.status)})"
-        self._title.setText(f"<b>Telemetry</b><br>batch size {trial.batch_size} · seed {trial.seed}{state}")
+        state = "" if trial.status == schema.RUNNING else f" · {schema.STATUS_LABELS.get(trial.status, trial.status)}"
+        self._title.setText(f"<b>Telemetry</b>{state}<br>batch size {trial.batch_size} · seed {trial.seed}")
         self._title.setToolTip("Telemetry of this trial, sampled about ten times a second; the lines show its "
                                "last minute.")
         time_s = telemetry["time_s"]

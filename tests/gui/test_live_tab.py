@@ -160,7 +160,7 @@ def test_the_strip_shows_this_machines_figures_and_a_dash_with_the_reason_for_th
     strip.set_runs([run])
     trial = strip.trial()
     assert trial.name == run.trials[-1].name
-    assert strip.title() == "<b>Telemetry</b><br>batch size 32 · seed 0 (completed)"
+    assert strip.title() == "<b>Telemetry</b> · completed<br>batch size 32 · seed 0"
     cpu = trial.telemetry["cpu_percent"]
     assert strip.figure_text("cpu_percent")[0] == f"{cpu[np.isfinite(cpu)][-1]:,.0f} %"
     assert strip.figure_text("process_rss_bytes")[0] == f"{trial.telemetry['process_rss_bytes'][-1] / 2**20:,.0f} MiB"
@@ -229,6 +229,6 @@ def test_the_strip_follows_the_running_trial_and_redraws_on_its_timer(strip, noi
     strip.mark_dirty()
     assert strip.trial() is None                       # drawn by the timer, not at each piece of data
     qtbot.waitUntil(lambda: strip.trial() is not None and strip.trial().name == second, timeout=2000)
-    assert strip.trial().status == schema.RUNNING and "(" not in strip.title()
+    assert strip.trial().status == schema.RUNNING and strip.title() == "<b>Telemetry</b><br>batch size 32 · seed 0"
     rss = strip.trial().telemetry["process_rss_bytes"]
     assert strip.figure_text("process_rss_bytes")[0] == f"{rss[-1] / 2**20:,.0f} MiB" and not math.isnan(rss[-1])
