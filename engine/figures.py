@@ -13,12 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from engine.analysis import TrialSummary, by_batch_size  # noqa: E402
 from engine.errors import UserError  # noqa: E402
 from engine.runfile import RunData  # noqa: E402
-from engine.science.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Finding  # noqa: E402
+from engine.science.findings import Finding  # noqa: E402
 from engine.science.recommendation import Verdict  # noqa: E402
-from engine.science.report import VERDICT_WORDS  # noqa: E402
+from engine.science.report import VERDICT_COLORS, VERDICT_WORDS  # noqa: E402
 
 FINDINGS_COLUMNS = 3
-VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
 LINE_STYLES = ("--", ":", "-.")        # the lines after the first: rules and fits told apart by style
 
 

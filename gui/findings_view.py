@@ -10,13 +10,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from engine.science.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Finding
+from engine.science.findings import Finding
 from engine.science.findings.evidence import EvidencePlot
-from engine.science.report import VERDICT_WORDS
+from engine.science.report import VERDICT_COLORS, VERDICT_WORDS
 from gui.colors import batch_size_color
 from gui.plotkit import PlotColors, captioned_plots, make_pen
 
-VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
 PLOT_HEIGHT = 210
 LOG_Y_MIN_RATIO = 10
 # The lines after the first (the summary the verdict compares): fits solid, rules dashed, told apart by style.
@@ -48,6 +47,7 @@ class FindingCard(QFrame):
         text.addStretch(1)
         layout.addLayout(text, 2)
         self.plot: pg.PlotWidget | None = None
+        self.caption: QLabel | None = None
         if finding.plot is not None:
             grid = QGridLayout()
             plots, captions = captioned_plots(grid, {finding.claim_id: ""}, {finding.claim_id: finding.plot.caption})

@@ -68,6 +68,8 @@ from engine.science.recommendation import Verdict
 
 VERDICT_WORDS = {SUPPORTED: "Supported", CONTRADICTED: "Contradicted", INCONCLUSIVE: "Inconclusive",
                  UNTESTABLE: "Not tested"}
+# The app's cards and report --png's panels colour a verdict alike; an untestable claim takes the muted text colour.
+VERDICT_COLORS = {SUPPORTED: "#2e8b57", CONTRADICTED: "#c0392b", INCONCLUSIVE: "#b8860b"}
 
 REPORT_FORMAT = "batch-size-lab-report"
 REPORT_FORMAT_VERSION = 1
