@@ -140,8 +140,14 @@ def test_a_sweep_with_noise_scale_stores_it_and_batch_norm_says_why_not(tiny_con
     assert trial.status == schema.COMPLETED
 
 
-def test_off_means_no_measurement_and_the_same_numbers(tiny_config, tmp_path):
-    plain = read_run(run_sweep(tiny_config(sweep={"batch_sizes": [32]}), tmp_path / "a")).trials[0]
+def test_off_means_no_measurement_and_the_same_numbers(tiny_config, tmp_path, monkeypatch):
+    def no_meter(*args, **kwargs):
+        raise AssertionError("the option is off: no meter, so the loop's only cost is its `is not None` test")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("engine.train.NoiseScaleMeter", no_meter)
+        plain = read_run(run_sweep(tiny_config(sweep={"batch_sizes": [32]}), tmp_path / "a")).trials[0]
+    assert plain.status == schema.COMPLETED
     assert len(plain.noise["step"]) == 0 and plain.noise_scale_unavailable == ""
     measured = read_run(run_sweep(tiny_config(sweep={"batch_sizes": [32]}, science={"noise_scale": True,
                                                                                      "noise_every": 1}),

@@ -70,9 +70,9 @@ class NoiseScaleMeter:
         records one measurement for step `step` (1-based, the step this gradient makes) and returns the batch's
         mean loss (detached)."""
         batch = len(inputs)
-        total = [torch.zeros_like(parameter) for parameter in self.parameters]
-        small_sq = torch.zeros((), device=inputs.device, dtype=torch.float64)
-        loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
+        total: list[torch.Tensor] = []
+        norms: list[torch.Tensor] = []
+        losses, weights = [], []
         inverse_sizes = 0.0
         for micro_inputs, micro_targets in zip(inputs.tensor_split(self.microbatches),
                                                targets.tensor_split(self.microbatches)):
@@ -82,16 +82,25 @@ class NoiseScaleMeter:
             loss = loss_of(micro_inputs, micro_targets)
             loss.backward()
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters]
-            small_sq += torch.stack(torch._foreach_norm(grads)).double().square().sum()
-            torch._foreach_add_(total, grads, alpha=size / batch)
-            loss_sum += loss.detach().double() * (size / batch)
+            norms.extend(torch._foreach_norm(grads))
+            if total:
+                torch._foreach_add_(total, grads, alpha=size / batch)
+            else:
+                # The first micro-batch's gradients, weighted in place, hold the sum: no zeroed copy of the model.
+                torch._foreach_mul_(grads, size / batch)
+                total = grads
+            losses.append(loss.detach())
+            weights.append(size / batch)
             inverse_sizes += 1 / size
         for parameter, gradient in zip(self.parameters, total):
             parameter.grad = gradient
+        # One stack for all the micro-batches' per-tensor norms: the per-micro-batch reductions were a third of
+        # the bookkeeping's cost at small batch sizes.
+        small_sq = torch.stack(norms).double().square().sum() / self.microbatches
         big_sq = torch.stack(torch._foreach_norm(total)).double().square().sum()
         micro_batch = self.microbatches / inverse_sizes
-        self._rows.append((step, step * batch, wall_time_s, micro_batch, small_sq / self.microbatches, big_sq))
-        return loss_sum.float()
+        self._rows.append((step, step * batch, wall_time_s, micro_batch, small_sq, big_sq))
+        return torch.stack(torch._foreach_mul(losses, weights)).sum()
 
     def take(self, batch: int) -> dict[str, np.ndarray] | None:
         """The measurements since the last take as schema.NOISE_METRICS columns, None when there are none."""
