@@ -35,6 +35,8 @@ EXPERIMENT = {
     "model": {"kind": "mlp", "width": 128, "depth": 2},
     "train": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "lr_scaling": "sqrt", "base_batch_size": 32,
               "epochs": 15, "seeds": [0, 1]},
+    # Often enough that the largest batch (one step an epoch) has a few measurements for the Live tab's B_simple.
+    "science": {"noise_scale": True, "noise_every": 5},
     "sweep": {"batch_sizes": [8, 32, 128, 512, 2048], "device": "cpu"},
 }
 # The mid-sweep picture is taken once this many trials have ended and the next one is this far along.
