@@ -14,7 +14,7 @@ from engine.science.findings import Finding
 from engine.science.findings.evidence import EvidencePlot
 from engine.science.report import VERDICT_COLORS, VERDICT_WORDS
 from gui.colors import batch_size_color
-from gui.plotkit import PlotColors, captioned_plots, make_pen
+from gui.plotkit import PlotColors, captioned_plots, make_pen, style_plot_item
 
 PLOT_HEIGHT = 210
 LOG_Y_MIN_RATIO = 10
@@ -71,6 +71,8 @@ def draw_evidence(plot: pg.PlotWidget, evidence: EvidencePlot, colors: PlotColor
     """A point per seed coloured by batch size, then the finding's lines; returns their key (rich text)."""
     shown = evidence.values + [value for line in evidence.lines for value in line.values]
     plot.setLogMode(x=True, y=evidence.log_y and spans_a_decade(shown))
+    plot.setBackground(colors.background)
+    style_plot_item(plot.getPlotItem(), colors)
     plot.setLabel("bottom", "batch size")
     plot.setLabel("left", evidence.y_label)
     sizes = sorted(set(evidence.batch_sizes))

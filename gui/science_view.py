@@ -10,7 +10,7 @@ import tomllib
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from engine.runfile import RunData
@@ -19,7 +19,7 @@ from engine.science.report import Science, analyse
 from engine.science.recommendation import default_target
 from gui.colors import batch_size_color
 from gui.findings_view import FindingsView, spans_a_decade
-from gui.plotkit import PlotColors, captioned_plots, make_pen, selectable_headline
+from gui.plotkit import PlotColors, captioned_plots, make_pen, selectable_headline, style_plot_item
 
 # Regimes shaded behind the fit: green where doubling the batch still pays, red where it no longer does.
 REGIME_BRUSHES = {PERFECT: (60, 160, 90, 40), DIMINISHING: (230, 170, 40, 40), NO_GAIN: (210, 70, 60, 40)}
@@ -106,12 +106,33 @@ class ScienceView(QWidget):
         run = runs[0]
         target = target if target is not None else default_target([run])
         self.science = analyse(run, target)
-        fit = self.science.critical_batch
-        self.headline.setText(headline(fit, self.science))
-        colors = PlotColors.from_palette(self.palette())
-        self._draw_fit(fit, colors)
-        self._draw_noise(run)
+        self.headline.setText(headline(self.science.critical_batch, self.science))
+        self._draw()
+
+    def _draw(self) -> None:
+        """The plots and the findings' cards of the analysis on screen, in the palette's colours."""
+        colors = self._style_plots()
+        for plot in self.plots.values():
+            plot.clear()
+        self._draw_fit(self.science.critical_batch, colors)
+        self._draw_noise(self.runs[0])
         self.findings.set_findings(self.science.findings)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        # A theme switch: plots keep the background they were made with, and lines drawn in the text colour
+        # vanish on it (white plots in the dark theme), so they are drawn again, without analysing again.
+        if event.type() == QEvent.Type.PaletteChange and self.science is not None:
+            self._draw()
+        elif event.type() == QEvent.Type.PaletteChange:
+            self._style_plots()
+        super().changeEvent(event)
+
+    def _style_plots(self) -> PlotColors:
+        colors = PlotColors.from_palette(self.palette())
+        for plot in self.plots.values():
+            plot.setBackground(colors.background)
+            style_plot_item(plot.getPlotItem(), colors)
+        return colors
 
     def _draw_fit(self, fit: CriticalBatch, colors: PlotColors) -> None:
         sizes = np.asarray(fit.batch_sizes, float)

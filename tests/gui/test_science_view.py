@@ -43,6 +43,8 @@ def test_the_science_tab_shows_the_fit_the_noise_scale_and_every_finding(qtbot, 
 
 
 def test_without_noise_or_a_fit_the_tab_says_why(qtbot, tmp_path):
+    from PySide6.QtGui import QColor, QPalette
+
     from engine.runfile import read_run
     from gui.science_view import ScienceView
 
@@ -59,6 +61,12 @@ def test_without_noise_or_a_fit_the_tab_says_why(qtbot, tmp_path):
     assert view.noise_empty.textItem.toPlainText().startswith("No noise-scale measurement in this run: turn on "
                                                               "science.noise_scale")
     assert not noise.getAxis("left").style["showValues"] and not noise.getAxis("bottom").style["showValues"]
+    # A theme switch (a new palette) redraws the plots on its background: they stayed white in the dark theme.
+    dark = QColor("#1e1f22")
+    palette = QPalette(view.palette())
+    palette.setColor(QPalette.ColorRole.Base, dark)
+    view.setPalette(palette)
+    assert all(plot.backgroundBrush().color() == dark for plot in view.plots.values())
     view.set_runs([], None)
     assert view.science is None and "Open a run" in view.headline.text()
 
