@@ -132,6 +132,8 @@ class ScienceView(QWidget):
         for plot in self.plots.values():
             plot.setBackground(colors.background)
             style_plot_item(plot.getPlotItem(), colors)
+            title = plot.getPlotItem().titleLabel
+            title.setText(title.text, color=colors.text)
         return colors
 
     def _draw_fit(self, fit: CriticalBatch, colors: PlotColors) -> None:

@@ -65,8 +65,10 @@ def test_without_noise_or_a_fit_the_tab_says_why(qtbot, tmp_path):
     dark = QColor("#1e1f22")
     palette = QPalette(view.palette())
     palette.setColor(QPalette.ColorRole.Base, dark)
+    palette.setColor(QPalette.ColorRole.Text, QColor("#e6e6e6"))
     view.setPalette(palette)
     assert all(plot.backgroundBrush().color() == dark for plot in view.plots.values())
+    assert all(plot.getPlotItem().titleLabel.opts["color"] == QColor("#e6e6e6") for plot in view.plots.values())
     view.set_runs([], None)
     assert view.science is None and "Open a run" in view.headline.text()
 
