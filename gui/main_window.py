@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
             lambda paths: self.log(f"Deleted {', '.join(Path(p).name for p in paths)}"))
         self.runs_browser.annotated.connect(self._show_annotated_run)
         self.plots.x_axis_changed.connect(self._x_axis_shown)
+        self.trial_table.selectionModel().selectionChanged.connect(self._show_selected_telemetry)
         self.setup.config_edited.connect(self._show_form_experiment)
         self.runs_opened.connect(lambda _runs: self.experiment.show_runs(self.shown_runs()))
         self.sweep_started.connect(lambda _event: self.experiment.show_runs(self.shown_runs()))
@@ -551,6 +552,13 @@ class MainWindow(QMainWindow):
         if self.plots.x_axis() != key:
             self.plots.set_x_axis(key)
         self._x_axis_shown(key)
+
+    def _show_selected_telemetry(self, *_selection) -> None:
+        """The telemetry strip shows the trial selected in the table; with none selected, the running one."""
+        table = self.trial_table
+        selected = table.selectionModel().selectedRows()
+        name = table.table_model.rows()[table.proxy.mapToSource(selected[0]).row()].name if selected else None
+        self.plots.telemetry_strip().choose_trial(name)
 
     def _x_axis_shown(self, key: str) -> None:
         for item in self.x_axis_actions.actions():

@@ -1,7 +1,7 @@
 """The Live tab's telemetry strip: one compact row under the plots with what the machine is doing for the trial on
-screen (the running one, else the last with telemetry): CPU utilisation, the process's memory, the energy so far,
-and on a GPU its utilisation, memory, power, temperature, SM clock and clock event reasons. Each figure is its
-current value as text beside a sparkline of the last minute.
+screen (the one selected in the trial table, else the running one, else the last with telemetry): CPU
+utilisation, the process's memory, the energy so far, and on a GPU its utilisation, memory, power, temperature,
+SM clock and clock event reasons. Each figure is its current value as text beside a sparkline of the last minute.
 
 It reads the trial's telemetry rows (engine/hardware/telemetry.py): the same RunData whether the run is trained
 here, followed from a file or reopened. A figure that was not measured shows "—" with the reason as its tooltip,
@@ -85,11 +85,15 @@ FIGURES: tuple[Figure, ...] = (
 GPU_REASON_COLUMN = "gpu_utilization"
 
 
-def shown_trial(runs: list[RunData]) -> TrialData | None:
-    """The trial the strip follows: the first run's running trial (the last of them when several train at once),
-    else its last trial with telemetry; None when there is none."""
+def shown_trial(runs: list[RunData], chosen: str | None = None) -> TrialData | None:
+    """The trial the strip follows: the one named `chosen` (selected in the trial table) where a run has it, else
+    the first run's running trial (the last of them when several train at once), else its last trial with
+    telemetry; None when there is none."""
     if not runs:
         return None
+    named = [trial for run in runs for trial in run.trials if trial.name == chosen]
+    if named:
+        return named[0]
     measured = [trial for trial in runs[0].trials if len(trial.telemetry["time_s"])]
     running = [trial for trial in measured if trial.status == schema.RUNNING]
     return (running or measured or [None])[-1]
@@ -140,6 +144,7 @@ class TelemetryStrip(QFrame):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self._runs: list[RunData] = []
         self._trial: TrialData | None = None
+        self._chosen: str | None = None
         self._drawn: tuple = ()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 2, 8, 2)
@@ -176,6 +181,12 @@ class TelemetryStrip(QFrame):
         """The runs' data grew: drawn within REDRAW_INTERVAL_MS, however often this is called."""
         if not self._timer.isActive():
             self._timer.start()
+
+    def choose_trial(self, name: str | None) -> None:
+        """Show this trial's telemetry (None: follow the running trial again)."""
+        self._chosen = name
+        self._drawn = ()
+        self.redraw_now()
 
     def trial(self) -> TrialData | None:
         """The trial whose telemetry is shown."""
@@ -222,7 +233,7 @@ class TelemetryStrip(QFrame):
 
     def redraw_now(self) -> None:
         self._timer.stop()
-        trial = shown_trial(self._runs)
+        trial = shown_trial(self._runs, self._chosen)
         state = (id(trial), len(trial.telemetry["time_s"]) if trial else 0, trial.status if trial else "")
         if state == self._drawn and trial is self._trial:
             return

@@ -232,3 +232,18 @@ def test_the_strip_follows_the_running_trial_and_redraws_on_its_timer(strip, noi
     assert strip.trial().status == schema.RUNNING and strip.title() == "<b>Telemetry</b><br>batch size 32 · seed 0"
     rss = strip.trial().telemetry["process_rss_bytes"]
     assert strip.figure_text("process_rss_bytes")[0] == f"{rss[-1] / 2**20:,.0f} MiB" and not math.isnan(rss[-1])
+
+
+def test_the_trial_selected_in_the_table_is_the_one_the_strip_shows(qtbot, main_window, noise_sweep):
+    window = main_window
+    run = window.open_runs([noise_sweep[0]])[0]
+    strip = window.plots.telemetry_strip()
+    assert strip.trial().name == run.trials[-1].name                # by default the last trial that ran
+    table = window.trial_table
+    first = next(row for row in range(table.proxy.rowCount())
+                 if table.table_model.rows()[table.proxy.mapToSource(table.proxy.index(row, 0)).row()].name
+                 == run.trials[0].name)
+    table.selectRow(first)
+    assert strip.trial().name == run.trials[0].name and "batch size 3 · seed 0" in strip.title()
+    table.clearSelection()
+    assert strip.trial().name == run.trials[-1].name
