@@ -254,12 +254,15 @@ class FakeStep:
 
     def __init__(self, cost: dict[int, float], counts: list[int]):
         self.cost, self.counts, self.now, self.built = cost, counts, 0.0, 0
+        self.steps: dict[int, int] = {}     # steps run at each thread count
 
     def make(self):
         self.built += 1
 
         def step():
-            self.now += self.cost[self.counts[-1]]
+            threads = self.counts[-1]
+            self.now += self.cost[threads]
+            self.steps[threads] = self.steps.get(threads, 0) + 1
         return step
 
 
@@ -284,6 +287,18 @@ def test_a_trial_trains_with_the_count_that_timed_fastest_and_its_times_are_kept
     step.cost = {1: 0.02, 2: 0.011}
     assert sweep.choose(StepProbe(key=512, trial_steps=1000, make_step=step.make)).threads == 2
     assert step.built == 2
+
+
+def test_a_count_far_slower_than_one_thread_stops_after_the_step_that_shows_it():
+    # On a busy machine two threads can wait hundreds of milliseconds per step for a taken core.
+    sweep, step = timed_sweep(AUTO, {1: 0.0004, 2: 0.5})
+    choice = sweep.choose(StepProbe(key=8, trial_steps=1000, make_step=step.make))
+    assert choice.threads == 1
+    assert step.steps == {1: 1 + WARMUP_STEPS + MAX_TIMED_STEPS, 2: 1}
+    # A count only a little slower is timed in full: it could have won.
+    sweep, step = timed_sweep(AUTO, {1: 0.0004, 2: 0.00042})
+    sweep.choose(StepProbe(key=8, trial_steps=1000, make_step=step.make))
+    assert step.steps[2] == WARMUP_STEPS + MAX_TIMED_STEPS
 
 
 def test_short_trials_fixed_counts_and_a_single_free_core_are_not_timed():

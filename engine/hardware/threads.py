@@ -13,8 +13,9 @@ Within the free cores, the count is measured rather than assumed: a small batch'
 share out, so its steps often run faster on fewer threads. Before a trial, a throwaway copy of its training step
 (its model, batch size and precision, on the first examples of the training set, its random streams untouched)
 is timed at 1, 2, 4, ... threads up to the free cores, and the fastest count wins (ties, within TIE_SHARE, go
-to fewer threads). The timing costs at most MEASURE_SHARE of the trial's own steps, so a trial too short to pay
-for it keeps the free cores; a measurement serves every later trial of the same batch size and precision.
+to fewer threads). The timing costs about MEASURE_SHARE of the trial: it is planned in steps (a trial too short
+to pay for it keeps the free cores) and cut off in seconds (a count far slower than one thread stops after the
+step that shows it). A measurement serves every later trial of the same batch size and precision.
 
 The thread count changes the order of floating-point sums, so only runs with the same count give the same
 numbers to the last bit; each trial records the count it trained with.
@@ -116,21 +117,29 @@ def fastest_threads(step_seconds: Mapping[int, float]) -> int:
     return min(threads for threads, seconds in step_seconds.items() if seconds <= fastest * (1 + TIE_SHARE))
 
 
-def measure_step_seconds(step: Callable[[], None], candidates: list[int], timed_steps: int,
+def measure_step_seconds(step: Callable[[], None], candidates: list[int], timed_steps: int, trial_steps: int,
                          set_threads: Callable[[int], None], clock: Callable[[], float]) -> dict[int, float]:
-    """The median seconds of `step` at each thread count, after a warm-up; the clock is injected for tests."""
-    step()   # the first step allocates every buffer, at whatever count
-    seconds = {}
-    for threads in candidates:
+    """The median seconds of `step` at each thread count after its warm-up; the clock is injected for tests.
+
+    The first count (one thread) sets the time budget: MEASURE_SHARE of the trial at its speed. A count that
+    overruns it is far slower than the first and cannot win, so it stops there with the steps it ran (on a busy
+    machine one step on a thread pool waiting for a taken core can cost as much as the whole trial)."""
+    seconds: dict[int, float] = {}
+    spent, budget_s = 0.0, math.inf
+    for position, threads in enumerate(candidates):
         set_threads(threads)
-        for _ in range(WARMUP_STEPS):
-            step()
+        warmup = WARMUP_STEPS + (1 if position == 0 else 0)   # the very first step allocates every buffer
         times = []
-        for _ in range(timed_steps):
+        for _ in range(warmup + timed_steps):
             started = clock()
             step()
             times.append(clock() - started)
-        seconds[threads] = statistics.median(times)
+            spent += times[-1]
+            if spent > budget_s:
+                break
+        seconds[threads] = statistics.median(times[warmup:] or times)
+        if position == 0:
+            budget_s = spent + MEASURE_SHARE * trial_steps * seconds[threads]
     return seconds
 
 
@@ -308,8 +317,8 @@ class SweepThreads:
             if not timed:
                 return ThreadChoice(free.threads, f"{free.reason}; not timed: {probe.trial_steps} steps are too few "
                                     f"to spend {MEASURE_SHARE:.0%} of them on timing {len(candidates)} thread counts")
-            seconds = self._measured[key] = measure_step_seconds(probe.make_step(), candidates, timed, self._set,
-                                                                 self._clock)
+            seconds = self._measured[key] = measure_step_seconds(probe.make_step(), candidates, timed,
+                                                                 probe.trial_steps, self._set, self._clock)
             how = "timed"
         else:
             how = "timed for an earlier trial"
