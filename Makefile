@@ -42,6 +42,7 @@ benchmark: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_latency.py
 	$(PY) benchmarks/search_quality.py
 	$(PY) benchmarks/scaling.py
+	$(PY) benchmarks/threads.py
 
 # The README's pictures: a real sweep in the real window, offscreen.
 screenshots: $(STAMP)
