@@ -39,9 +39,10 @@ class TrialSummary:
     step_memory_bytes: float        # the trial's second step (schema.TRIAL_MEMORY_ATTRS); NaN when not measured
     energy_j: float                 # CPU packages and GPU as telemetry measured them; NaN when unavailable
     energy_per_example_j: float     # energy_j over the examples trained on
-    energy_to_target_j: float       # energy_per_example_j × samples_to_target (engine.hardware.energy); NaN: not
-                                    # measured or not reached
+    energy_to_target_j: float       # the energy counters when training first reached the target
+                                    # (engine.hardware.energy); NaN: not measured or not reached
     gpu_utilization_percent: float  # mean over the trial's telemetry samples; NaN without a GPU
+    energy_unavailable: str         # why an energy figure above is NaN ('' when none is)
     wall_time_s: float              # training time, evaluation excluded
     steps_to_target: float          # NaN when the target was never reached (engine.science.targets.crossing)
     samples_to_target: float
@@ -126,7 +127,7 @@ def summarize_trial(trial: TrialData, target_accuracy: float | None = None) -> T
         peak_memory_bytes=float(np.max(epoch["peak_memory_bytes"])) if len(epoch["peak_memory_bytes"]) else NAN,
         step_memory_bytes=trial.step_memory_bytes,
         energy_j=energy.total_j, energy_per_example_j=energy.per_example_j, energy_to_target_j=energy.to_target_j,
-        gpu_utilization_percent=mean_gpu_utilization(trial),
+        gpu_utilization_percent=mean_gpu_utilization(trial), energy_unavailable=energy.unavailable,
         wall_time_s=wall,
         steps_to_target=first.steps, samples_to_target=first.samples, time_to_target_s=first.time_s,
         error=trial.error)

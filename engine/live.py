@@ -83,6 +83,8 @@ class LiveRun:
             return {event.trial.name}
         if isinstance(event, TelemetryMeasured):
             self._append(event.trial.name, schema.TELEMETRY_GROUP, event.columns)
+            if event.training_clock:
+                self._append(event.trial.name, schema.TRAINING_CLOCK_GROUP, event.training_clock)
             self._trials[event.trial.name].telemetry_unavailable = event.unavailable
             return {event.trial.name}
         if isinstance(event, TrialMemoryMeasured):

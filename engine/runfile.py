@@ -34,9 +34,10 @@ from engine import schema
 from engine.errors import RunFileError, RunWriteError
 
 _CHUNK_ROWS = {schema.EPOCH_GROUP: 64, schema.STEP_GROUP: 4096, schema.EVAL_GROUP: 64, schema.NOISE_GROUP: 256,
-               schema.TELEMETRY_GROUP: 1024}
+               schema.TELEMETRY_GROUP: 1024, schema.TRAINING_CLOCK_GROUP: 256}
 # Rows that wait in memory for the next epoch row (or the trial's end) to be written with it.
-_BUFFERED_GROUPS = (schema.STEP_GROUP, schema.EVAL_GROUP, schema.NOISE_GROUP, schema.TELEMETRY_GROUP)
+_BUFFERED_GROUPS = (schema.STEP_GROUP, schema.EVAL_GROUP, schema.NOISE_GROUP, schema.TELEMETRY_GROUP,
+                    schema.TRAINING_CLOCK_GROUP)
 LIBVER = ("v108", "v108")
 # Room reserved before each write, beyond the rows themselves: one new chunk per dataset, the metadata that
 # grows with it (B-tree nodes, object headers), and what closing the file after a failed reservation writes.
@@ -437,6 +438,8 @@ class TrialData:
     # schema.TELEMETRY_METRICS columns and why a source was not sampled; empty in files written before them.
     telemetry: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.TELEMETRY_GROUP))
     telemetry_unavailable: str = ""
+    # schema.TRAINING_CLOCK_METRICS columns: the training clock on the telemetry's; empty in files written before it.
+    training_clock: dict[str, np.ndarray] = field(default_factory=lambda: _empty(schema.TRAINING_CLOCK_GROUP))
     noise_scale_unavailable: str = ""    # schema.NOISE_UNAVAILABLE_ATTR: why the noise scale was not measured
     # schema.TRIAL_MEMORY_ATTRS; NaN and "" where the file lacks them (version 1, a trial stopped before its 2nd step).
     step_memory_bytes: float = math.nan

@@ -97,13 +97,24 @@ TELEMETRY_METRICS: tuple[Metric, ...] = (
     Metric("gpu_throttle_reasons", "GPU clock event reasons (NVML bit mask)", "bit mask", "float64"),
 )
 TELEMETRY_UNAVAILABLE_ATTR = "telemetry_unavailable"
+# Where the training clock stood on the telemetry clock, so that a counter can be read at a training-clock moment
+# such as the crossing of a target (engine/hardware/energy.py): a row each time the trial logged its steps (just
+# after a step) and each time an evaluation ended. time_s is the telemetry's clock (from the trial's start, setup
+# and evaluations included); training_time_s the clock of the steps' and evaluations' wall_time_s (evaluation
+# excluded), which stands still across an evaluation. Files written before it lack the group.
+TRAINING_CLOCK_GROUP = "training_clock"
+TRAINING_CLOCK_METRICS: tuple[Metric, ...] = (
+    Metric("time_s", "Time since the trial started", "s", "float64"),
+    Metric("training_time_s", "Training time", "s", "float64"),
+)
 
 # Each group of a trial and its datasets; the writer, the reader and the live run go through this table.
 TRIAL_GROUPS: dict[str, tuple[Metric, ...]] = {EPOCH_GROUP: EPOCH_METRICS, STEP_GROUP: STEP_METRICS,
                                                EVAL_GROUP: EVAL_METRICS, NOISE_GROUP: NOISE_METRICS,
-                                               TELEMETRY_GROUP: TELEMETRY_METRICS}
+                                               TELEMETRY_GROUP: TELEMETRY_METRICS,
+                                               TRAINING_CLOCK_GROUP: TRAINING_CLOCK_METRICS}
 # Groups that files written before them lack: read as empty.
-OPTIONAL_TRIAL_GROUPS = (EVAL_GROUP, NOISE_GROUP, TELEMETRY_GROUP)
+OPTIONAL_TRIAL_GROUPS = (EVAL_GROUP, NOISE_GROUP, TELEMETRY_GROUP, TRAINING_CLOCK_GROUP)
 
 METRICS: dict[str, Metric] = {m.name: m for m in EPOCH_METRICS + STEP_METRICS}
 

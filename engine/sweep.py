@@ -131,6 +131,8 @@ class _Recorder:
             self.writer.set_trial_attrs(event.trial.name, {schema.EXECUTION_ATTR: event.execution})
         elif isinstance(event, TelemetryMeasured):
             self.writer.add_rows(event.trial.name, schema.TELEMETRY_GROUP, event.columns)
+            if event.training_clock:
+                self.writer.add_rows(event.trial.name, schema.TRAINING_CLOCK_GROUP, event.training_clock)
             self.writer.set_trial_attrs(event.trial.name, {schema.TELEMETRY_UNAVAILABLE_ATTR: event.unavailable})
         elif isinstance(event, TrialMemoryMeasured):
             self.writer.set_trial_attrs(event.trial.name, dict(zip(schema.TRIAL_MEMORY_ATTRS,

@@ -23,6 +23,7 @@ from engine.config import ExperimentConfig, TrainConfig, scaled_lr  # noqa: F401
 from engine.devices import PeakMemory, is_out_of_memory
 from engine.hardware.step_memory import StepMemoryMeter, close_open_meter
 from engine.hardware.precision import StepPrecision, trial_precision
+from engine.hardware.energy import training_clock_at
 from engine.hardware.telemetry import start_telemetry
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
                            TrialStarted)
@@ -140,6 +141,9 @@ def run_trial(spec: TrialSpec, context: TrialContext) -> str:
     def emit(event: Event) -> None:
         if isinstance(event, TrialStarted):
             started.append(event)
+        # Before the event is handed on (which may write the file): the mark is then the moment it describes.
+        if (training_time_s := training_clock_at(event)) is not None:
+            telemetry.mark_training_clock(training_time_s)
         context.emit(event)
         # Telemetry travels with the steps, a few times a second, so that the Live tab's strip follows the trial.
         if isinstance(event, StepsLogged) and (rows := telemetry.take(spec)) is not None:

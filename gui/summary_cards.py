@@ -108,8 +108,8 @@ SUMMARY_PLOTS: tuple[SummaryPlot, ...] = (
                 "Missing where this machine has no readable energy counter (RAPL needs permission; NVML an "
                 "NVIDIA GPU)."),
     SummaryPlot("energy_to_target", "Energy to target", ("energy_to_target_j",),
-                "Lower is better: joules until validation accuracy first reached {target} (the trial's energy per "
-                "example × the examples it needed). The lowest point reaches the target on the least energy."),
+                "Lower is better: joules used until validation accuracy first reached {target}, its evaluations "
+                "included (the energy counters at that moment). The lowest point gets there on the least energy."),
     SummaryPlot("gpu_utilization", "GPU utilisation", ("gpu_utilization_percent",),
                 "Higher means the GPU is kept busy: its utilisation averaged over the trial (NVML, sampled ten "
                 "times a second). Small batches that leave it idle waste the device."),

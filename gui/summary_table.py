@@ -21,14 +21,14 @@ from gui.theme import dot_icon
 
 
 @dataclass(frozen=True)
-class Column:
+class MeasureColumn:
     """A measure as a column of the table: its title (unit in brackets) and a tooltip saying what it is."""
     measure: Measure
     title: str
     tooltip: str = ""
 
 
-def table_measures(runs: list[RunData], series: list[SummarySeries]) -> list[Column]:
+def table_measures(runs: list[RunData], series: list[SummarySeries]) -> list[MeasureColumn]:
     """The measures the table shows for these runs. Memory: each trial's own step memory; the process's peak only
     for runs that lack it (files written before it was recorded), titled as what it is. GPU utilisation only
     where a GPU was sampled."""
@@ -42,7 +42,7 @@ def table_measures(runs: list[RunData], series: list[SummarySeries]) -> list[Col
             if not with_step:
                 continue
             methods = sorted({t.step_memory_method for run in with_step for t in run.trials if t.step_memory_method})
-            columns.append(Column(measure, f"Memory per step ({measure.display.unit})",
+            columns.append(MeasureColumn(measure, f"Memory per step ({measure.display.unit})",
                                   f"Each trial's own memory: its second training step, in {measure.display.unit} "
                                   f"(2^20 bytes). Measured as: {'; '.join(methods) or 'unknown'}."))
         elif measure.key == "peak_memory_bytes":
@@ -51,11 +51,11 @@ def table_measures(runs: list[RunData], series: list[SummarySeries]) -> list[Col
             older = [run for run in runs if all(run is not other for other in with_step)]
             title = peak_memory_texts(older)[0]
             source = MEMORY_LABELS["per_trial" if memory_per_trial(older) else "process"]
-            columns.append(Column(measure, f"{title} ({measure.display.unit})",
+            columns.append(MeasureColumn(measure, f"{title} ({measure.display.unit})",
                                   f"Only figure in files written before per-trial memory was recorded: {source}, "
                                   f"in {measure.display.unit} (2^20 bytes)."))
         else:
-            columns.append(Column(measure, measure.column_title()))
+            columns.append(MeasureColumn(measure, measure.column_title()))
     return columns
 
 
@@ -93,7 +93,7 @@ class SummaryTable(QTableWidget):
         self.setMinimumHeight(110)
         self._series: list[SummarySeries] = []
         self._target: float | None = None
-        self._columns: list[Column] = []
+        self._columns: list[MeasureColumn] = []
 
     def _several_runs(self) -> bool:
         return len({one.run_index for one in self._series}) > 1
@@ -105,7 +105,7 @@ class SummaryTable(QTableWidget):
         return len({one.precision for one in self._series}) > 1
 
     def fill(self, series: list[SummarySeries], sizes: list[int], target: float | None, theme: PlotColors,
-             measures: list[Column]) -> None:
+             measures: list[MeasureColumn]) -> None:
         """Show these series with these measure columns (table_measures)."""
         self._series, self._target, self._columns = series, target, measures
         self.setSortingEnabled(False)
@@ -172,7 +172,7 @@ class SummaryTable(QTableWidget):
         self.setSortingEnabled(True)
 
     def headers(self) -> list[str]:
-        """Column titles of `rows` (units in brackets, as shown on screen)."""
+        """MeasureColumn titles of `rows` (units in brackets, as shown on screen)."""
         headers = ["Batch size"]
         if self._several_runs():
             headers.append("Run")

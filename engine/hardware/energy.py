@@ -1,15 +1,17 @@
 """Energy to a target accuracy and GPU utilisation per trial, from its telemetry (engine.hardware.telemetry).
 
-Energy to target is the trial's measured energy per training example times the examples it needed to reach the
-target (engine.science.targets.crossing, interpolated in log-steps between evaluations). The counter is not read at
-the crossing itself: the telemetry clock runs from the trial's start through its setup and every evaluation, while
-the crossing is known on the training clock, which leaves evaluation out, and the file holds no map between the two.
-Spreading the trial's whole energy over its examples charges each example its share of setup and evaluation, the
-same way `energy_per_example_j` does, so the two figures agree: energy to target = energy per example × examples to
-target, exactly.
+Energy to target is the energy counter read at the moment training first reached the target. The crossing is
+known on the training clock (engine.science.targets.crossing: interpolated in log-steps between evaluations, its
+time linearly between theirs), which leaves evaluation out; the counters are sampled on the telemetry clock, which
+runs from the trial's start through setup and every evaluation. The trial's training_clock group maps one onto
+the other: a mark each time steps were logged (just after a step) and each time an evaluation ended. The crossing's
+training time is placed on the telemetry clock by linear interpolation between the marks around it, and each energy
+counter (CPU packages, GPU) is interpolated linearly between the samples around that moment. So the figure holds
+the evaluations and setup that happened before the crossing, as the energy bill does; a crossing read at an
+evaluation itself (the first one, or a file's epoch rows) holds that evaluation too.
 
-Both are NaN with a reason where the file has no energy (no readable RAPL counter, no NVIDIA GPU) or the trial never
-reached the target; never 0.
+NaN with a reason where the file has no energy (no readable RAPL counter, no NVIDIA GPU), no training clock (files
+written before it; an ensemble's members) or the trial never reached the target; never 0.
 """
 from __future__ import annotations
 
@@ -18,13 +20,55 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.events import EpochEnded, Evaluated, Event, StepsLogged
 from engine.hardware.telemetry import energy_j
 from engine.runfile import TrialData
 from engine.science.targets import Crossing
 
 NAN = math.nan
+ENERGY_COLUMNS = ("cpu_energy_j", "gpu_energy_j")
 NO_TELEMETRY = "no telemetry in this run file (written before it was recorded)"
+NO_TRAINING_CLOCK = "no training clock for this trial (a file written before it was recorded, or an ensemble member)"
 NOT_REACHED = "the target was not reached"
+
+
+def training_clock_at(event: Event) -> float | None:
+    """Where the training clock stands when this event is sent, for the marks of schema.TRAINING_CLOCK_GROUP: after
+    logged steps, their last step's time; after an evaluation (scheduled or at an epoch's end), the time it was
+    taken at, which the evaluation did not advance. None for other events."""
+    if isinstance(event, StepsLogged):
+        return float(event.wall_time_s[-1]) if len(event.wall_time_s) else None
+    if isinstance(event, (Evaluated, EpochEnded)):
+        return float(event.metrics["wall_time_s"])
+    return None
+
+
+def telemetry_time_at(clock: dict[str, np.ndarray], training_time_s: float) -> float:
+    """The telemetry-clock moment at which the training clock first reached `training_time_s`: between the marks
+    around it, linearly; before the first mark, training is taken to have run up to it without a pause (no
+    evaluation comes before the first steps are logged). NaN past the last mark."""
+    times, training = np.asarray(clock["time_s"], np.float64), np.asarray(clock["training_time_s"], np.float64)
+    reached = np.flatnonzero(training >= training_time_s)
+    if not len(reached):
+        return NAN
+    at = int(reached[0])
+    if at == 0:
+        return max(0.0, float(times[0] - (training[0] - training_time_s)))
+    fraction = (training_time_s - training[at - 1]) / (training[at] - training[at - 1])
+    return float(times[at - 1] + fraction * (times[at] - times[at - 1]))
+
+
+def energy_at(telemetry: dict[str, np.ndarray], time_s: float) -> float:
+    """CPU packages and GPU energy since the trial started at a telemetry-clock moment, each counter interpolated
+    linearly between its samples; NaN when no counter was read."""
+    total, measured = 0.0, False
+    for key in ENERGY_COLUMNS:
+        values = np.asarray(telemetry.get(key, ()), np.float64)
+        finite = np.isfinite(values)
+        if finite.any():
+            total += float(np.interp(time_s, np.asarray(telemetry["time_s"], np.float64)[finite], values[finite]))
+            measured = True
+    return total if measured else NAN
 
 
 @dataclass(frozen=True)
@@ -52,7 +96,12 @@ def trial_energy(trial: TrialData, samples: float, found: Crossing) -> TrialEner
     per_example = total / samples if samples > 0 else NAN
     if found.censored:
         return TrialEnergy(total, per_example, NAN, NOT_REACHED)
-    return TrialEnergy(total, per_example, per_example * found.samples, "")
+    if not len(trial.training_clock.get("time_s", ())):
+        return TrialEnergy(total, per_example, NAN, NO_TRAINING_CLOCK)
+    moment = telemetry_time_at(trial.training_clock, found.time_s)
+    if not math.isfinite(moment):
+        return TrialEnergy(total, per_example, NAN, "the crossing lies past the trial's last training-clock mark")
+    return TrialEnergy(total, per_example, energy_at(trial.telemetry, moment), "")
 
 
 def mean_gpu_utilization(trial: TrialData) -> float:
@@ -69,6 +118,7 @@ def energy_to_target_text(summaries, target: float | None) -> str:
     if not any(math.isfinite(s.energy_j) for s in summaries):
         return "Energy to target: unavailable (no energy measured, see above)"
     parts = [f"batch {s.batch_size}: " + (f"{s.energy_to_target_j:.3g} J" if math.isfinite(s.energy_to_target_j)
-                                          else "not reached" if math.isfinite(s.energy_j) else "not measured")
+                                          else "not reached" if s.energy_unavailable == NOT_REACHED
+                                          else f"unavailable ({s.energy_unavailable})")
              for s in summaries]
-    return (f"Energy to target ({target:.1%}; energy per example × examples to target): " + ", ".join(parts))
+    return f"Energy to target ({target:.1%}; the energy counters when training first reached it): " + ", ".join(parts)

@@ -149,6 +149,7 @@ class TelemetrySampler:
         self._sources, self.unavailable = sources, dict(unavailable)
         self._interval, self._clock = interval, clock
         self._rows: list[Reading] = []
+        self._clock_marks: list[tuple[float, float]] = []    # (telemetry time, training time), schema.TRAINING_CLOCK
         self._rows_lock = threading.Lock()      # the thread appends rows while the trial takes them
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -177,11 +178,18 @@ class TelemetrySampler:
         with self._rows_lock:
             self._rows.append(row)
 
+    def mark_training_clock(self, training_time_s: float) -> None:
+        """Note that the trial's training clock stands at `training_time_s` now (schema.TRAINING_CLOCK_GROUP)."""
+        elapsed = self._clock() - self._start
+        with self._rows_lock:
+            self._clock_marks.append((elapsed, training_time_s))
+
     def take(self, trial: TrialSpec) -> TelemetryMeasured | None:
-        """The rows sampled since the last take, as one event; None when there are none."""
+        """The rows sampled and the clock marks noted since the last take, as one event; None when there are none."""
         with self._rows_lock:
             rows, self._rows = self._rows, []
-        return self._event(trial, rows) if rows else None
+            marks, self._clock_marks = self._clock_marks, []
+        return self._event(trial, rows, marks) if rows or marks else None
 
     def finish(self, trial: TrialSpec) -> TelemetryMeasured:
         """Stop sampling, take the last sample, and hand every row not taken yet over as one event."""
@@ -191,11 +199,13 @@ class TelemetrySampler:
         self._sample()
         return self.take(trial)
 
-    def _event(self, trial: TrialSpec, rows: list[Reading]) -> TelemetryMeasured:
+    def _event(self, trial: TrialSpec, rows: list[Reading], marks: list[tuple[float, float]]) -> TelemetryMeasured:
         columns = {m.name: np.asarray([row.get(m.name, NAN) for row in rows], dtype=m.dtype)
                    for m in schema.TELEMETRY_METRICS}
         reasons = "; ".join(f"{name}: {reason}" for name, reason in sorted(self.unavailable.items()))
-        return TelemetryMeasured(trial=trial, columns=columns, unavailable=reasons)
+        clock = {m.name: np.asarray([mark[index] for mark in marks], dtype=m.dtype)
+                 for index, m in enumerate(schema.TRAINING_CLOCK_METRICS)} if marks else {}
+        return TelemetryMeasured(trial=trial, columns=columns, unavailable=reasons, training_clock=clock)
 
 
 SOURCES = (_ProcessSource, _RaplSource, _NvmlSource)
