@@ -1,5 +1,7 @@
 """Precision and gradient accumulation: accumulated micro-batches give the whole batch's loss and gradients
 without batch norm (and not with it); bf16 trains on the CPU; fp16 on the CPU is a one-line config error."""
+import re
+
 import pytest
 import torch
 
@@ -145,6 +147,8 @@ def test_fp32_and_bf16_trials_of_one_sweep_are_told_apart_in_the_file_the_summar
     by_precision = out.split("By precision")[1].splitlines()
     assert by_precision[1].startswith("  bf16: 2 trials, ") and by_precision[2].startswith("  fp32: 2 trials, ")
     assert all("samples/s" in line and "step memory" in line and "best val acc" in line for line in by_precision[1:3])
+    # The verdict names a batch size with its precision, so that two precisions' batch size 32 are not one.
+    assert re.search(r"batch size (32|64) in (bf16|fp32)", out)
 
 
 def test_a_file_without_the_precision_attribute_reads_as_its_configs(tmp_path):

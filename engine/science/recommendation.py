@@ -79,6 +79,7 @@ class Candidate:
     role: str
     learned: bool
     noise: float                   # accuracy noise: spread over seeds, at least NOISE_TOLERANCE
+    named_precision: str = ""      # its precision where the run crosses several (sweep.precisions), else ""
 
     @property
     def batch_size(self) -> int:
@@ -135,17 +136,25 @@ def _best_trial_accuracy(run: RunData) -> float | None:
     return max(best) if best else None
 
 
+def configured_target(run: RunData) -> float | None:
+    """The target the run's config sets (sweep.target_accuracy), None when it sets none."""
+    value = run.config.get("sweep", {}).get("target_accuracy", 0.0)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
 def default_target(runs: list[RunData]) -> float | None:
-    """The target when the user has not set one: AUTO_TARGET_FRACTION of the best validation accuracy a trial
-    reached, rounded down to half a percent. For several runs shown together, the lowest of their targets, so
-    every run has batch sizes that reach it; runs whose best trial is not above their baseline by more than
-    NOISE_TOLERANCE are left out of that minimum (their target would measure nothing). None before any epoch."""
+    """The target when none is given here: the run's sweep.target_accuracy when its config sets one (an experiment
+    such as the critical-batch preset needs a target every batch size reaches), else AUTO_TARGET_FRACTION of the
+    best validation accuracy a trial reached, rounded down to half a percent. For several runs shown together,
+    the lowest of their targets, so every run has batch sizes that reach it; runs whose best trial is not above
+    their baseline by more than NOISE_TOLERANCE are left out of that minimum (their target would measure
+    nothing). None before any epoch."""
     targets, learned = [], []
     for run in runs:
         best = _best_trial_accuracy(run)
         if best is None:
             continue
-        target = math.floor(best * AUTO_TARGET_FRACTION * 200) / 200
+        target = configured_target(run) or math.floor(best * AUTO_TARGET_FRACTION * 200) / 200
         targets.append(target)
         if best - no_skill_baseline(run).accuracy > NOISE_TOLERANCE:
             learned.append(target)
@@ -160,7 +169,8 @@ def _noise(stats: BatchSizeStats) -> float:
 
 
 def _pair(candidate: Candidate, lr_grid: bool) -> str:
-    return f"{candidate.batch_size} at lr {candidate.base_lr:g}" if lr_grid else f"{candidate.batch_size}"
+    pair = f"{candidate.batch_size} at lr {candidate.base_lr:g}" if lr_grid else f"{candidate.batch_size}"
+    return f"{pair} in {candidate.named_precision}" if candidate.named_precision else pair
 
 
 def _listing(candidates: list[Candidate], lr_grid: bool, detail) -> str:
@@ -205,6 +215,7 @@ def judge(run: RunData, target_accuracy: float | None = None) -> Verdict:
     baseline = no_skill_baseline(run)
     stats = by_batch_size(summarize_run(run, target))
     lr_grid = len({entry.base_lr for entry in stats}) > 1
+    precision_grid = len({entry.precision for entry in stats}) > 1
     candidates = []
     for entry in stats:
         accuracy = entry.mean["best_val_accuracy"]
@@ -218,7 +229,7 @@ def judge(run: RunData, target_accuracy: float | None = None) -> Verdict:
             role = MISSED_TARGET
         else:
             role = LESS_ACCURATE            # settled below for the contenders
-        candidates.append(Candidate(entry, role, learned, noise))
+        candidates.append(Candidate(entry, role, learned, noise, entry.precision if precision_grid else ""))
     verdict = Verdict(outcome=NO_RESULTS, headline="No recommendation yet", reasons=[], suggestions=[],
                       target_accuracy=target, baseline=baseline, lr_grid=lr_grid, candidates=candidates)
     measured = [c for c in candidates if c.role != NO_RESULT]
@@ -284,6 +295,8 @@ def _recommend(verdict: Verdict, run: RunData, reaching: list[Candidate]) -> Non
     verdict.headline = f"Recommended batch size: {pick.batch_size}"
     if lr_grid:
         verdict.headline += f", base learning rate {pick.base_lr:g}"
+    if pick.named_precision:
+        verdict.headline += f", in {pick.named_precision}"
     unit = "combination of batch size and learning rate" if lr_grid else "batch size"
     several = pick.seeds > 1
     target = verdict.target_accuracy
@@ -320,7 +333,8 @@ def _recommend(verdict: Verdict, run: RunData, reaching: list[Candidate]) -> Non
     memory_text = (f"; peak memory {memory / 2**20:,.0f} MiB ({MEMORY_LABELS[memory_measure(run)]})"
                    if math.isfinite(memory) else "")
     verdict.reasons.append(
-        f"At batch size {pick.batch_size}{f' and base learning rate {pick.base_lr:g}' if lr_grid else ''} it takes "
+        f"At batch size {pick.batch_size}{f' and base learning rate {pick.base_lr:g}' if lr_grid else ''}"
+        f"{f' in {pick.named_precision}' if pick.named_precision else ''} it takes "
         f"{pick.stats.mean['steps_to_target']:,.0f} steps and "
         f"{pick.stats.mean['samples_to_target']:,.0f} examples to reach the target, training at "
         f"{pick.stats.mean['samples_per_s']:,.0f} examples/s (whole trial, evaluation excluded){memory_text}.")
