@@ -3,7 +3,8 @@ with the noise scale on (batch size 3 cannot be split into 4 micro-batches), rea
 reopened or followed from a file is) and followed event by event (as the window follows a sweep it trains: the
 same LiveRun and the same two calls, set_runs and mark_dirty). Also: the plot is hidden for a run without the noise
 scale; the strip says "—" with the reason for what this machine cannot measure, shows every GPU figure of a run
-file that has them, and redraws on its timer, not at each piece of data."""
+file that has them, and redraws on its timer, not at each piece of data. In the window: a file another process
+writes, followed as it grows, and the trial table choosing the strip's trial."""
 from __future__ import annotations
 
 import math
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 
 from engine import schema
-from engine.events import (NoiseMeasured, StepsLogged, SweepStarted, TelemetryMeasured, TrialEnded, TrialSpec,
-                           TrialStarted)
+from engine.events import (EpochEnded, NoiseMeasured, StepsLogged, SweepStarted, TelemetryMeasured, TrialEnded,
+                           TrialSpec, TrialStarted)
 from engine.hardware.telemetry import TelemetrySampler
 from engine.live import LiveRun
 from engine.runfile import RunWriter, read_run
@@ -52,7 +53,7 @@ def _drawn(plots, trial_name):
     return (np.empty(0), np.empty(0)) if x is None else (np.asarray(x), np.asarray(y))
 
 
-def test_b_simple_is_drawn_beside_the_loss_per_trial_in_its_colour_on_a_log_axis(plots, noise_sweep):
+def test_b_simple_beside_the_loss_per_trial_in_its_colour_and_no_plot_without_it(plots, noise_sweep, tmp_path):
     run = read_run(noise_sweep[0])
     plots.set_runs([run])
     plots.set_x_axis("samples")
@@ -79,6 +80,14 @@ def test_b_simple_is_drawn_beside_the_loss_per_trial_in_its_colour_on_a_log_axis
     plots.set_x_axis("epoch")                              # it follows the x axis chosen, like every live plot
     np.testing.assert_allclose(_drawn(plots, measured.name)[0], measured.noise["step"] / measured.steps_per_epoch)
 
+    without = read_run(write_run(tmp_path / "plain.h5", batch_sizes=(16, 32), epochs=2, train_size=512))
+    plots.set_runs([without])
+    assert "noise" not in plots.plot_names() and not plots.plot_item("noise").isVisible()
+    plots.set_runs([run])
+    assert "noise" in plots.plot_names() and plots.plot_item("noise").isVisible()
+    plots.set_runs([without])
+    assert "noise" not in plots.plot_names() and not plots.plot_item("noise").isVisible()
+
 
 def test_the_plot_follows_the_events_of_a_live_run_to_what_the_file_holds(plots, noise_sweep):
     path, events = noise_sweep
@@ -98,16 +107,6 @@ def test_the_plot_follows_the_events_of_a_live_run_to_what_the_file_holds(plots,
         np.testing.assert_array_equal(_drawn(plots, trial.name)[1][np.isfinite(_drawn(plots, trial.name)[1])],
                                       trial.noise["b_simple"][np.isfinite(trial.noise["b_simple"])
                                                               & (trial.noise["b_simple"] > 0)])
-
-
-def test_a_run_without_the_noise_scale_has_no_noise_plot(plots, noise_sweep, tmp_path):
-    without = read_run(write_run(tmp_path / "plain.h5", batch_sizes=(16, 32), epochs=2, train_size=512))
-    plots.set_runs([without])
-    assert "noise" not in plots.plot_names() and not plots.plot_item("noise").isVisible()
-    plots.set_runs([read_run(noise_sweep[0])])
-    assert "noise" in plots.plot_names() and plots.plot_item("noise").isVisible()
-    plots.set_runs([without])
-    assert "noise" not in plots.plot_names() and not plots.plot_item("noise").isVisible()
 
 
 TRIAL = TrialSpec(index=0, name="bs00016_seed0", batch_size=16, seed=0, base_lr=0.1, lr=0.1)
@@ -133,15 +132,13 @@ class _Counter:
         return {"cpu_percent": float(self.reads)}
 
 
-def test_the_sampler_hands_its_rows_over_in_pieces_and_none_is_lost_or_repeated():
+def test_telemetry_leaves_a_trial_in_pieces_while_it_trains_and_the_file_holds_every_row(noise_sweep):
     sampler = TelemetrySampler([_Counter()], {}, interval=3600, clock=lambda: 0.0).start()
     first = sampler.take(TRIAL)
     assert list(first.columns["cpu_percent"]) == [1.0]
     assert sampler.take(TRIAL) is None                      # nothing sampled since
     assert list(sampler.finish(TRIAL).columns["cpu_percent"]) == [2.0]
 
-
-def test_a_trial_sends_its_telemetry_while_it_trains_and_the_file_holds_every_row(noise_sweep):
     path, events = noise_sweep
     for trial in read_run(path).trials:
         own = [event for event in events if getattr(event, "trial", None) is not None
@@ -155,7 +152,7 @@ def test_a_trial_sends_its_telemetry_while_it_trains_and_the_file_holds_every_ro
                                       trial.telemetry["time_s"])
 
 
-def test_the_strip_shows_this_machines_figures_and_a_dash_with_the_reason_for_the_rest(strip, noise_sweep):
+def test_the_strip_shows_the_figures_measured_and_a_dash_with_the_reason_for_the_rest(strip, noise_sweep, tmp_path):
     run = read_run(noise_sweep[0])
     strip.set_runs([run])
     trial = strip.trial()
@@ -174,6 +171,16 @@ def test_the_strip_shows_this_machines_figures_and_a_dash_with_the_reason_for_th
     # No GPU here: one dash for the GPU, with the reason, instead of a row of dashes (and never a 0).
     assert "gpu" in strip.shown_figures() and "gpu_utilization" not in strip.shown_figures()
     assert strip.figure_text("gpu") == (MISSING, "GPU figures not measured: training on the CPU: no GPU to sample")
+
+    # A run file from a GPU: every figure, with its unit.
+    strip.set_runs([_gpu_run(tmp_path / "gpu.h5")])
+    assert "gpu" not in strip.shown_figures()
+    shown = {key: strip.figure_text(key)[0] for key in strip.shown_figures()}
+    assert shown == {"cpu_percent": "98 %", "process_rss_bytes": "3.00 GiB", "energy_j": "100 J",
+                     "gpu_utilization": "97 %", "gpu_memory_used_bytes": "12.0/80 GiB", "gpu_power_w": "250 W",
+                     "gpu_temperature_c": "61 °C", "gpu_sm_clock_mhz": "1,980 MHz",
+                     "gpu_throttle_reasons": "power cap"}
+    assert "Last minute: 80 % to 97 %" in strip.figure_text("gpu_utilization")[1]
 
 
 def _gpu_run(path):
@@ -197,17 +204,6 @@ def _gpu_run(path):
     writer.end_trial("bs00256_seed0", schema.COMPLETED)
     writer.close(schema.COMPLETED)
     return read_run(path)
-
-
-def test_on_a_gpu_every_figure_is_shown_with_its_unit(strip, tmp_path):
-    strip.set_runs([_gpu_run(tmp_path / "gpu.h5")])
-    assert "gpu" not in strip.shown_figures()
-    shown = {key: strip.figure_text(key)[0] for key in strip.shown_figures()}
-    assert shown == {"cpu_percent": "98 %", "process_rss_bytes": "3.00 GiB", "energy_j": "100 J",
-                     "gpu_utilization": "97 %", "gpu_memory_used_bytes": "12.0/80 GiB", "gpu_power_w": "250 W",
-                     "gpu_temperature_c": "61 °C", "gpu_sm_clock_mhz": "1,980 MHz",
-                     "gpu_throttle_reasons": "power cap"}
-    assert "Last minute: 80 % to 97 %" in strip.figure_text("gpu_utilization")[1]
 
 
 def test_the_strip_follows_the_running_trial_and_redraws_on_its_timer(strip, noise_sweep, qtbot):
@@ -234,16 +230,60 @@ def test_the_strip_follows_the_running_trial_and_redraws_on_its_timer(strip, noi
     assert strip.figure_text("process_rss_bytes")[0] == f"{rss[-1] / 2**20:,.0f} MiB" and not math.isnan(rss[-1])
 
 
-def test_the_trial_selected_in_the_table_is_the_one_the_strip_shows(qtbot, main_window, noise_sweep):
+def _record(writer, event):
+    """What engine.sweep writes for each event of a trial (its _Recorder, less the threads and the search)."""
+    name = getattr(getattr(event, "trial", None), "name", None)
+    if isinstance(event, TrialStarted):
+        writer.start_trial(name, {"batch_size": event.trial.batch_size, "seed": event.trial.seed, "lr": event.trial.lr,
+                                  "base_lr": event.trial.base_lr, "parameter_count": event.parameter_count,
+                                  "steps_per_epoch": event.steps_per_epoch,
+                                  schema.NOISE_UNAVAILABLE_ATTR: event.noise_scale_unavailable})
+    elif isinstance(event, StepsLogged):
+        writer.add_steps(name, {m.name: getattr(event, m.name) for m in schema.STEP_METRICS})
+    elif isinstance(event, EpochEnded):
+        writer.add_epoch(name, event.metrics)
+    elif isinstance(event, NoiseMeasured):
+        writer.add_rows(name, schema.NOISE_GROUP, event.columns)
+    elif isinstance(event, TelemetryMeasured):
+        writer.add_rows(name, schema.TELEMETRY_GROUP, event.columns)
+        writer.set_trial_attrs(name, {schema.TELEMETRY_UNAVAILABLE_ATTR: event.unavailable})
+    elif isinstance(event, TrialEnded):
+        writer.end_trial(name, event.status, event.error)
+
+
+def test_in_the_window_a_followed_file_grows_in_both_and_the_table_chooses_the_strips_trial(qtbot, main_window,
+                                                                                          noise_sweep, tmp_path):
+    _, events = noise_sweep
+    started = next(event for event in events if isinstance(event, SweepStarted))
+    second = [event for event in events if getattr(event, "trial", None) is not None and event.trial.index == 1]
+    first_epoch = next(index for index, event in enumerate(second) if isinstance(event, EpochEnded))
+    writer = RunWriter(tmp_path / "followed.h5", started.config_text, ENVIRONMENT)   # held open: "being written"
+    for event in events[:events.index(second[0])]:
+        _record(writer, event)
     window = main_window
-    run = window.open_runs([noise_sweep[0]])[0]
+    window.open_runs([writer.path])
+    assert window.run_follower.followed() == [writer.path] and "noise" in window.plots.plot_names()
     strip = window.plots.telemetry_strip()
-    assert strip.trial().name == run.trials[-1].name                # by default the last trial that ran
+    assert strip.trial().batch_size == 3 and "completed" in strip.title()
+    for event in second[:first_epoch + 1]:         # the second trial's epoch is flushed: the follower sees it
+        _record(writer, event)
+    window.run_follower.check()
+    window.plots.redraw_now()
+    followed = window.shown_runs()[0].trials[1]
+    assert followed.status == schema.RUNNING and len(followed.noise["b_simple"]) > 0
+    _, y = window.plots.curve("noise", followed.name, "b_simple").getOriginalDataset()
+    assert len(y) == len(followed.noise["b_simple"])
+    assert strip.trial().name == followed.name and strip.title() == "<b>Telemetry</b><br>batch size 32 · seed 0"
+    for event in second[first_epoch + 1:]:
+        _record(writer, event)
+    writer.close(schema.COMPLETED)
+    window.run_follower.check()
+    assert window.run_follower.followed() == [] and "completed" in strip.title()
+
     table = window.trial_table
-    first = next(row for row in range(table.proxy.rowCount())
-                 if table.table_model.rows()[table.proxy.mapToSource(table.proxy.index(row, 0)).row()].name
-                 == run.trials[0].name)
-    table.selectRow(first)
-    assert strip.trial().name == run.trials[0].name and "batch size 3 · seed 0" in strip.title()
+    rows = table.table_model.rows()
+    table.selectRow(next(row for row in range(table.proxy.rowCount())
+                         if rows[table.proxy.mapToSource(table.proxy.index(row, 0)).row()].batch_size == 3))
+    assert strip.trial().batch_size == 3 and "batch size 3 · seed 0" in strip.title()
     table.clearSelection()
-    assert strip.trial().name == run.trials[-1].name
+    assert strip.trial().batch_size == 32                        # none selected: the last trial that ran
