@@ -49,9 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", metavar="JOURNAL|URL", help="random and bayesian searches: share one study with "
                      "other processes or machines through this journal file (created if missing) or database URL "
                      "(sqlite:///study.db); each writes its own run file, and 'report' merges them")
-    run.add_argument("--ray", metavar="ADDRESS|auto", help="train each trial as a task on this Ray cluster "
-                     "(HOST:PORT of its head node, or auto: RAY_ADDRESS or one started here with 'ray start "
-                     "--head'); this process writes the run file. Needs pip install -r requirements-ray.txt")
+    run.add_argument("--ray", metavar="ADDRESS|auto|local", help="train each trial as a task on this Ray cluster "
+                     "(HOST:PORT of its head node; auto: RAY_ADDRESS or one started here with 'ray start --head'; "
+                     "local: a new one on this machine for this run); this process writes the run file. Needs "
+                     "pip install -r requirements-ray.txt")
     report = commands.add_parser("report", help="one row per trial of a run file; optional CSV and figure")
     report.add_argument("run_file", nargs="+", help="a run file (.h5) written by 'run' or the app; several files of "
                         "one shared search (run --storage) are merged into one report")

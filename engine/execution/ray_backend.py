@@ -46,6 +46,7 @@ POLL_S = 0.05
 # A task sends its events in batches at most this far apart, instead of one Ray object per event.
 BATCH_S = 0.2
 
+TASK_PREFIX = "trial-"
 _cluster: "Cluster | None" = None
 
 
@@ -83,39 +84,48 @@ def check_config(config: "ExperimentConfig") -> None:
         raise ConfigError(problems)
 
 
-def _check_reachable(address: str) -> None:
-    """A HOST:PORT that does not answer is one line now, not Ray's minutes of retries."""
-    if address == "auto":
-        address = os.environ.get("RAY_ADDRESS", "")
-        if not address or address == "auto":
-            return   # Ray looks for a cluster started on this machine and says at once when there is none
-    if "://" in address:
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--ray {address}: not a cluster address (give HOST:PORT of its head node, e.g. "
-                        "10.0.0.5:6379, or auto)")
+def _head_address(address: str) -> str | None:
+    """The HOST:PORT that `address` means ('auto': RAY_ADDRESS, else the cluster `ray start` last started on this
+    machine), checked to answer; None for 'local' (a new instance here). One line now for what Ray itself would
+    retry for minutes: an address that does not answer, or 'auto' pointing at a cluster that has stopped."""
+    # Ray's own reading of the address (a private function of the pinned Ray: requirements-ray.txt).
+    from ray._private.services import canonicalize_bootstrap_address
+    try:
+        resolved = canonicalize_bootstrap_address(address)
+    except (ConnectionError, ValueError) as error:
+        raise UserError(f"--ray {address}: {_first_line(error)}") from None
+    if resolved is None:
+        return None
+    host, _, port = resolved.rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
-        raise UserError(f"--ray {address}: no Ray cluster answers there ({reason})") from None
+        shown = address if address == resolved else f"{address} ({resolved})"
+        raise UserError(f"--ray {shown}: no Ray cluster answers there ({reason})") from None
+    return resolved
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 @contextlib.contextmanager
 def on_cluster(address: str) -> Iterator[Cluster]:
-    """Connect this process to the Ray cluster at `address` ('auto': RAY_ADDRESS, or one started on this machine
-    with `ray start --head`) for the sweeps run inside; disconnected after. A process already connected (a
-    test's own local instance) keeps its connection."""
+    """Connect this process to the Ray cluster at `address` (HOST:PORT; 'auto': RAY_ADDRESS, or one started on
+    this machine with `ray start --head`; 'local': a new instance on this machine, for this sweep only) for the
+    sweeps run inside; disconnected after. A process already connected (a test's own local instance) keeps its
+    connection."""
     global _cluster
     ray = _ray()
-    _check_reachable(address)
+    head = _head_address(address)
     connected_here = not ray.is_initialized()
     if connected_here:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(address=head or "local", include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            first = _first_line(error)
             if isinstance(error, ConnectionError) and "RAY_AUTH_MODE" not in os.environ:
                 first += (" (a cluster with token authentication, which `ray start` of Ray 2.60 turns on, "
                           "needs RAY_AUTH_MODE=token here and its token: see `ray get-auth-token`)")
@@ -197,10 +207,11 @@ class RayTrials:
         self.ray = _ray()
         self.context, self.threads = context, threads
         self.gpu = context.device.type == "cuda"
-        # Room for this many trials at once: more would only queue, and a search proposes better knowing more.
-        self.slots = max(1, cluster.gpus if self.gpu else cluster.cpus // threads)
-        self.task = self.ray.remote(_train_in_task).options(
-            num_cpus=threads, num_gpus=1 if self.gpu else 0, max_retries=0, name="batch-size-lab-trial")
+        # Room for this many trials at once: more would only queue. A search chooses each point from the results
+        # before it, so its trials go one at a time, as in a sequential sweep (sweep.parallel is refused for it).
+        self.slots = 1 if context.config.sweep.strategy != "grid" else \
+            max(1, cluster.gpus if self.gpu else cluster.cpus // threads)
+        self.task = self.ray.remote(num_cpus=threads, num_gpus=1 if self.gpu else 0, max_retries=0)(_train_in_task)
 
     def run(self, propose: Callable[[], TrialSpec | None], tell: Callable[[TrialSpec, str], None]) -> str:
         """Train until `propose` has nothing more and every task has ended, telling `tell` of each trial that
@@ -214,8 +225,9 @@ class RayTrials:
         try:
             while True:
                 while not stop.is_set() and len(running) < self.slots and (spec := propose()) is not None:
-                    running[self.task.remote(spec, self.context.config, dataset, probe, device,
-                                             self.threads)] = _Task(spec)
+                    # Named after its trial: Ray's task list and the worker's process title say which it trains.
+                    task = self.task.options(name=f"{TASK_PREFIX}{spec.name}")
+                    running[task.remote(spec, self.context.config, dataset, probe, device, self.threads)] = _Task(spec)
                 if not running:
                     break
                 if stop.is_set():
