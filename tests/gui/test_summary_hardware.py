@@ -3,6 +3,7 @@ sampled) and throughput against ranks (runs of one experiment with different dat
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,9 +21,16 @@ from gui.summary import SummaryView
 from tests.conftest import tiny_table
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return run_sweep(parse_config(tiny_table(sweep={"batch_sizes": [16, 64]}, train={"epochs": 1})),
+                     tmp_path_factory.mktemp("trained"))
+
+
 @pytest.fixture
-def run_path(tmp_path):
-    return run_sweep(parse_config(tiny_table(sweep={"batch_sizes": [16, 64]}, train={"epochs": 1})), tmp_path)
+def run_path(trained, tmp_path):
+    """A copy of one real tiny run file per test, which the test may change."""
+    return Path(shutil.copy(trained, tmp_path / "run.h5"))
 
 
 def measured_elsewhere(path, gpu: bool, ranks: int = 1) -> None:
