@@ -242,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from engine.analysis import REPORT_COLUMNS, format_cell, precision_lines, summarize_run
     from engine.runfile import read_attempts, read_run
-    from engine.science.recommendation import AUTO_TARGET_FRACTION, judge
+    from engine.science.recommendation import AUTO_TARGET_FRACTION, configured_target, judge
 
     if args.target is not None and not 0 < args.target <= 1:
         raise UserError(f"--target {args.target:g}: give the validation accuracy as a fraction between 0 and 1, "
@@ -278,7 +278,9 @@ def _report(args: argparse.Namespace) -> int:
         print(f"{name}: trained again by a resume; the earlier attempt{'s' if len(attempts) != 1 else ''} "
               f"({kept}) kept in the file", file=out)
     if verdict.target_accuracy is not None:
-        source = "--target" if args.target is not None else f"automatic: {AUTO_TARGET_FRACTION:.0%} of the best trial's"
+        source = ("--target" if args.target is not None else "the config's sweep.target_accuracy"
+                  if configured_target(run) is not None
+                  else f"automatic: {AUTO_TARGET_FRACTION:.0%} of the best trial's")
         print(f"\nTarget: {verdict.target_accuracy:.1%} validation accuracy ({source})", file=out)
     so_far = " (so far: the run is not finished)" if run.header.status == schema.RUNNING else ""
     print(f"\n{verdict.headline}{so_far}", file=out)
@@ -304,7 +306,8 @@ def _report(args: argparse.Namespace) -> int:
         print("", *search_report_lines(search), sep="\n", file=out)
     if args.json:
         from engine.science.report import report_document, write_report_json
-        document = report_document(run, summaries, verdict, args.target is not None, science)
+        given = args.target is not None or configured_target(run) is not None
+        document = report_document(run, summaries, verdict, given, science)
         if search is not None:
             document["search"] = search.to_json()
         write_report_json(document, args.json)

@@ -39,8 +39,9 @@ class TargetBar(QWidget):
         self.automatic = QCheckBox("Automatic")
         self.automatic.setChecked(True)
         self.automatic.setToolTip(
-            f"{AUTO_TARGET_FRACTION:.0%} of the best validation accuracy any trial reached: close to the best, yet "
-            "reachable by batch sizes that train well. With several runs shown, the lowest of their targets.")
+            f"The run's sweep.target_accuracy where its config sets one, else {AUTO_TARGET_FRACTION:.0%} of the best "
+            "validation accuracy any trial reached: close to the best, yet reachable by batch sizes that train "
+            "well. With several runs shown, the lowest of their targets.")
         self.automatic.toggled.connect(self._automatic_toggled)
         row.addWidget(self.automatic)
         self.note = QLabel()

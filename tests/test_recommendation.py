@@ -24,9 +24,11 @@ from engine.sweep import run_sweep
 ENVIRONMENT = {"device": "cpu", "device_name": "Test CPU"}
 
 
-def write_file(path, trials, num_classes: int | None = 10, majority: float | None = 0.1, lr_grid: bool = False):
+def write_file(path, trials, num_classes: int | None = 10, majority: float | None = 0.1, lr_grid: bool = False,
+               target: float = 0.0):
     """A real run file. `trials`: (batch_size, seed, base_lr, validation accuracy per epoch, seconds per
-    epoch, status). Steps and samples follow from the batch size (1024 training examples)."""
+    epoch, status). Steps and samples follow from the batch size (1024 training examples). `target`: the
+    config's sweep.target_accuracy."""
     balance = {}
     if num_classes is not None:
         balance["num_classes"] = num_classes
@@ -35,7 +37,7 @@ def write_file(path, trials, num_classes: int | None = 10, majority: float | Non
     sizes = sorted({t[0] for t in trials})
     rates = sorted({t[2] for t in trials})
     config = (f'name = "judged"\n[data]\ndataset = "mnist1d"\n[model]\nkind = "mlp"\n[train]\nlr = {rates[0]}\n'
-              f'[sweep]\nbatch_sizes = {sizes}\n')
+              f'[sweep]\nbatch_sizes = {sizes}\ntarget_accuracy = {target}\n')
     writer = RunWriter(path, config, {**ENVIRONMENT, **balance})
     for batch_size, seed, base_lr, accuracies, seconds, status in trials:
         name = schema.trial_name(batch_size, seed, base_lr if lr_grid else None)
@@ -249,6 +251,16 @@ def test_the_default_target_is_shared_and_ignores_runs_that_learned_nothing(tmp_
     assert default_target([good, chance]) == pytest.approx(0.72)
     assert default_target([chance]) == pytest.approx(0.09)
     assert judge(good).target_accuracy == default_target([good])
+
+
+def test_a_target_set_in_the_config_is_the_default(tmp_path, capsys):
+    # The critical-batch preset sets one well below 90% of its best trial's, which its largest batches never reach.
+    path = write_file(tmp_path / "set.h5", [trial(32, 0, [0.5, 0.8])], target=0.6)
+    assert default_target([read_run(path)]) == pytest.approx(0.6)
+    code, out, _ = report(capsys, path)
+    assert code == 0 and "Target: 60.0% validation accuracy (the config's sweep.target_accuracy)" in out
+    code, out, _ = report(capsys, path, "--target", 0.7)
+    assert code == 0 and "Target: 70.0% validation accuracy (--target)" in out
 
 
 # ------------------------------------------------------------------ report --json
