@@ -101,9 +101,10 @@ def test_the_noise_scale_curves_follow_a_run_being_trained(qtbot):
 
     live = LiveRun()
     spec = TrialSpec(index=0, name="bs00032_seed0", batch_size=32, seed=0, base_lr=0.1, lr=0.1)
+    # The run asked for the noise scale: until its first measurement, the plot says one is coming.
     live.apply(SweepStarted(run_path="live.h5", config_text='name = "live"\n[data]\ndataset = "mnist1d"\n[model]\n'
-                            'kind = "mlp"\n[science]\nnoise_scale = true\n', created="", trials=(spec,), total_samples=3200, device="cpu",
-                            device_name="cpu", train_size=3200, val_size=800))
+                            'kind = "mlp"\n[science]\nnoise_scale = true\n', created="", trials=(spec,),
+                            total_samples=3200, device="cpu", device_name="cpu", train_size=3200, val_size=800))
     live.apply(TrialStarted(trial=spec, steps_per_epoch=100, total_steps=100, total_samples=3200, parameter_count=1))
     view = ScienceView()
     qtbot.addWidget(view)
