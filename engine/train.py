@@ -24,7 +24,7 @@ from engine.devices import PeakMemory, is_out_of_memory
 from engine.hardware.step_memory import StepMemoryMeter, close_open_meter
 from engine.hardware.precision import StepPrecision, trial_precision
 from engine.hardware.energy import training_clock_at
-from engine.hardware.telemetry import start_telemetry
+from engine.hardware.telemetry import LIVE_INTERVAL_S, start_telemetry
 from engine.events import (EpochEnded, Evaluated, Event, NoiseMeasured, StepsLogged, TrialEnded, TrialSpec,
                            TrialStarted)
 from engine.models import build_model, parameter_count
@@ -145,8 +145,8 @@ def run_trial(spec: TrialSpec, context: TrialContext) -> str:
         if (training_time_s := training_clock_at(event)) is not None:
             telemetry.mark_training_clock(training_time_s)
         context.emit(event)
-        # Telemetry travels with the steps, a few times a second, so that the Live tab's strip follows the trial.
-        if isinstance(event, StepsLogged) and (rows := telemetry.take(spec)) is not None:
+        # Telemetry travels with the steps, twice a second, so that the Live tab's strip follows the trial.
+        if isinstance(event, StepsLogged) and (rows := telemetry.take(spec, every=LIVE_INTERVAL_S)) is not None:
             context.emit(rows)
 
     try:

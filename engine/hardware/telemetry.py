@@ -30,6 +30,9 @@ from engine import schema
 from engine.events import TelemetryMeasured, TrialSpec
 
 INTERVAL_S = 0.1
+# How often a training trial hands its rows over (`take`): the Live tab's strip redraws twice a second, so more
+# would only add events (signals to the window, pickles from worker processes) that show nothing new.
+LIVE_INTERVAL_S = 0.5
 NAN = math.nan
 RAPL_PATTERN = "/sys/class/powercap/intel-rapl:*"
 
@@ -154,6 +157,7 @@ class TelemetrySampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start = 0.0
+        self._last_take = -math.inf
 
     def start(self) -> "TelemetrySampler":
         self._start = self._clock()
@@ -184,12 +188,19 @@ class TelemetrySampler:
         with self._rows_lock:
             self._clock_marks.append((elapsed, training_time_s))
 
-    def take(self, trial: TrialSpec) -> TelemetryMeasured | None:
-        """The rows sampled and the clock marks noted since the last take, as one event; None when there are none."""
+    def take(self, trial: TrialSpec, every: float = 0.0) -> TelemetryMeasured | None:
+        """The rows sampled and the clock marks noted since the last take, as one event; None when there are none,
+        or when the last take was less than `every` seconds ago."""
+        now = self._clock()
+        if now - self._last_take < every:
+            return None
         with self._rows_lock:
             rows, self._rows = self._rows, []
             marks, self._clock_marks = self._clock_marks, []
-        return self._event(trial, rows, marks) if rows or marks else None
+        if not (rows or marks):
+            return None
+        self._last_take = now
+        return self._event(trial, rows, marks)
 
     def finish(self, trial: TrialSpec) -> TelemetryMeasured:
         """Stop sampling, take the last sample, and hand every row not taken yet over as one event."""

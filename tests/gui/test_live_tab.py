@@ -138,6 +138,15 @@ def test_telemetry_leaves_a_trial_in_pieces_while_it_trains_and_the_file_holds_e
     assert list(first.columns["cpu_percent"]) == [1.0]
     assert sampler.take(TRIAL) is None                      # nothing sampled since
     assert list(sampler.finish(TRIAL).columns["cpu_percent"]) == [2.0]
+    # While training, a piece at most every `every` seconds of the sampler's clock (the strip redraws twice a second).
+    clock = {"now": 0.0}
+    paced = TelemetrySampler([_Counter()], {}, interval=3600, clock=lambda: clock["now"]).start()
+    assert paced.take(TRIAL, every=0.5) is not None                     # the first at once
+    clock["now"] = 0.4
+    paced.mark_training_clock(0.3)
+    assert paced.take(TRIAL, every=0.5) is None
+    clock["now"] = 0.6
+    assert paced.take(TRIAL, every=0.5) is not None
 
     path, events = noise_sweep
     for trial in read_run(path).trials:
