@@ -1,12 +1,13 @@
-"""Sweeps on a Ray cluster (`run --ray ADDRESS|auto`): each trial a Ray task, the run file written here.
+"""Sweeps on a Ray cluster (`run --ray ADDRESS|auto|local`): each trial a Ray task, the run file written here.
 
 This process (the driver) keeps everything a sequential sweep keeps: the config, the search strategy, the
 recorder and the one run file. It puts the dataset into Ray's object store once and sends each trial the
 strategy proposes to the cluster as a task asking for its CPU threads (and one GPU when the sweep's device is
-cuda), never more at once than the cluster has room for, so that a search proposes each point knowing every
-trial that ended before. The task trains the trial with engine.train.run_trial, the function every other
+cuda): a grid's trials as many at once as the cluster has room for, a search's one at a time, since it
+chooses each point from the results before it. The task trains the trial with engine.train.run_trial, the function every other
 executor calls, and streams its events back as a Ray generator (ObjectRefGenerator); the driver hands them to
-the recorder, so the file, the live views and resume see what a sequential sweep would show them.
+the recorder, so the file, the live views and resume see what a sequential sweep would show them. A search's
+pruner stays here too: after each evaluation the task asks it and waits for the answer on a Ray queue.
 
 Stop cancels the running tasks (`ray.cancel(force=True)`: a task does not look at the driver's stop flag) and
 records their trials `cancelled`, every event they sent before being kept. A task whose worker process or node
@@ -22,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from engine import schema
@@ -74,9 +75,6 @@ def _ray() -> Any:
 def check_config(config: "ExperimentConfig") -> None:
     """What a sweep on Ray cannot do, as config errors before any file is written."""
     problems = []
-    if config.sweep.pruner != "none":
-        problems.append(f"sweep.pruner = {config.sweep.pruner!r} with --ray: pruning judges trials in this "
-                        "process, and a trial on the cluster cannot hear its verdict; set the pruner to none")
     if config.sweep.data_parallel != 1:
         problems.append(f"sweep.data_parallel = {config.sweep.data_parallel} with --ray: a trial on the cluster "
                         "trains in one process; set it to 1 (or use torchrun, docs/scaling.md)")
@@ -147,14 +145,30 @@ def cluster() -> Cluster | None:
     return _cluster
 
 
+@dataclass(frozen=True)
+class _PruneAsked:
+    """A task's question after an evaluation: does the search's pruner stop the trial here? Not an event of the
+    run: the driver answers it (the evaluation itself came just before, as Evaluated)."""
+    spec: TrialSpec
+    metrics: dict[str, float]
+
+
 def _train_in_task(spec: TrialSpec, config: "ExperimentConfig", dataset: "Dataset", probe: "torch.Tensor",
-                   device: str, threads: int) -> Iterator[list[Event]]:
-    """A Ray task's body: train one trial, yielding its events in batches as they come."""
+                   device: str, threads: int, verdicts: Any) -> Iterator[list[Event | _PruneAsked]]:
+    """A Ray task's body: train one trial, yielding its events in batches as they come. With a search's pruner,
+    each evaluation's question goes at once and training waits for the driver's answer on `verdicts` (a Ray
+    queue): the pruner and its study live in the driver."""
     from engine.execution.workers import trial_context_here
     from engine.train import run_trial
 
-    events: queue.Queue[Event | None] = queue.Queue()
+    events: queue.Queue[Event | _PruneAsked | None] = queue.Queue()
     context = trial_context_here(config, dataset, probe, device, threads, events.put, threading.Event())
+    if verdicts is not None:
+        def ask(asked: TrialSpec, metrics: dict[str, float]) -> str:
+            events.put(_PruneAsked(asked, dict(metrics)))
+            return verdicts.get()
+
+        context = replace(context, after_evaluation=ask)
 
     def train() -> None:
         try:
@@ -167,7 +181,8 @@ def _train_in_task(spec: TrialSpec, config: "ExperimentConfig", dataset: "Datase
         batch = [events.get()]
         deadline = time.monotonic() + BATCH_S
         with contextlib.suppress(queue.Empty):
-            while batch[-1] is not None and (left := deadline - time.monotonic()) > 0:
+            while batch[-1] is not None and not isinstance(batch[-1], _PruneAsked) and \
+                    (left := deadline - time.monotonic()) > 0:
                 batch.append(events.get(timeout=left))
         if sent := [event for event in batch if event is not None]:
             yield sent
@@ -221,13 +236,19 @@ class RayTrials:
         dataset = ray.put(self.context.dataset.to("cpu"))
         probe = ray.put(self.context.train_eval_index.to("cpu"))
         device = "cuda" if self.gpu else "cpu"   # the GPU Ray gives the task is its only visible one
+        # A search's pruner answers its one running trial through this queue (an actor that takes no CPU).
+        self.verdicts = None
+        if self.context.after_evaluation is not None:
+            from ray.util.queue import Queue
+            self.verdicts = Queue(actor_options={"num_cpus": 0})
         running: dict[Any, _Task] = {}
         try:
             while True:
                 while not stop.is_set() and len(running) < self.slots and (spec := propose()) is not None:
                     # Named after its trial: Ray's task list and the worker's process title say which it trains.
                     task = self.task.options(name=f"{TASK_PREFIX}{spec.name}")
-                    running[task.remote(spec, self.context.config, dataset, probe, device, self.threads)] = _Task(spec)
+                    running[task.remote(spec, self.context.config, dataset, probe, device, self.threads,
+                                        self.verdicts)] = _Task(spec)
                 if not running:
                     break
                 if stop.is_set():
@@ -244,6 +265,8 @@ class RayTrials:
         finally:
             for generator in running:   # an error here (a second Ctrl-C): the tasks are not left training
                 ray.cancel(generator, force=True)
+            if self.verdicts is not None:
+                self.verdicts.shutdown()
         return schema.CANCELLED if stop.is_set() else schema.COMPLETED
 
     def _receive(self, generator: Any, task: _Task) -> bool:
@@ -259,6 +282,9 @@ class RayTrials:
                 self._end(task, *_lost(error))
                 return True
             for event in events:
+                if isinstance(event, _PruneAsked):
+                    self.verdicts.put(self.context.after_evaluation(event.spec, event.metrics))
+                    continue
                 task.started = task.started or isinstance(event, TrialStarted)
                 self.context.emit(event)
                 if isinstance(event, TrialEnded):
