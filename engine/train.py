@@ -253,7 +253,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             if noise is not None and noise.due(step):
-                loss = noise.backward(lambda x, y: F.cross_entropy(model(x), y), inputs, targets, step + 1,
+                loss = noise.backward(lambda x, y: precision.loss(model, x, y), inputs, targets, step + 1,
                                       train_time + time.perf_counter() - epoch_start)
             else:
                 # Same as optimizer.zero_grad(set_to_none=True) without its profiler bookkeeping, which costs

@@ -140,6 +140,25 @@ def test_a_sweep_with_noise_scale_stores_it_and_batch_norm_says_why_not(tiny_con
     assert trial.status == schema.COMPLETED
 
 
+def test_measured_steps_train_in_the_trial_s_precision(tiny_config, tmp_path):
+    # Every step measured, in bf16: each training forward pass, micro-batches included, runs under its autocast.
+    dtypes = set()
+
+    def record(module, inputs, output):
+        if isinstance(module, nn.Linear) and module.training and torch.is_grad_enabled():
+            dtypes.add(output.dtype)
+
+    hook = nn.modules.module.register_module_forward_hook(record)
+    try:
+        config = tiny_config(train={"precision": "bf16"}, science={"noise_scale": True, "noise_every": 1},
+                             sweep={"batch_sizes": [32]})
+        trial = read_run(run_sweep(config, tmp_path)).trials[0]
+    finally:
+        hook.remove()
+    assert trial.status == schema.COMPLETED and len(trial.noise["step"]) == trial.step["step"][-1]
+    assert dtypes == {torch.bfloat16}
+
+
 def test_off_means_no_measurement_and_the_same_numbers(tiny_config, tmp_path, monkeypatch):
     def no_meter(*args, **kwargs):
         raise AssertionError("the option is off: no meter, so the loop's only cost is its `is not None` test")

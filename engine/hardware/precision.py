@@ -62,19 +62,20 @@ class StepPrecision:
     def forward_backward(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The batch's mean loss (detached); gradients accumulated into the parameters' .grad."""
         if self.accumulation_steps == 1:
-            loss = self._loss(model, inputs, targets)
+            loss = self.loss(model, inputs, targets)
             self._backward(loss)
             return loss.detach()
         total = torch.zeros((), device=inputs.device)
         for part_inputs, part_targets in zip(inputs.tensor_split(self.accumulation_steps),
                                              targets.tensor_split(self.accumulation_steps)):
             # Each micro-batch's mean loss weighted by its share: the sum is the whole batch's mean loss.
-            loss = self._loss(model, part_inputs, part_targets) * (len(part_targets) / len(targets))
+            loss = self.loss(model, part_inputs, part_targets) * (len(part_targets) / len(targets))
             self._backward(loss)
             total += loss.detach()
         return total
 
-    def _loss(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The batch's mean loss in this precision (the noise scale's micro-batches are taken with it too)."""
         with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None):
             return F.cross_entropy(model(inputs), targets)
 
