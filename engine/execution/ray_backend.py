@@ -1,13 +1,13 @@
 """Sweeps on a Ray cluster (`run --ray ADDRESS|auto|local`): each trial a Ray task, the run file written here.
 
-This process (the driver) keeps everything a sequential sweep keeps: the config, the search strategy, the
-recorder and the one run file. It puts the dataset into Ray's object store once and sends each trial the
-strategy proposes to the cluster as a task asking for its CPU threads (and one GPU when the sweep's device is
-cuda): a grid's trials as many at once as the cluster has room for, a search's one at a time, since it
-chooses each point from the results before it. The task trains the trial with engine.train.run_trial, the function every other
-executor calls, and streams its events back as a Ray generator (ObjectRefGenerator); the driver hands them to
-the recorder, so the file, the live views and resume see what a sequential sweep would show them. A search's
-pruner stays here too: after each evaluation the task asks it and waits for the answer on a Ray queue.
+This process (the driver) keeps everything a sequential sweep keeps: the config, the search strategy, the recorder
+and the one run file. It puts the dataset into Ray's object store once and sends each trial the strategy proposes
+to the cluster as a task asking for its CPU threads (and one GPU when the sweep's device is cuda): a grid's trials
+as many at once as the cluster has room for, a search's one at a time, since it chooses each point from the results
+before it. The task trains the trial with engine.train.run_trial, the function every other executor calls, and
+streams its events back as a Ray generator (ObjectRefGenerator); the driver hands them to the recorder, so the
+file, the live views and resume see what a sequential sweep would show them. A search's pruner stays here too:
+after each evaluation the task asks it and waits for the answer on a Ray queue.
 
 Stop cancels the running tasks (`ray.cancel(force=True)`: a task does not look at the driver's stop flag) and
 records their trials `cancelled`, every event they sent before being kept. A task whose worker process or node
@@ -166,7 +166,11 @@ def _train_in_task(spec: TrialSpec, config: "ExperimentConfig", dataset: "Datase
     if verdicts is not None:
         def ask(asked: TrialSpec, metrics: dict[str, float]) -> str:
             events.put(_PruneAsked(asked, dict(metrics)))
-            return verdicts.get()
+            while True:
+                # An answer to another question is one that a task killed while it waited left in the queue.
+                name, step, reason = verdicts.get()
+                if (name, step) == (asked.name, metrics["step"]):
+                    return reason
 
         context = replace(context, after_evaluation=ask)
 
@@ -283,7 +287,8 @@ class RayTrials:
                 return True
             for event in events:
                 if isinstance(event, _PruneAsked):
-                    self.verdicts.put(self.context.after_evaluation(event.spec, event.metrics))
+                    self.verdicts.put((event.spec.name, event.metrics["step"],
+                                       self.context.after_evaluation(event.spec, event.metrics)))
                     continue
                 task.started = task.started or isinstance(event, TrialStarted)
                 self.context.emit(event)
