@@ -235,12 +235,13 @@ class SweepConfig:
                                 "batch size is what sweep.batch_sizes says. Every batch size must divide by it.",
                                 min=1, max=64, label="Ranks per trial")
     ensemble: str = _field("off", "Train the trials of one batch size that differ only by seed or learning rate "
-                           "together, up to 8 at a time, as one vectorized model (torch.func vmap); each stays a "
-                           "trial of its own in the run file. auto: wherever the model allows it (MLP or CNN without "
-                           "batch norm, fp32, whole batches, no noise scale, a grid, trials in this process) and its "
-                           "first step matches training alone; otherwise one at a time, with the reason recorded. "
-                           "Not bit for bit: the same training to float32 rounding (sums in another order). off: one "
-                           "at a time, bit for bit as before.", choices=ENSEMBLES, label="Ensembles",
+                           "together, up to 8 at a time, as one vectorized model (batched products, vmap for a "
+                           "CNN); each stays a trial of its own in the run file. auto: wherever the model allows it "
+                           "(MLP or CNN without batch norm, fp32, whole batches, no noise scale, a grid, trials in "
+                           "this process) and its first step matches training alone; otherwise one at a time, with "
+                           "the reason recorded. Not bit for bit: the same training to float32 rounding (sums in "
+                           "another order). off: one at a time, bit for bit as before.", choices=ENSEMBLES,
+                           label="Ensembles",
                            choice_labels={"off": "off: one trial at a time", "auto": "auto: seeds and LRs together"},
                            applies={"sweep.strategy": ("grid",)})
     rank_batch_norm: str = _field("per_rank", "With batch norm and several ranks: per_rank normalizes each rank's "

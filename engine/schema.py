@@ -170,7 +170,7 @@ TRIAL_MEMORY_ATTRS = ("step_memory_bytes", "step_memory_method")
 # all-reduces were in flight. A trial without them trained in one process.
 RANK_ATTRS = ("ranks", "communication_s")
 # Trial attribute, written when the config asks for ensembles (sweep.ensemble = "auto"): how the trial trained, in
-# words: "ensemble of N (torch.func vmap)", or "sequential (why not in an ensemble)" (engine.execution.ensemble).
+# words: "ensemble of N", or "sequential (why not in an ensemble)" (engine.execution.ensemble).
 # Absent where the question did not arise (ensemble off, trials in workers or on ranks, files written before it).
 EXECUTION_ATTR = "execution"
 # Trial attributes of a search (version 2; a grid's trials have proposed_by = "grid" and no others; files written

@@ -16,8 +16,8 @@ from engine.data import Dataset, load_dataset
 from engine.devices import device_name, resolve_device
 from engine.errors import ConfigError, RunWriteError
 from engine.events import (EpochEnded, Evaluated, Event, Message, NoiseMeasured, RanksMeasured, StepsLogged, SweepEnded,
-                           SweepStarted, TelemetryMeasured, TrialEnded, TrialExecution, TrialMemoryMeasured, TrialScored,
-                           TrialSpec, TrialStarted)
+                           SweepStarted, TelemetryMeasured, TrialEnded, TrialExecution, TrialMemoryMeasured,
+                           TrialScored, TrialSpec, TrialStarted)
 from engine.execution.parallelism import run_parallel, trains_elsewhere
 from engine.execution.ensemble import plan_ensembles, run_group
 from engine.hardware.memory_model import device_memory_bytes

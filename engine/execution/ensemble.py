@@ -3,7 +3,8 @@
 Trials that share a batch size and differ only by seed and learning rate train the same model on batches of
 the same size, so their forward and backward passes can run as one: each member keeps its own parameters
 (built from its own seed, as alone), the step stacks them into [members, ...] tensors and runs the model once
-over the stacked batches [members, B, ...] with torch.func's vmap. The members' losses are independent, so the
+over the stacked batches [members, B, ...]: an MLP as batched matrix products, other models under torch.func's
+vmap with functional_call. The members' losses are independent, so the
 gradient of their sum gives each member exactly its own gradient. One optimizer holds one parameter group per
 member (its own learning rate and schedule); SGD, Adam and AdamW update each element from its own gradient and
 state only, so the update is the one the member would get alone. Evaluations run member by member with the
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, vmap
 
 from engine import schema
@@ -36,9 +38,9 @@ from engine.devices import PeakMemory, is_out_of_memory
 from engine.events import (EpochEnded, Evaluated, Event, Message, StepsLogged, TelemetryMeasured, TrialEnded,
                            TrialExecution, TrialMemoryMeasured, TrialSpec, TrialStarted)
 from engine.execution.parallelism import trains_elsewhere
-from engine.hardware.step_memory import measure_step_memory
+from engine.hardware.step_memory import _measure as measure_one_step
 from engine.hardware.telemetry import start_telemetry
-from engine.models import build_model, parameter_count
+from engine.models import MLP, build_model, parameter_count
 from engine.science.schedule import EvalSchedule
 from engine.train import FLUSH_INTERVAL_S, TrialContext, evaluate, lr_at, make_optimizer, run_trial, total_steps
 
@@ -52,7 +54,7 @@ ENERGY_COLUMNS = ("cpu_energy_j", "gpu_energy_j")
 
 
 def ensemble_words(members: int) -> str:
-    return f"ensemble of {members} (torch.func vmap)"
+    return f"ensemble of {members}"
 
 
 SEQUENTIAL = "sequential"
@@ -160,6 +162,32 @@ def _announcing(context: TrialContext, execution: dict[str, str]) -> TrialContex
     return dataclasses.replace(context, emit=emit)
 
 
+def batched_forward(model: nn.Module) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
+    """The model's forward pass over stacked parameters {name: [members, ...]} and stacked inputs
+    [members, B, ...], giving logits [members, B, classes]. An MLP runs as batched matrix products
+    (torch.baddbmm), the others under vmap with functional_call: vmap's own per-call work costs more than the
+    products of a small MLP on a CPU (benchmarks/scaling.py)."""
+    if isinstance(model, MLP):
+        layers = list(model.layers)
+
+        def mlp(parameters: dict[str, torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+            hidden = inputs
+            for index, layer in enumerate(layers):
+                if isinstance(layer, nn.Flatten):
+                    hidden = hidden.flatten(2)
+                elif isinstance(layer, nn.Linear):
+                    weight, bias = parameters[f"layers.{index}.weight"], parameters[f"layers.{index}.bias"]
+                    hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight.transpose(1, 2))
+                elif isinstance(layer, nn.ReLU):
+                    hidden = torch.relu(hidden)
+                else:
+                    raise TypeError(f"no batched form of {type(layer).__name__}")
+            return hidden
+        return mlp
+    shape = copy.deepcopy(model).to("meta")   # the functions of the layers, without weights
+    return vmap(lambda parameters, inputs: functional_call(shape, parameters, (inputs,)))
+
+
 class _Member:
     """One trial of the ensemble: its own model, batch order, learning rate and records."""
 
@@ -191,19 +219,17 @@ class _Ensemble:
                                                        for m in self.members], members[0].lr)
         names = [name for name, p in self.members[0].model.named_parameters() if p.requires_grad]
         self.names = names
-        shape = copy.deepcopy(self.members[0].model).to("meta")   # the functions of the layers, without weights
-
-        def member_loss(parameters, inputs, targets):
-            return F.cross_entropy(functional_call(shape, parameters, (inputs,)), targets)
-
-        self.losses = vmap(member_loss)
+        self.logits = batched_forward(self.members[0].model)
 
     def _forward_backward(self, active: list[_Member], start: int) -> torch.Tensor:
         """Every active member's loss on its batch at `start` of its epoch order; gradients into .grad."""
         stacked = {name: torch.stack([m.parameters[i] for m in active]) for i, name in enumerate(self.names)}
         inputs = torch.stack([m.x_epoch[start:start + self.batch_size] for m in active])
         targets = torch.stack([m.y_epoch[start:start + self.batch_size] for m in active])
-        losses = self.losses(stacked, inputs, targets)
+        logits = self.logits(stacked, inputs)
+        # Each member's mean over its own batch, as F.cross_entropy gives a trial alone.
+        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(len(active), -1)
+        losses = losses.mean(1)
         losses.sum().backward()
         return losses.detach()
 
@@ -267,7 +293,9 @@ class _Ensemble:
     def _measure_memory(self) -> None:
         """A trial's step memory belongs to its batch size: one member's step measured alone, for all of them."""
         context = self.context
-        memory = measure_step_memory(context.config, context.dataset, self.batch_size, context.device)
+        # engine.hardware.step_memory's measurement without measure_step_memory's full garbage collection, which
+        # costs half a second in a large process and is there only to give a GPU's cache back after running out.
+        memory = measure_one_step(context.config, context.dataset, self.batch_size, context.device)
         method = (f"{memory.method}; one trial of the batch size measured alone (the ensemble of "
                   f"{len(self.members)} holds about {len(self.members)} times this at once)")
         for member in self.members:
