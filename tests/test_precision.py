@@ -1,5 +1,6 @@
 """Precision and gradient accumulation: accumulated micro-batches give the whole batch's loss and gradients
 without batch norm (and not with it); bf16 trains on the CPU; fp16 on the CPU is a one-line config error."""
+import json
 import re
 
 import pytest
@@ -141,8 +142,12 @@ def test_fp32_and_bf16_trials_of_one_sweep_are_told_apart_in_the_file_the_summar
     headers = summary.table_headers()
     assert [(row[0], row[headers.index("Precision")]) for row in summary.table_rows()] == [
         (32, "bf16"), (64, "bf16"), (32, "fp32"), (64, "fp32")]
-    assert main(["report", str(path)]) == 0
+    assert main(["report", str(path), "--json", str(tmp_path / "report.json")]) == 0
     out = capsys.readouterr().out
+    document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert sorted((c["batch_size"], c["precision"]) for c in document["candidates"]) == [
+        (32, "bf16"), (32, "fp32"), (64, "bf16"), (64, "fp32")]
+    assert {trial["precision"] for trial in document["trials"]} == {"bf16", "fp32"}
     assert "precision" in out.splitlines()[1]
     by_precision = out.split("By precision")[1].splitlines()
     assert by_precision[1].startswith("  bf16: 2 trials, ") and by_precision[2].startswith("  fp32: 2 trials, ")

@@ -15,8 +15,8 @@ not reached is null, never 0):
       "recommendation": {"outcome": "recommended" | "nothing_learned" | "none_reached" | "no_results",
                          "headline": "...", "batch_size": 32 | null, "base_lr": 0.05 | null,
                          "reasons": ["..."], "suggestions": ["..."]},
-      "candidates": [                      # one per (batch size, base learning rate), means over seeds
-        {"batch_size", "base_lr", "role", "learned", "seeds", "statuses": {"completed": 2, ...},
+      "candidates": [                      # one per (batch size, base learning rate, precision), means over seeds
+        {"batch_size", "base_lr", "precision", "role", "learned", "seeds", "statuses": {"completed": 2, ...},
          "reached_target", "best_val_accuracy": {"mean", "std", "spread"}, "time_to_target_s": {...},
          "steps_to_target": {...}, "samples_to_target": {...}, "samples_per_s": {...},
          "peak_memory_bytes": {...}, "step_memory_bytes": {...}, "energy_per_example_j": {...},
@@ -111,7 +111,8 @@ def report_document(run: RunData, summaries: list[TrialSummary], verdict: Verdic
     candidates = []
     for candidate in verdict.candidates:
         stats = candidate.stats
-        entry = {"batch_size": stats.batch_size, "base_lr": stats.base_lr, "role": candidate.role,
+        entry = {"batch_size": stats.batch_size, "base_lr": stats.base_lr, "precision": stats.precision,
+                 "role": candidate.role,
                  "learned": candidate.learned, "seeds": stats.trials, "statuses": dict(stats.statuses),
                  "reached_target": stats.reached_target}
         for key in CANDIDATE_MEASURES:
