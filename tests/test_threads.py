@@ -301,6 +301,16 @@ def test_a_count_far_slower_than_one_thread_stops_after_the_step_that_shows_it()
     assert step.steps[2] == WARMUP_STEPS + MAX_TIMED_STEPS
 
 
+def test_a_step_that_fails_while_timed_leaves_the_failure_to_the_trial():
+    def broken():
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    sweep, _ = timed_sweep(AUTO, {1: 0.002, 2: 0.005})
+    choice = sweep.choose(StepProbe(key=8, trial_steps=1000, make_step=broken))
+    assert (choice.threads, choice.step_seconds) == (2, ())
+    assert "not timed: its step failed (RuntimeError)" in choice.reason
+
+
 def test_short_trials_fixed_counts_and_a_single_free_core_are_not_timed():
     sweep, step = timed_sweep(AUTO, {1: 0.002, 2: 0.005})
     short = sweep.choose(StepProbe(key=8, trial_steps=30, make_step=step.make))

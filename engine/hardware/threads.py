@@ -317,8 +317,13 @@ class SweepThreads:
             if not timed:
                 return ThreadChoice(free.threads, f"{free.reason}; not timed: {probe.trial_steps} steps are too few "
                                     f"to spend {MEASURE_SHARE:.0%} of them on timing {len(candidates)} thread counts")
-            seconds = self._measured[key] = measure_step_seconds(probe.make_step(), candidates, timed,
-                                                                 probe.trial_steps, self._set, self._clock)
+            try:
+                seconds = measure_step_seconds(probe.make_step(), candidates, timed, probe.trial_steps, self._set,
+                                               self._clock)
+            except Exception as error:  # noqa: BLE001 — the trial itself then fails, recorded as its outcome
+                return ThreadChoice(free.threads, f"{free.reason}; not timed: its step failed "
+                                    f"({type(error).__name__})")
+            self._measured[key] = seconds
             how = "timed"
         else:
             how = "timed for an earlier trial"
