@@ -612,12 +612,6 @@ def _check_relations(config: ExperimentConfig, base_dir: Path | None, problems: 
             problems.append(Problem("sweep.parallel", f"sweep.parallel = {_shown(config.sweep.parallel)} with "
                                     f"sweep.data_parallel = {ranks}: trials run either several at once or each on "
                                     "several ranks, not both; set one of them to 1"))
-    if (config.sweep.parallel != 1 or ranks > 1) and config.sweep.pruner != "none" \
-            and config.sweep.strategy in SEARCHES:
-        key = "sweep.parallel" if config.sweep.parallel != 1 else "sweep.data_parallel"
-        problems.append(Problem(key, f"{key} = {_shown(getattr(config.sweep, key.split('.')[1]))} with sweep.pruner "
-                                f"= {config.sweep.pruner!r}: pruning judges trials in this process, so it needs "
-                                "them trained here; set the pruner to none or this to 1"))
 
 
 def _batch_sizes(config: ExperimentConfig) -> list[tuple[str, int]]:

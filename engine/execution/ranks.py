@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from engine import schema
 from engine.events import Event, RanksMeasured, TrialEnded, TrialSpec, TrialStarted
-from engine.execution.workers import POLL_S, _ending
+from engine.execution.workers import POLL_S, PruneAsked, _ending
 from engine.train import TrialContext, run_trial, total_steps
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class RankStop:
 
 
 def _serve_rank(rank: int, world: int, store: str, tasks: Any, events: Any, config: Any, dataset: "Dataset",
-                probe: torch.Tensor, device: str, threads: int) -> None:
+                probe: torch.Tensor, device: str, threads: int, pruning: bool) -> None:
     """One rank's life: train each trial the parent sends, in step with the other ranks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the parent, which stops the ranks
     torch.set_num_threads(threads)
@@ -114,6 +115,7 @@ def _serve_rank(rank: int, world: int, store: str, tasks: Any, events: Any, conf
                             world_size=world, timeout=COLLECTIVE_TIMEOUT)
     local_stop = threading.Event()
     specs: queue.Queue[TrialSpec | None] = queue.Queue()
+    verdicts: queue.Queue[str] = queue.Queue()
 
     def listen() -> None:
         while True:
@@ -122,9 +124,12 @@ def _serve_rank(rank: int, world: int, store: str, tasks: Any, events: Any, conf
             except (EOFError, OSError):
                 local_stop.set()
                 specs.put(None)
+                verdicts.put("")   # a rank 0 waiting for the pruner's answer goes on, to the stop
                 return
             if message == _STOP:
                 local_stop.set()
+            elif isinstance(message, Verdict):
+                verdicts.put(message.reason)
             else:
                 specs.put(message)
 
@@ -132,15 +137,38 @@ def _serve_rank(rank: int, world: int, store: str, tasks: Any, events: Any, conf
     ranks = Ranks(rank, world, config.sweep.rank_batch_norm == "sync", torch_device)
     emit: Callable[[Event], None] = events.send if rank == 0 else (lambda event: None)
     dataset, probe = dataset.to(torch_device), probe.to(torch_device)
+    judge = rank_pruner(rank, emit, verdicts) if pruning else None
     try:
         while (spec := specs.get()) is not None:
             context = TrialContext(config=config, dataset=dataset, device=torch_device, train_eval_index=probe,
-                                   emit=measured(emit, ranks), stop=RankStop(local_stop, torch_device), ranks=ranks)
+                                   emit=measured(emit, ranks), stop=RankStop(local_stop, torch_device), ranks=ranks,
+                                   after_evaluation=judge)
             run_trial(spec, context)
     except (BrokenPipeError, EOFError, ConnectionResetError):
         pass
     finally:
         dist.destroy_process_group()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The parent's answer to rank 0's PruneAsked: why the pruner stops the trial, or '' to go on."""
+    reason: str
+
+
+def rank_pruner(rank: int, emit: Callable[[Event], None], verdicts: "queue.Queue[str]"
+                ) -> Callable[[TrialSpec, dict[str, float]], str]:
+    """A search's pruner as the ranks see it: rank 0 asks the parent, which owns the search, after each
+    evaluation, and every rank takes its answer, so all of them stop at the same evaluation (a rank that went on
+    alone would wait for the others in its next all-reduce)."""
+    def judged(spec: TrialSpec, metrics: dict[str, float]) -> str:
+        answer = [""]
+        if rank == 0:
+            emit(PruneAsked(spec, dict(metrics)))
+            answer[0] = verdicts.get()
+        dist.broadcast_object_list(answer, src=0)
+        return answer[0]
+    return judged
 
 
 def measured(emit: Callable[[Event], None], ranks: Ranks) -> Callable[[Event], None]:
@@ -202,7 +230,7 @@ class RankGroup:
             process = self._spawn.Process(
                 target=_serve_rank, name=f"trial-rank-{rank}", daemon=True,
                 args=(rank, self.ranks, store, tasks_in, events_out if rank == 0 else None, self.context.config,
-                      dataset, probe, device, self.threads))
+                      dataset, probe, device, self.threads, self.context.after_evaluation is not None))
             process.start()
             tasks_in.close()
             self._processes.append(process)
@@ -223,6 +251,9 @@ class RankGroup:
             try:
                 while self._events.poll(POLL_S):
                     event = self._events.recv()
+                    if isinstance(event, PruneAsked):
+                        self._tasks[0].send(Verdict(self.context.after_evaluation(event.spec, event.metrics)))
+                        continue
                     started = started or isinstance(event, TrialStarted)
                     self.context.emit(event)
                     if isinstance(event, TrialEnded):

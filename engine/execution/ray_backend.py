@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 from engine import schema
 from engine.errors import ConfigError, UserError
 from engine.events import Event, Message, TrialEnded, TrialSpec, TrialStarted
+from engine.execution.workers import PruneAsked, record_lost_trial, trial_context_here
 from engine.hardware.threads import ThreadChoice
+from engine.train import run_trial
 
 if TYPE_CHECKING:
     import torch
@@ -145,27 +147,17 @@ def cluster() -> Cluster | None:
     return _cluster
 
 
-@dataclass(frozen=True)
-class _PruneAsked:
-    """A task's question after an evaluation: does the search's pruner stop the trial here? Not an event of the
-    run: the driver answers it (the evaluation itself came just before, as Evaluated)."""
-    spec: TrialSpec
-    metrics: dict[str, float]
-
-
 def _train_in_task(spec: TrialSpec, config: "ExperimentConfig", dataset: "Dataset", probe: "torch.Tensor",
-                   device: str, threads: int, verdicts: Any) -> Iterator[list[Event | _PruneAsked]]:
+                   device: str, threads: int, verdicts: Any) -> Iterator[list[Event | PruneAsked]]:
     """A Ray task's body: train one trial, yielding its events in batches as they come. With a search's pruner,
     each evaluation's question goes at once and training waits for the driver's answer on `verdicts` (a Ray
     queue): the pruner and its study live in the driver."""
-    from engine.execution.workers import trial_context_here
-    from engine.train import run_trial
 
-    events: queue.Queue[Event | _PruneAsked | None] = queue.Queue()
+    events: queue.Queue[Event | PruneAsked | None] = queue.Queue()
     context = trial_context_here(config, dataset, probe, device, threads, events.put, threading.Event())
     if verdicts is not None:
         def ask(asked: TrialSpec, metrics: dict[str, float]) -> str:
-            events.put(_PruneAsked(asked, dict(metrics)))
+            events.put(PruneAsked(asked, dict(metrics)))
             while True:
                 # An answer to another question is one that a task killed while it waited left in the queue.
                 name, step, reason = verdicts.get()
@@ -185,7 +177,7 @@ def _train_in_task(spec: TrialSpec, config: "ExperimentConfig", dataset: "Datase
         batch = [events.get()]
         deadline = time.monotonic() + BATCH_S
         with contextlib.suppress(queue.Empty):
-            while batch[-1] is not None and not isinstance(batch[-1], _PruneAsked) and \
+            while batch[-1] is not None and not isinstance(batch[-1], PruneAsked) and \
                     (left := deadline - time.monotonic()) > 0:
                 batch.append(events.get(timeout=left))
         if sent := [event for event in batch if event is not None]:
@@ -286,7 +278,7 @@ class RayTrials:
                 self._end(task, *_lost(error))
                 return True
             for event in events:
-                if isinstance(event, _PruneAsked):
+                if isinstance(event, PruneAsked):
                     self.verdicts.put((event.spec.name, event.metrics["step"],
                                        self.context.after_evaluation(event.spec, event.metrics)))
                     continue
@@ -298,7 +290,6 @@ class RayTrials:
         return False
 
     def _end(self, task: _Task, status: str, error: str) -> None:
-        from engine.execution.workers import record_lost_trial
         record_lost_trial(self.context, task.spec, task.started, status, error)
         self._tell(task.spec, status)
 

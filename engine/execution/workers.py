@@ -40,6 +40,15 @@ POLL_S = 0.05
 _STOP = "stop"
 
 
+@dataclasses.dataclass(frozen=True)
+class PruneAsked:
+    """A question from a trial trained in another process, after an evaluation: does the search's pruner stop it
+    here? Not an event of the run: the parent, which owns the search, answers it (the evaluation itself came
+    just before, as Evaluated)."""
+    spec: TrialSpec
+    metrics: dict[str, float]
+
+
 def trial_context_here(config: Any, dataset: "Dataset", probe: torch.Tensor, device: str, threads: int,
                        emit: Callable[[Event], None], stop: threading.Event) -> TrialContext:
     """The context of trials trained in this process for a parent elsewhere (a worker, a Ray task): its
