@@ -30,3 +30,14 @@ def test_a_pruned_search_on_ranks_prunes_what_it_prunes_in_one_process(tmp_path,
             assert trial.error.split(":")[0] == expected.error.split(":")[0]   # "pruned at step N (... seen)"
         assert math.isclose(trial.objective, expected.objective, rel_tol=1e-4) or \
             math.isnan(trial.objective) and math.isnan(expected.objective)
+
+
+def test_torchrun_refuses_a_pruner_it_would_not_apply(tmp_path, capsys, monkeypatch):
+    from engine.execution import torchrun
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    config = tmp_path / "search.toml"
+    config.write_text(parse_config(SEARCH).to_toml(), encoding="utf-8")
+    assert torchrun.main([str(config), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("error: sweep.pruner = 'median': a search on torchrun's ranks is not pruned; "
+                                       "set the pruner to none, or use sweep.data_parallel on one machine\n")

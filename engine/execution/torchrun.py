@@ -81,6 +81,10 @@ def main(argv: list[str]) -> int:
         if uneven:
             raise ConfigError([f"sweep.batch_sizes contains {uneven[0]}: does not divide among torchrun's "
                                f"{world} ranks"])
+        if config.sweep.pruner != "none":
+            # Its trials would train unpruned: their ranks are not told a pruner's answer (ranks.py's are).
+            raise ConfigError([f"sweep.pruner = {config.sweep.pruner!r}: a search on torchrun's ranks is not "
+                               "pruned; set the pruner to none, or use sweep.data_parallel on one machine"])
         device = resolve_device(args.device or config.sweep.device)
     except ConfigError as error:
         for problem in error.problems:
