@@ -26,19 +26,18 @@ KEY_GLYPHS = {Qt.PenStyle.SolidLine: "━━", Qt.PenStyle.DashLine: "– –", 
 
 
 class FindingCard(QFrame):
-    """One claim: verdict, claim and evidence on the left, the evidence plot and its caption on the right."""
+    """One claim: verdict, claim and evidence on the left, the evidence plot and its caption on the right (hidden
+    for a claim the run cannot test). Made once and refilled for each run: a plot widget costs a fifth of a
+    second to build, and the cards are refilled whenever the tab shows another run or theme."""
 
-    def __init__(self, finding: Finding, colors: PlotColors, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("findingCard")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.finding = finding
+        self.finding: Finding | None = None
         layout = QHBoxLayout(self)
         text = QVBoxLayout()
-        color = VERDICT_COLORS.get(finding.verdict, colors.muted_text.name())
-        self.verdict = QLabel(f"<b style='color:{color}'>{VERDICT_WORDS[finding.verdict]}</b>")
-        self.claim = QLabel(f"<b>{html.escape(finding.claim, quote=False)}</b>")
-        self.evidence = QLabel(finding.evidence)
+        self.verdict, self.claim, self.evidence = QLabel(), QLabel(), QLabel()
         self.evidence.setTextFormat(Qt.TextFormat.PlainText)
         for label in (self.verdict, self.claim, self.evidence):
             label.setWordWrap(True)
@@ -46,18 +45,30 @@ class FindingCard(QFrame):
             text.addWidget(label)
         text.addStretch(1)
         layout.addLayout(text, 2)
-        self.plot: pg.PlotWidget | None = None
-        self.caption: QLabel | None = None
+        self.plot_box = QWidget()
+        grid = QGridLayout(self.plot_box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        plots, captions = captioned_plots(grid, {"evidence": ""}, {"evidence": ""})
+        self.plot, self.caption = plots["evidence"], captions["evidence"]
+        self.plot.setTitle(None)        # the claim beside it is the title
+        self.plot.setFixedHeight(PLOT_HEIGHT)
+        self.caption.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(self.plot_box, 3)
+
+    def show_finding(self, finding: Finding, colors: PlotColors) -> None:
+        self.finding = finding
+        color = VERDICT_COLORS.get(finding.verdict, colors.muted_text.name())
+        self.verdict.setText(f"<b style='color:{color}'>{VERDICT_WORDS[finding.verdict]}</b>")
+        self.claim.setText(f"<b>{html.escape(finding.claim, quote=False)}</b>")
+        self.evidence.setText(finding.evidence)
+        self.plot.clear()
+        self.plot_box.setVisible(finding.plot is not None)
         if finding.plot is not None:
-            grid = QGridLayout()
-            plots, captions = captioned_plots(grid, {finding.claim_id: ""}, {finding.claim_id: finding.plot.caption})
-            self.plot, self.caption = plots[finding.claim_id], captions[finding.claim_id]
-            self.plot.setTitle(None)        # the claim beside it is the title
-            self.plot.setFixedHeight(PLOT_HEIGHT)
             key = draw_evidence(self.plot, finding.plot, colors)
-            self.caption.setTextFormat(Qt.TextFormat.RichText)
             self.caption.setText(f"{key}<br/>{html.escape(finding.plot.caption, quote=False)}")
-            layout.addLayout(grid, 3)
+
+    def shows_plot(self) -> bool:
+        return not self.plot_box.isHidden()
 
 
 def spans_a_decade(values: list[float]) -> bool:
@@ -104,14 +115,21 @@ class FindingsView(QWidget):
         self.setObjectName("findingsView")
         self.cards_layout = QVBoxLayout(self)
         self.cards_layout.setContentsMargins(0, 0, 0, 0)
-        self.cards: list[FindingCard] = []
+        self._pool: list[FindingCard] = []
+        self._shown = 0
+
+    @property
+    def cards(self) -> list[FindingCard]:
+        """The cards on screen, one per finding."""
+        return self._pool[:self._shown]
 
     def set_findings(self, findings: list[Finding]) -> None:
-        for card in self.cards:
-            self.cards_layout.removeWidget(card)
-            card.deleteLater()
         colors = PlotColors.from_palette(self.palette())
-        self.cards = [FindingCard(finding, colors, self) for finding in findings]
-        for card in self.cards:
-            self.cards_layout.addWidget(card)
-
+        while len(self._pool) < len(findings):
+            self._pool.append(FindingCard(self))
+            self.cards_layout.addWidget(self._pool[-1])
+        for card, finding in zip(self._pool, findings):
+            card.show_finding(finding, colors)
+        for index, card in enumerate(self._pool):
+            card.setVisible(index < len(findings))
+        self._shown = len(findings)

@@ -123,6 +123,7 @@ def test_the_noise_scale_curves_follow_a_run_being_trained(qtbot):
 
 def test_each_finding_has_a_card_whose_plot_draws_the_findings_own_series(qtbot, tmp_path):
     import numpy as np
+    from PySide6.QtGui import QColor, QPalette
 
     from engine.runfile import read_run
     from gui.science_view import ScienceView
@@ -140,19 +141,31 @@ def test_each_finding_has_a_card_whose_plot_draws_the_findings_own_series(qtbot,
     qtbot.addWidget(view)
     view.set_runs([read_run(write_science_run(tmp_path / "grid.h5", trials))], 0.5)
     findings = view.science.findings
-    cards = view.findings.cards
-    assert len(cards) == len(findings) == 7
-    for card, finding in zip(cards, findings):
-        if finding.plot is None:
-            assert card.plot is None and finding.verdict == "untestable"
-            continue
-        points, *lines = card.plot.getPlotItem().listDataItems()
-        x, y = points.getOriginalDataset()
-        assert list(x) == finding.plot.batch_sizes and list(y) == finding.plot.values        # every seed's point
-        assert [list(line.getOriginalDataset()[1]) for line in lines] == [line.values for line in finding.plot.lines]
-        assert card.plot.getAxis("left").labelText == finding.plot.y_label
-        assert finding.plot.caption in card.caption.text()
-    drawn = {card.finding.claim_id for card in cards if card.plot is not None}
+
+    def cards_draw_the_findings():
+        cards = view.findings.cards
+        assert len(cards) == len(findings) == 7
+        for card, finding in zip(cards, findings):
+            if finding.plot is None:
+                assert not card.shows_plot() and finding.verdict == "untestable"
+                continue
+            assert card.shows_plot()
+            points, *lines = card.plot.getPlotItem().listDataItems()       # nothing left from an earlier draw
+            x, y = points.getOriginalDataset()
+            assert list(x) == finding.plot.batch_sizes and list(y) == finding.plot.values    # every seed's point
+            assert [list(line.getOriginalDataset()[1]) for line in lines] == [line.values
+                                                                             for line in finding.plot.lines]
+            assert card.plot.getAxis("left").labelText == finding.plot.y_label
+            assert finding.plot.caption in card.caption.text()
+        return cards
+
+    cards = cards_draw_the_findings()
+    drawn = {card.finding.claim_id for card in cards if card.shows_plot()}
     assert {"large_batches_generalize_worse", "lr_grows_with_batch_size"} <= drawn
     rates = next(card for card in cards if card.finding.claim_id == "lr_grows_with_batch_size")
     assert "linear&nbsp;rule" in rates.caption.text() and "square-root&nbsp;rule" in rates.caption.text()
+    # A new palette refills the same cards (built once: a plot widget is slow to make).
+    view.setPalette(QPalette(QColor("#303030")))
+    assert cards_draw_the_findings() == cards
+    view.set_runs([], None)
+    assert view.findings.cards == []
