@@ -123,16 +123,20 @@ def test_a_killed_task_fails_its_trial_stop_cancels_and_resume_trains_the_rest(l
     assert sorted(t.name for t in resumed.trials) == sorted([*sequential, *killed])
 
 
-def test_ray_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys, monkeypatch):
+def test_without_ray_installed_and_with_ranks_run_ray_is_one_line(tmp_path, capsys, monkeypatch):
     config = write_config(tmp_path, tiny_table(sweep={"batch_sizes": [16, 32], "data_parallel": 2}))
     assert cli_main(["run", config, "--out", str(tmp_path), "--ray", "auto"]) == 2
     assert capsys.readouterr().err.startswith("error: sweep.data_parallel = 2 with --ray: ")
-    plain = write_config(tmp_path, TABLE)
-    assert cli_main(["run", plain, "--out", str(tmp_path), "--ray", "127.0.0.1:1"]) == 2
+    monkeypatch.setitem(sys.modules, "ray", None)   # as where the extra is not installed
+    assert cli_main(["run", write_config(tmp_path, TABLE), "--out", str(tmp_path), "--ray", "auto"]) == 2
+    assert capsys.readouterr().err == "error: Ray is not installed: pip install -r requirements-ray.txt\n"
+    assert list(tmp_path.glob("*.h5")) == []
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_at_once(tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install -r requirements-ray.txt")
+    assert cli_main(["run", write_config(tmp_path, TABLE), "--out", str(tmp_path), "--ray", "127.0.0.1:1"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: --ray 127.0.0.1:1") and ": no Ray cluster answers there (" in error
     assert error.count("\n") == 1
-    monkeypatch.setitem(sys.modules, "ray", None)   # as where the extra is not installed
-    assert cli_main(["run", plain, "--out", str(tmp_path), "--ray", "auto"]) == 2
-    assert capsys.readouterr().err == "error: Ray is not installed: pip install -r requirements-ray.txt\n"
     assert list(tmp_path.glob("*.h5")) == []
