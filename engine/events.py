@@ -91,7 +91,7 @@ class TelemetryMeasured:
     columns: dict[str, np.ndarray]
     unavailable: str                   # why a source was not sampled, source by source ('' when all were)
     # schema.TRAINING_CLOCK_METRICS columns marked since the last such event: where the training clock stood on the
-    # telemetry's clock. Empty where the trainer marks none (an ensemble's members).
+    # telemetry's clock. Empty where the trainer marks none.
     training_clock: dict[str, np.ndarray] = field(default_factory=dict)
 
 

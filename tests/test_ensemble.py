@@ -59,7 +59,7 @@ def test_an_ensemble_trains_each_member_as_it_trains_alone(tiny_config, tmp_path
     assert {t.execution for t in alone.trials} == {""}      # off: the question did not arise, nothing written
     # Every member is a whole trial: memory and telemetry as a trial alone records them.
     assert all(t.step_memory_bytes > 0 and "measured alone" in t.step_memory_method for t in together.trials)
-    assert all(len(t.telemetry["time_s"]) for t in together.trials)
+    assert all(len(t.telemetry["time_s"]) and len(t.training_clock["training_time_s"]) for t in together.trials)
     # The live view, folded from the events, says what the file says.
     live = LiveRun()
     for event in events:

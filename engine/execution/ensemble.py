@@ -39,7 +39,8 @@ from engine.events import (EpochEnded, Evaluated, Event, Message, StepsLogged, T
                            TrialExecution, TrialMemoryMeasured, TrialSpec, TrialStarted)
 from engine.execution.parallelism import trains_elsewhere
 from engine.hardware.step_memory import _measure as measure_one_step
-from engine.hardware.telemetry import start_telemetry
+from engine.hardware.energy import training_clock_at
+from engine.hardware.telemetry import LIVE_INTERVAL_S, start_telemetry
 from engine.models import MLP, build_model, parameter_count
 from engine.science.schedule import EvalSchedule
 from engine.train import FLUSH_INTERVAL_S, TrialContext, evaluate, lr_at, make_optimizer, run_trial, total_steps
@@ -262,15 +263,30 @@ class _Ensemble:
                 member.generator.manual_seed(member.spec.seed)
         return ""
 
+    def emit(self, event: Event) -> None:
+        """As engine.train's run_trial: the shared telemetry marks the training clock before the event goes on."""
+        if (training_time_s := training_clock_at(event)) is not None:
+            self.telemetry.mark_training_clock(training_time_s)
+        self.context.emit(event)
+
+    def _share(self, rows: TelemetryMeasured | None) -> None:
+        """The ensemble's telemetry rows to every member, its energy shared out evenly among them."""
+        if rows is None:
+            return
+        columns = {name: values / len(self.members) if name in ENERGY_COLUMNS else values
+                   for name, values in rows.columns.items()}
+        for member in self.members:
+            self.emit(dataclasses.replace(rows, trial=member.spec, columns=columns))
+
     def train(self, execution: dict[str, str]) -> list[str]:
         context = self.context
-        telemetry = start_telemetry(context.device)
+        self.telemetry = start_telemetry(context.device)
         for member in self.members:
             model = member.model
-            context.emit(TrialStarted(trial=member.spec, steps_per_epoch=self.steps_per_epoch,
+            self.emit(TrialStarted(trial=member.spec, steps_per_epoch=self.steps_per_epoch,
                                       total_steps=self.steps, total_samples=self.steps * self.batch_size,
                                       parameter_count=parameter_count(model)))
-            context.emit(TrialExecution(trial=member.spec, execution=execution[member.spec.name]))
+            self.emit(TrialExecution(trial=member.spec, execution=execution[member.spec.name]))
         try:
             self._measure_memory()
             self._train()
@@ -282,12 +298,9 @@ class _Ensemble:
                     member.error = f"{type(exception).__name__}: {exception}".strip()
         if context.device.type == "cuda":
             torch.cuda.empty_cache()
-        shared = telemetry.finish(self.members[0].spec)
-        columns = {name: values / len(self.members) if name in ENERGY_COLUMNS else values
-                   for name, values in shared.columns.items()}
+        self._share(self.telemetry.finish(self.members[0].spec))
         for member in self.members:
-            context.emit(TelemetryMeasured(trial=member.spec, columns=columns, unavailable=shared.unavailable))
-            context.emit(TrialEnded(trial=member.spec, status=member.status or schema.COMPLETED, error=member.error))
+            self.emit(TrialEnded(trial=member.spec, status=member.status or schema.COMPLETED, error=member.error))
         return [member.status or schema.COMPLETED for member in self.members]
 
     def _measure_memory(self) -> None:
@@ -299,7 +312,7 @@ class _Ensemble:
         method = (f"{memory.method}; one trial of the batch size measured alone (the ensemble of "
                   f"{len(self.members)} holds about {len(self.members)} times this at once)")
         for member in self.members:
-            context.emit(TrialMemoryMeasured(member.spec, float(memory.train_bytes), method))
+            self.emit(TrialMemoryMeasured(member.spec, float(memory.train_bytes), method))
 
     def _train(self) -> None:
         context = self.context
@@ -317,12 +330,14 @@ class _Ensemble:
         def flush(epoch_progress: float) -> None:
             nonlocal active
             for member, columns in log.take(active):
-                context.emit(StepsLogged(trial=member.spec, epoch_fraction=epoch_progress, **columns))
+                self.emit(StepsLogged(trial=member.spec, epoch_fraction=epoch_progress, **columns))
                 bad = np.flatnonzero(~np.isfinite(columns["loss"]))
                 if len(bad):
                     member.status = schema.DIVERGED
                     member.error = f"the loss became {columns['loss'][bad[0]]} at step {columns['step'][bad[0]]}"
             active = [member for member in active if not member.status]
+            # Telemetry travels with the steps, as for a trial alone, so that the Live tab's strip follows it.
+            self._share(self.telemetry.take(self.members[0].spec, every=LIVE_INTERVAL_S))
 
         def evaluated(wall_time_s: float, results: list[tuple[float, float]] | None = None) -> None:
             for index, member in enumerate(active):
@@ -330,7 +345,7 @@ class _Ensemble:
                     continue
                 val_loss, val_accuracy = results[index] if results else evaluate(
                     member.model, data.x_val, data.y_val, train.eval_batch_size)
-                context.emit(Evaluated(trial=member.spec, metrics={
+                self.emit(Evaluated(trial=member.spec, metrics={
                     "step": step, "samples": step * batch_size, "wall_time_s": wall_time_s, "val_loss": val_loss,
                     "val_accuracy": val_accuracy}))
 
@@ -390,7 +405,7 @@ class _Ensemble:
                 train_loss, train_accuracy = evaluate(member.model, x_probe, y_probe, train.eval_batch_size)
                 val_loss, val_accuracy = evaluate(member.model, data.x_val, data.y_val, train.eval_batch_size)
                 results.append((val_loss, val_accuracy))
-                context.emit(EpochEnded(trial=member.spec, metrics={
+                self.emit(EpochEnded(trial=member.spec, metrics={
                     "epoch": epoch, "step": step, "samples": step * batch_size, "wall_time_s": train_time,
                     "train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
                     "val_accuracy": val_accuracy, "samples_per_s": epoch_steps * batch_size / epoch_time,

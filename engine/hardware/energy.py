@@ -11,7 +11,7 @@ the evaluations and setup that happened before the crossing, as the energy bill 
 evaluation itself (the first one, or a file's epoch rows) holds that evaluation too.
 
 NaN with a reason where the file has no energy (no readable RAPL counter, no NVIDIA GPU), no training clock (files
-written before it; an ensemble's members) or the trial never reached the target; never 0.
+written before it) or the trial never reached the target; never 0.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from engine.science.targets import Crossing
 NAN = math.nan
 ENERGY_COLUMNS = ("cpu_energy_j", "gpu_energy_j")
 NO_TELEMETRY = "no telemetry in this run file (written before it was recorded)"
-NO_TRAINING_CLOCK = "no training clock for this trial (a file written before it was recorded, or an ensemble member)"
+NO_TRAINING_CLOCK = "no training clock for this trial (a file written before it was recorded)"
 NOT_REACHED = "the target was not reached"
 
 
