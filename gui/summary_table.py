@@ -20,6 +20,14 @@ from gui.summary_cards import (GPU_MEASURES, MEASURES, Measure, SummarySeries, g
 from gui.theme import dot_icon
 
 
+def how_trained(series: SummarySeries, batch_size: int) -> str:
+    """How the series' trials at this batch size trained (schema.EXECUTION_ATTR), e.g. 'ensemble of 4'; '' where
+    the file does not say."""
+    words = sorted({t.execution for t in series.run.trials if t.execution and t.batch_size == batch_size
+                    and t.base_lr == series.base_lr and (not series.precision or t.precision == series.precision)})
+    return "; ".join(words)
+
+
 @dataclass(frozen=True)
 class MeasureColumn:
     """A measure as a column of the table: its title (unit in brackets) and a tooltip saying what it is."""
@@ -143,7 +151,10 @@ class SummaryTable(QTableWidget):
             if self._precision_swept():
                 self.setItem(row, column, QTableWidgetItem(one.precision))
                 column += 1
-            self.setItem(row, column, NumberItem(seeds_text(entry), entry.trials))
+            seeds = NumberItem(seeds_text(entry), entry.trials)
+            if how := how_trained(one, entry.batch_size):
+                seeds.setToolTip(f"How these trials trained: {how}")
+            self.setItem(row, column, seeds)
             column += 1
             self.setItem(row, column, NumberItem(f"{entry.reached_target}/{entry.trials}",
                                                  entry.reached_target / max(entry.trials, 1)))

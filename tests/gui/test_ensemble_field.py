@@ -24,3 +24,22 @@ def test_ensembles_is_a_choice_shown_for_a_grid(qtbot):
     assert panel.config().sweep.ensemble == "auto"
     panel.set_config({"sweep": {"strategy": "bayesian"}})
     assert not shown(panel, "sweep.ensemble")     # a search proposes its trials one at a time
+
+
+def test_the_summary_says_how_a_batch_size_trained(qtbot, tmp_path):
+    from engine.config import parse_config
+    from engine.runfile import read_run
+    from engine.sweep import run_sweep
+    from gui.summary import SummaryView
+    from tests.conftest import tiny_table
+
+    config = parse_config(tiny_table(train={"seeds": [0, 1], "epochs": 1},
+                                     sweep={"batch_sizes": [16], "ensemble": "auto"}))
+    run = read_run(run_sweep(config, tmp_path))
+    summary = SummaryView()
+    qtbot.addWidget(summary)
+    summary.set_runs([run])
+    table = summary.table_widget()
+    seeds = next(column for column in range(table.columnCount())
+                 if table.horizontalHeaderItem(column).text() == "Seeds")
+    assert table.item(0, seeds).toolTip() == "How these trials trained: ensemble of 2"
