@@ -143,7 +143,7 @@ def run_group(first: TrialSpec, propose: Callable[[], TrialSpec | None], context
         why_not = ensemble.first_step_check()
         if not why_not:
             return list(zip(members, ensemble.train(execution)))
-        del ensemble
+        del ensemble   # its members' models and optimizer state, before each trial builds its own
         execution = {spec.name: f"{SEQUENTIAL} (the ensemble fell back: {why_not})" for spec in members}
     announcing = _announcing(context, execution)
     trained = []
