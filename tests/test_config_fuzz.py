@@ -87,6 +87,8 @@ def value_for(field) -> st.SearchStrategy:
     if kind in ("int_list", "float_list"):
         item = st.sampled_from(EDGE_INTEGERS + EDGE_FLOATS + near_bounds(meta)) | st.integers(1, 300)
         plausible = st.lists(item, max_size=4)
+    elif kind == "choice_list":
+        plausible = st.lists(st.sampled_from(meta["choices"]) | any_text, max_size=4)
     elif "choices" in meta:
         plausible = st.sampled_from(meta["choices"]) | any_text
     elif field.type in ("bool", bool):
