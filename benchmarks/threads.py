@@ -6,10 +6,11 @@ free cores, then the count that timed fastest on a few of the trial's own steps:
 automatic throughput counts its timing as training time, so the ratio auto / best fixed is what a user gets.
 `timed` is the automatic policy told that no other process holds a core, so that it times every count: on a machine
 shared with other work `auto` often sees the cores taken and trains on one thread without timing, and `timed` shows
-what the timing alone would choose. The settings are interleaved over several rounds and the median is reported, so
-drift in machine load hits all alike.
+what the timing alone would choose. The settings are interleaved over several rounds; throughputs are the median
+over rounds, and each ratio the median of the rounds' own ratios, so that drift in machine load between rounds
+cancels.
 
-Run: `.venv/bin/python benchmarks/threads.py [--rounds 3] [--steps 600]`. The README's performance section quotes
+Run: `.venv/bin/python benchmarks/threads.py [--rounds 5] [--steps 400]` (the README's figures: the defaults). The README's performance section quotes
 the figures; on a machine shared with other work, say so next to them.
 """
 from __future__ import annotations
@@ -80,8 +81,8 @@ def throughput(config, data, batch_size: int, setting: int | str) -> tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=600, help="training steps per trial (enough to be timed)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=400, help="training steps per trial (enough to be timed)")
     args = parser.parse_args()
     cores = min(available_cores(), torch.get_num_threads())
     fixed = thread_candidates(cores)
@@ -95,7 +96,8 @@ def main() -> None:
                                "train": {"optimizer": "sgd", "lr": 0.01, "budget": "samples",
                                          "samples": args.steps * batch_size, "eval_batch_size": 1024},
                                "sweep": {"batch_sizes": [batch_size], "device": "cpu"}})
-        rates: dict[int | str, list[float]] = {setting: [] for setting in (*fixed, AUTO, TIMED)}
+        # The slowest fixed counts last in a round, so that the automatic ones sit next to one thread in time.
+        rates: dict[int | str, list[float]] = {setting: [] for setting in (fixed[0], AUTO, TIMED, *fixed[1:])}
         chosen: dict[str, list[int]] = {AUTO: [], TIMED: []}
         reasons = {}
         for _ in range(args.rounds):
@@ -106,9 +108,12 @@ def main() -> None:
                     chosen[setting].append(count)
                     reasons[setting] = reason
         median = {setting: statistics.median(values) for setting, values in rates.items()}
-        best = max(median[n] for n in fixed)
+        # Each round's ratio to that round's best fixed count, then their median: settings measured minutes apart on
+        # a shared machine differ by more than the choice does, rounds a few seconds apart much less.
+        ratio = {s: statistics.median(rates[s][r] / max(rates[n][r] for n in fixed) for r in range(args.rounds))
+                 for s in (AUTO, TIMED)}
         print(f"{batch_size:>6} " + " ".join(f"{median[n]:>10,.0f}" for n in fixed)
-              + "".join(f" {median[s]:>10,.0f} {','.join(map(str, chosen[s])):>8} {median[s] / best:>{len(s) + 5}.2f}"
+              + "".join(f" {median[s]:>10,.0f} {','.join(map(str, chosen[s])):>8} {ratio[s]:>{len(s) + 5}.2f}"
                         for s in (AUTO, TIMED)))
         for setting in (AUTO, TIMED):
             print(f"       {setting}, last round: {reasons[setting]}")
