@@ -10,8 +10,8 @@ what the timing alone would choose. The settings are interleaved over several ro
 over rounds, and each ratio the median of the rounds' own ratios, so that drift in machine load between rounds
 cancels.
 
-Run: `.venv/bin/python benchmarks/threads.py [--rounds 5] [--steps 400]` (the README's figures: the defaults). The README's performance section quotes
-the figures; on a machine shared with other work, say so next to them.
+Run: `.venv/bin/python benchmarks/threads.py [--rounds 5] [--steps 400]` (the defaults gave the README's figures).
+The README's performance section quotes them; on a machine shared with other work, say so next to them.
 """
 from __future__ import annotations
 
