@@ -128,7 +128,7 @@ def _serve_rank(rank: int, world: int, store: str, tasks: Any, events: Any, conf
                 return
             if message == _STOP:
                 local_stop.set()
-            elif isinstance(message, Verdict):
+            elif isinstance(message, PruneAnswer):
                 verdicts.put(message.reason)
             else:
                 specs.put(message)
@@ -151,7 +151,7 @@ def _serve_rank(rank: int, world: int, store: str, tasks: Any, events: Any, conf
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PruneAnswer:
     """The parent's answer to rank 0's PruneAsked: why the pruner stops the trial, or '' to go on."""
     reason: str
 
@@ -252,7 +252,7 @@ class RankGroup:
                 while self._events.poll(POLL_S):
                     event = self._events.recv()
                     if isinstance(event, PruneAsked):
-                        self._tasks[0].send(Verdict(self.context.after_evaluation(event.spec, event.metrics)))
+                        self._tasks[0].send(PruneAnswer(self.context.after_evaluation(event.spec, event.metrics)))
                         continue
                     started = started or isinstance(event, TrialStarted)
                     self.context.emit(event)
