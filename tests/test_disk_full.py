@@ -124,14 +124,14 @@ def _assert_stopped_cleanly(result, out: Path, words: str):
 
 def test_run_under_ulimit_f_exits_3_with_one_line(tmp_path):
     out = tmp_path / "runs"
-    _assert_stopped_cleanly(_run_cli(["run", _config(tmp_path), "--out", out], limit_bytes=500 * 1024), out,
+    _assert_stopped_cleanly(_run_cli(["run", _config(tmp_path), "--out", out], limit_bytes=1536 * 1024), out,
                             "file size limit reached")
 
 
 @pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="mounting a tmpfs needs root on Linux")
 def test_run_on_a_full_tmpfs_exits_3_with_one_line(tmp_path):
     mount = Path(tempfile.mkdtemp(prefix="bsl-full-"))
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(mount)]).returncode != 0:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mount)]).returncode != 0:
         shutil.rmtree(mount, ignore_errors=True)
         pytest.skip("mount -t tmpfs failed (a container without the capability)")
     try:
