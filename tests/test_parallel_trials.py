@@ -13,7 +13,7 @@ import torch
 
 from engine import schema
 from engine.config import parse_config
-from engine.events import StepsLogged
+from engine.events import StepsLogged, TrialStarted
 from engine.execution import workers
 from engine.execution.parallelism import decide_cpu_workers, plan_parallel
 from engine.hardware.threads import ThreadChoice, ThreadPolicy, split_among_workers
@@ -34,22 +34,34 @@ def trial_workers() -> list[multiprocessing.Process]:
 
 def test_workers_killed_stopped_and_resumed_give_the_sequential_numbers(tmp_path, one_thread_each, monkeypatch):
     """One sweep of two workers: the first worker is killed (kill -9) while it trains bs4, then Stop comes while
-    trials still have epochs to go; resuming it in workers finishes the sweep with a sequential sweep's numbers."""
+    the second still trains bs8; resuming it in workers finishes the sweep with a sequential sweep's numbers."""
     # A loaded machine may take long to schedule a worker; the stop within a step is what is tested here.
     monkeypatch.setattr(workers, "STOP_GRACE_S", 60.0)
     stop = threading.Event()
     killed: list[str] = []
+    # The second worker is frozen (SIGSTOP) as it starts bs8 and let go only once Stop has been sent to it, so
+    # Stop finds bs8 running however slowly the first worker starts: no race against the machine's load.
+    frozen: list[int] = []
+    send = workers.WorkerPool._send
+
+    def send_then_continue(pool, worker, message):
+        send(pool, worker, message)
+        if message == workers._STOP and worker.process.pid in frozen:
+            os.kill(worker.process.pid, signal.SIGCONT)
+    monkeypatch.setattr(workers.WorkerPool, "_send", send_then_continue)
 
     def kill_then_stop(event):
-        if not isinstance(event, StepsLogged):
-            return
-        if not killed and event.trial.batch_size == 4:
-            # The first trial proposed goes to the first worker started.
+        if isinstance(event, TrialStarted) and event.trial.batch_size == 8 and not frozen:
+            # The first two trials proposed go to the first two workers started, in order.
+            worker = next(w for w in trial_workers() if w.name == "trial-worker-2")
+            os.kill(worker.pid, signal.SIGSTOP)
+            frozen.append(worker.pid)
+        if isinstance(event, StepsLogged) and not killed and event.trial.batch_size == 4:
             worker = next(w for w in trial_workers() if w.name == "trial-worker-1")
             os.kill(worker.pid, signal.SIGKILL)
             killed.append(event.trial.name)
-        elif killed and event.trial.name not in killed and event.epoch_fraction <= 2:
-            stop.set()   # this trial has two epochs to go: it ends cancelled, not completed
+        if killed and frozen:
+            stop.set()   # bs8 has barely started: it ends cancelled, not completed
 
     path = run_sweep(parse_config(TABLE), tmp_path / "parallel", on_event=kill_then_stop, stop=stop)
     assert trial_workers() == []
@@ -58,8 +70,8 @@ def test_workers_killed_stopped_and_resumed_give_the_sequential_numbers(tmp_path
     statuses = {t.name: (t.status, t.error) for t in stopped.trials}
     status, error = statuses[killed[0]]
     assert status == schema.FAILED and "SIGKILL" in error and "worker process" in error
-    cancelled = [name for name, (status, _) in statuses.items() if status == schema.CANCELLED]
-    assert cancelled, statuses
+    cancelled = [t.name for t in stopped.trials if t.status == schema.CANCELLED]
+    assert [t.batch_size for t in stopped.trials if t.status == schema.CANCELLED] == [8], statuses
     # Ended by its worker within a step, not killed by the parent after the grace period.
     assert all(statuses[name][1] == "" for name in cancelled)
 
