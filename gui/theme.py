@@ -82,6 +82,9 @@ def _palette(theme: Theme) -> QPalette:
     return palette
 
 
+_FUSION_SET = "batchSizeLabFusionSet"
+
+
 def apply_theme(app: QApplication, name: str) -> str:
     """Switch the whole application to a theme; returns the name applied (unknown names give the default).
 
@@ -91,9 +94,11 @@ def apply_theme(app: QApplication, name: str) -> str:
     name = name if name in _THEMES else DEFAULT_THEME
     _current = name
     theme = _THEMES[name]
-    # Re-setting an unchanged style repolishes every widget: skip what is already in place.
-    if app.style().name().lower() != "fusion":
+    # Re-setting an unchanged style repolishes every widget: skip what is already in place. Under a stylesheet
+    # app.style() is Qt's stylesheet proxy, whose name is "", so whether Fusion was set is kept on the app.
+    if not app.property(_FUSION_SET):
         app.setStyle("Fusion")
+        app.setProperty(_FUSION_SET, True)
     palette = _palette(theme)
     if app.palette() != palette:
         app.setPalette(palette)

@@ -47,6 +47,10 @@ def isolated_environment(tmp_path, monkeypatch, session_cache, configured_app):
     from gui import theme
     theme.apply_theme(configured_app, theme.DEFAULT_THEME)
     yield settings_dir
+    # pytest-qt closed this test's widgets with deleteLater, which outside an event loop waits for one: delete
+    # them now, or every later theme change restyles (and redraws) all the windows of the tests before.
+    from PySide6.QtCore import QEvent
+    configured_app.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
 
 
 @pytest.fixture
