@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QListWidget, QListWidgetItem, QWidget
 
@@ -56,6 +56,10 @@ class MessageLog(QListWidget):
         clear_action.triggered.connect(self.clear)
         self.addAction(copy_action)
         self.addAction(clear_action)
+        # Scrolling lays out every wrapped line again: one scroll after a burst of messages, not one per message
+        # (2,000 messages took 20 s with a scroll each).
+        self._scroll = QTimer(self, singleShot=True, interval=0)
+        self._scroll.timeout.connect(self.scrollToBottom)
 
     def add(self, text: str, level: str = "info") -> None:
         """Add a line (info, warning or error) and scroll to it."""
@@ -66,7 +70,7 @@ class MessageLog(QListWidget):
         self.addItem(item)
         while self.count() > MAX_MESSAGES:
             self.takeItem(0)
-        self.scrollToBottom()
+        self._scroll.start()
 
     def texts(self, level: str | None = None) -> list[str]:
         """The messages (without their time), oldest first; only those of one level when given."""

@@ -135,6 +135,11 @@ def test_message_log_keeps_levels_and_the_newest_messages(qtbot):
     assert "first" not in log.texts()
     log.copy_to_clipboard()
     assert QApplication.clipboard().text().splitlines()[-1].endswith(f"message {MAX_MESSAGES - 1}")
+    # The newest message is scrolled to, once the burst is over.
+    log.show()
+    log.add("newest")
+    bar = log.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum())
 
 
 def test_exports_follow_the_tab_and_suggest_the_runs_name(qtbot, main_window, tmp_path):
