@@ -23,15 +23,20 @@ $(RAY_STAMP): $(STAMP) requirements-ray.txt
 	$(PY) -m pip install --quiet -r requirements-ray.txt
 	touch $(RAY_STAMP)
 
+# Two test processes, each taking whole files (a file's module fixtures are built once): the suite is mostly
+# one-core work, so this halves it on 2 cores.
 test: $(STAMP) $(RAY_STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n 2 --dist loadfile
 
-# 3,000 damaged run files in each file format through `report` and the app's loaders (minutes; `make test` runs 500).
+# 3,000 damaged run files in each file format through `report` and the app's loaders (minutes; `make test` runs 300),
+# and every damaged file that reads shown in every view of the app (`make test` shows every third).
 fuzz: $(STAMP)
 	$(PY) tests/damaged_corpus.py --count 3000
 	$(PY) tests/damaged_corpus.py --count 3000 --legacy --seed 2
+	DAMAGED_FILES_IN_VIEWS=all QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q --timeout 0 \
+		tests/gui/test_damaged_runs.py -k every_readable_damaged_file
 
-# 14,200 generated configs through the validator and `run` instead of the 710 of `make test` (minutes).
+# 14,200 generated configs through the validator and `run` instead of the 355 of `make test` (minutes).
 fuzz-long: $(STAMP)
 	FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -p no:randomly --timeout 0 tests/test_config_fuzz.py
 
