@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -131,6 +132,48 @@ class _StepLog:
         return torch.stack([torch.linalg.vector_norm(torch.stack(norms)) for norms in self.parameter_norms])
 
 
+class TrainingClock:
+    """Seconds spent training, the clock of throughput and time-to-target: evaluations are paused out of it, and an
+    epoch ends only when the device has finished its queued steps (CUDA runs them asynchronously). Also says when
+    step records are due to leave the device (every FLUSH_INTERVAL_S of wall time)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.total = 0.0             # training seconds of the epochs ended so far
+        self._epoch_start = self._last_flush = 0.0
+
+    def start_epoch(self) -> None:
+        self._epoch_start = self._last_flush = time.perf_counter()
+
+    def now(self) -> float:
+        """Training seconds so far, the running epoch's included."""
+        return self.total + time.perf_counter() - self._epoch_start
+
+    def flush_due(self) -> bool:
+        """Whether FLUSH_INTERVAL_S has passed since the last flush; a True starts the next interval."""
+        now = time.perf_counter()
+        if now - self._last_flush < FLUSH_INTERVAL_S:
+            return False
+        self._last_flush = now
+        return True
+
+    @contextmanager
+    def paused(self) -> Iterator[float]:
+        """Time spent inside (an evaluation) is not training time; yields the training seconds at the pause."""
+        start = time.perf_counter()
+        yield self.total + start - self._epoch_start
+        self._last_flush = time.perf_counter()
+        self._epoch_start += self._last_flush - start
+
+    def end_epoch(self) -> float:
+        """The epoch's training seconds, once the device has run every step queued."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        epoch_time = time.perf_counter() - self._epoch_start
+        self.total += epoch_time
+        return epoch_time
+
+
 def run_trial(spec: TrialSpec, context: TrialContext) -> str:
     """Train one trial to its budget, emitting events; returns its final status. Never raises for
     out-of-memory, divergence or an error inside training: those are the trial's outcome."""
@@ -207,7 +250,8 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
     meter = StepMemoryMeter(spec, device, model, optimizer, emit, steps)
     precision = StepPrecision(trial_precision(spec, train), train.accumulation_steps, device)
     log = _StepLog()
-    step, train_time = 0, 0.0
+    clock = TrainingClock(device)
+    step = 0
     lr = spec.lr
     model.train()
 
@@ -234,7 +278,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
 
     for epoch in range(1, epochs + 1):
         memory.reset()
-        epoch_start = last_flush = time.perf_counter()
+        clock.start_epoch()
         # One gather per epoch instead of two per step: batches are then contiguous slices (views).
         permutation = torch.randperm(data.train_size, device=device, generator=generator)
         x_epoch, y_epoch = x_train[permutation], y_train[permutation]
@@ -254,7 +298,7 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
                     group["lr"] = lr
             if noise is not None and noise.due(step):
                 loss = noise.backward(lambda x, y: precision.loss(model, x, y), inputs, targets, step + 1,
-                                      train_time + time.perf_counter() - epoch_start)
+                                      clock.now())
             else:
                 # Same as optimizer.zero_grad(set_to_none=True) without its profiler bookkeeping, which costs
                 # as much as the gradient norm on small models.
@@ -267,29 +311,21 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
             precision.step(optimizer)
             meter.end()
             step += 1
-            now = time.perf_counter()
             log.loss.append(loss.detach() if context.ranks is None else context.ranks.mean(loss))
             log.parameter_norms.append(parameter_norms)
             log.step.append(step)
             log.samples.append(step * batch_size)
-            log.wall.append(train_time + now - epoch_start)
+            log.wall.append(clock.now())
             log.lr.append(lr)
-            if now - last_flush >= FLUSH_INTERVAL_S:
+            if clock.flush_due():
                 memory.sample()
                 flush(epoch - 1 + (index + 1) / epoch_steps)
-                last_flush = now
             if schedule.due(step * batch_size):
                 if log.step:   # the steps up to this one reach observers before their evaluation
                     flush(epoch - 1 + (index + 1) / epoch_steps)
-                evaluation_start = time.perf_counter()
-                evaluated(train_time + evaluation_start - epoch_start)
-                # Evaluation happens outside the training clock, so throughput and time-to-target exclude it.
-                last_flush = time.perf_counter()
-                epoch_start += last_flush - evaluation_start
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        epoch_time = time.perf_counter() - epoch_start
-        train_time += epoch_time
+                with clock.paused() as at:
+                    evaluated(at)
+        epoch_time = clock.end_epoch()
         done = index + 1 if not stop.is_set() else index
         if log.step:
             flush(epoch - 1 + done / epoch_steps)
@@ -299,12 +335,12 @@ def _train(spec: TrialSpec, context: TrialContext, emit: Callable[[Event], None]
         train_loss, train_accuracy = evaluate(model, x_probe, y_probe, train.eval_batch_size)
         val_loss, val_accuracy = evaluate(model, data.x_val, data.y_val, train.eval_batch_size)
         emit(EpochEnded(trial=spec, metrics={
-            "epoch": epoch, "step": step, "samples": step * batch_size, "wall_time_s": train_time,
+            "epoch": epoch, "step": step, "samples": step * batch_size, "wall_time_s": clock.total,
             "train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
             "val_accuracy": val_accuracy, "samples_per_s": epoch_steps * batch_size / epoch_time,
             "peak_memory_bytes": memory.peak()}))
         if not math.isfinite(train_loss):
             raise _Diverged(f"the training loss became {train_loss} by epoch {epoch}")
         if schedule.at_epochs:
-            evaluated(train_time, (val_loss, val_accuracy))
+            evaluated(clock.total, (val_loss, val_accuracy))
     return schema.COMPLETED

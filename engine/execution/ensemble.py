@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,10 +39,11 @@ from engine.events import (EpochEnded, Evaluated, Event, Message, StepsLogged, T
 from engine.execution.parallelism import trains_elsewhere
 from engine.hardware.step_memory import _measure as measure_one_step
 from engine.hardware.energy import training_clock_at
+from engine.hardware.precision import trial_precision
 from engine.hardware.telemetry import LIVE_INTERVAL_S, start_telemetry
 from engine.models import MLP, build_model, parameter_count
 from engine.science.schedule import EvalSchedule
-from engine.train import FLUSH_INTERVAL_S, TrialContext, evaluate, lr_at, make_optimizer, run_trial, total_steps
+from engine.train import TrainingClock, TrialContext, evaluate, lr_at, make_optimizer, run_trial, total_steps
 
 # Members per ensemble at most: an ensemble's step holds every member's activations at once, and the speed-up
 # measured on small models (benchmarks/scaling.py) is reached well before 8.
@@ -75,11 +75,6 @@ def blocked_by(config: ExperimentConfig) -> str:
     if config.science.noise_scale:
         return "science.noise_scale: its measurement splits one trial's batch into micro-batches"
     return ""
-
-
-def _precision(config: ExperimentConfig, spec: TrialSpec) -> str:
-    # A precision swept per trial, where the spec carries one, overrides the config's.
-    return dataclasses.asdict(spec).get("precision") or config.train.precision
 
 
 @dataclass(frozen=True)
@@ -115,7 +110,7 @@ def plan_ensembles(config: ExperimentConfig, trials: list[TrialSpec],
             runs.append((key, [spec]))
     for _, run in runs:
         names = tuple(spec.name for spec in run)
-        precision = _precision(config, run[0])
+        precision = trial_precision(run[0], config.train)
         why = blocked or (f"precision {precision}: the ensemble trains in fp32 only" if precision != "fp32" else "") \
             or ("" if len(run) > 1 else f"no other trial at batch size {run[0].batch_size} to train with")
         for spec in run:
@@ -324,7 +319,8 @@ class _Ensemble:
         schedule = EvalSchedule(config.science)
         memory = PeakMemory(device)
         log = _EnsembleLog()
-        step, train_time, lr = 0, 0.0, -1.0
+        clock = TrainingClock(device)
+        step, lr = 0, -1.0
         active = list(self.members)
 
         def flush(epoch_progress: float) -> None:
@@ -351,7 +347,7 @@ class _Ensemble:
 
         for epoch in range(1, epochs + 1):
             memory.reset()
-            epoch_start = last_flush = time.perf_counter()
+            clock.start_epoch()
             for member in active:
                 member.shuffle(data)
             epoch_steps = min(self.steps_per_epoch, steps - step)
@@ -371,26 +367,18 @@ class _Ensemble:
                 norms = torch._foreach_norm([p.grad for member in active for p in member.parameters])
                 self.optimizer.step()
                 step += 1
-                now = time.perf_counter()
-                log.add(losses, norms, step, step * batch_size, train_time + now - epoch_start,
+                log.add(losses, norms, step, step * batch_size, clock.now(),
                         [group["lr"] for member, group in zip(self.members, self.optimizer.param_groups)
                          if member in active])
-                if now - last_flush >= FLUSH_INTERVAL_S:
+                if clock.flush_due():
                     memory.sample()
                     flush(epoch - 1 + (index + 1) / epoch_steps)
-                    last_flush = now
                 if schedule.due(step * batch_size) and active:
                     if log.steps:
                         flush(epoch - 1 + (index + 1) / epoch_steps)
-                    evaluation_start = time.perf_counter()
-                    evaluated(train_time + evaluation_start - epoch_start)
-                    # Evaluation happens outside the training clock, so throughput and time-to-target exclude it.
-                    last_flush = time.perf_counter()
-                    epoch_start += last_flush - evaluation_start
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            epoch_time = time.perf_counter() - epoch_start
-            train_time += epoch_time
+                    with clock.paused() as at:
+                        evaluated(at)
+            epoch_time = clock.end_epoch()
             if log.steps:
                 done = index + 1 if not stop.is_set() else index
                 flush(epoch - 1 + done / epoch_steps)
@@ -406,7 +394,7 @@ class _Ensemble:
                 val_loss, val_accuracy = evaluate(member.model, data.x_val, data.y_val, train.eval_batch_size)
                 results.append((val_loss, val_accuracy))
                 self.emit(EpochEnded(trial=member.spec, metrics={
-                    "epoch": epoch, "step": step, "samples": step * batch_size, "wall_time_s": train_time,
+                    "epoch": epoch, "step": step, "samples": step * batch_size, "wall_time_s": clock.total,
                     "train_loss": train_loss, "train_accuracy": train_accuracy, "val_loss": val_loss,
                     "val_accuracy": val_accuracy, "samples_per_s": epoch_steps * batch_size / epoch_time,
                     "peak_memory_bytes": memory.peak()}))
@@ -414,7 +402,7 @@ class _Ensemble:
                     member.status = schema.DIVERGED
                     member.error = f"the training loss became {train_loss} by epoch {epoch}"
             if schedule.at_epochs:
-                evaluated(train_time, results)
+                evaluated(clock.total, results)
             active = [member for member in active if not member.status]
 
 
