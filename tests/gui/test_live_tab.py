@@ -161,6 +161,11 @@ def test_telemetry_leaves_a_trial_in_pieces_while_it_trains_and_the_file_holds_e
                                       trial.telemetry["time_s"])
 
 
+def _size(value: float) -> str:
+    """A process's memory as the strip writes it: MiB, or GiB from 1 GiB on (a test process can pass that)."""
+    return f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:,.0f} MiB"
+
+
 def test_the_strip_shows_the_figures_measured_and_a_dash_with_the_reason_for_the_rest(strip, noise_sweep, tmp_path):
     run = read_run(noise_sweep[0])
     strip.set_runs([run])
@@ -169,7 +174,7 @@ def test_the_strip_shows_the_figures_measured_and_a_dash_with_the_reason_for_the
     assert strip.title() == "<b>Telemetry</b> · completed<br>batch size 32 · seed 0"
     cpu = trial.telemetry["cpu_percent"]
     assert strip.figure_text("cpu_percent")[0] == f"{cpu[np.isfinite(cpu)][-1]:,.0f} %"
-    assert strip.figure_text("process_rss_bytes")[0] == f"{trial.telemetry['process_rss_bytes'][-1] / 2**20:,.0f} MiB"
+    assert strip.figure_text("process_rss_bytes")[0] == _size(trial.telemetry["process_rss_bytes"][-1])
     x, y = strip.sparkline("process_rss_bytes")
     np.testing.assert_array_equal(x, trial.telemetry["time_s"])
     text, tooltip = strip.figure_text("energy_j")
@@ -236,7 +241,7 @@ def test_the_strip_follows_the_running_trial_and_redraws_on_its_timer(strip, noi
     qtbot.waitUntil(lambda: strip.trial() is not None and strip.trial().name == second, timeout=2000)
     assert strip.trial().status == schema.RUNNING and strip.title() == "<b>Telemetry</b><br>batch size 32 · seed 0"
     rss = strip.trial().telemetry["process_rss_bytes"]
-    assert strip.figure_text("process_rss_bytes")[0] == f"{rss[-1] / 2**20:,.0f} MiB" and not math.isnan(rss[-1])
+    assert strip.figure_text("process_rss_bytes")[0] == _size(rss[-1]) and not math.isnan(rss[-1])
 
 
 def _record(writer, event):
