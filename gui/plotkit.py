@@ -127,8 +127,9 @@ class CompactAxis(pg.AxisItem):
 
     def tickStrings(self, values, scale, spacing):
         if self.logMode:
-            return [text if abs(value) < 300 and self._labels_log_tick(value) else "" for value, text in
-                    zip(values, compact_ticks([10 ** value if abs(value) < 300 else 0 for value in values]))]
+            # Each decade in its own unit (0.01, 1000, 10k): one unit for the whole axis wrote 0.01 as "0.01k".
+            return [compact_ticks([10 ** value])[0] if abs(value) < 300 and self._labels_log_tick(value) else ""
+                    for value in values]
         if values and max(abs(value * scale) for value in values) >= 1e4:
             return compact_ticks([value * scale for value in values])
         return super().tickStrings(values, scale, spacing)

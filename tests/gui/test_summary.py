@@ -156,6 +156,8 @@ def test_log_axes_label_decades_not_every_tick(summary):
     assert axis.tickStrings([3.0], 1.0, 1.0) == ["1000"]
     axis.setRange(math.log10(150), math.log10(900))         # no decade in view: 2× and 5× are labelled
     assert axis.tickStrings(minor[:4], 1.0, None) == ["200", "", "500", ""]
+    axis.setRange(-2, 4)                                     # each decade in its own unit, not all in k
+    assert axis.tickStrings([-2.0, -1.0, 0.0, 3.0, 4.0], 1.0, 1.0) == ["0.01", "0.1", "1", "1000", "10k"]
 
 
 def test_the_recommended_batch_size_is_shown_with_its_reasons(summary, two_seed_run):
