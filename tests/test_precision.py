@@ -148,6 +148,10 @@ def test_fp32_and_bf16_trials_of_one_sweep_are_told_apart_in_the_file_the_summar
     assert sorted((c["batch_size"], c["precision"]) for c in document["candidates"]) == [
         (32, "bf16"), (32, "fp32"), (64, "bf16"), (64, "fp32")]
     assert {trial["precision"] for trial in document["trials"]} == {"bf16", "fp32"}
+    # The memory line is one precision's (both batch sizes of it), never one line through both precisions.
+    memory = document["memory_model"]
+    assert memory["precision"] in ("bf16", "fp32") and memory["batch_sizes_fitted"] == 2, memory
+    assert f"({memory['precision']} trials, the most per example" in out
     assert "precision" in out.splitlines()[1]
     by_precision = out.split("By precision")[1].splitlines()
     assert by_precision[1].startswith("  bf16: 2 trials, ") and by_precision[2].startswith("  fp32: 2 trials, ")

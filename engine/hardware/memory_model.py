@@ -82,11 +82,15 @@ class SweepMemory:
     device_bytes: int | None
     largest_batch: int | None
     unavailable: str
+    # With trials of several precisions, the one whose trials the line is fitted to; "" with one precision.
+    precision: str = ""
 
     def text(self) -> str:
         if self.model is None:
             return f"Memory model: unavailable ({self.unavailable})"
-        text = f"Memory per training step: {self.model.describe()}; {self.method}."
+        fitted = f" ({self.precision} trials, the most per example of the sweep's precisions)" \
+            if self.precision else ""
+        text = f"Memory per training step{fitted}: {self.model.describe()}; {self.method}."
         if self.largest_batch is not None:
             text += (f" Batch sizes above ~{self.largest_batch:,} will not fit in the device's "
                      f"{format_bytes(self.device_bytes)}.")
@@ -99,7 +103,8 @@ class SweepMemory:
         return {"fixed_bytes": self.model.fixed_bytes if self.model else None,
                 "per_example_bytes": self.model.per_example_bytes if self.model else None,
                 "batch_sizes_fitted": self.model.points if self.model else 0,
-                "method": self.method or None, "device_memory_bytes": self.device_bytes,
+                "method": self.method or None, "precision": self.precision or None,
+                "device_memory_bytes": self.device_bytes,
                 "largest_batch_that_fits": self.largest_batch, "unavailable": self.unavailable or None}
 
 
@@ -114,13 +119,21 @@ def sweep_memory(run: "RunData") -> SweepMemory:
         reason = ("no trial measured its step memory: the file was written before it was recorded"
                   if run.trials else "no trials")
         return SweepMemory(None, "", device, None, reason)
-    model = fit_memory_model([t.batch_size for t in measured], [t.step_memory_bytes for t in measured])
-    if model is None:
+    # A step in bf16 holds activations of half the size of fp32's: one line through both fits neither. Each
+    # precision gets its own line, and the one costing most per example is kept, so that "above N will not fit"
+    # holds for every precision the sweep trained.
+    models = {precision: fit_memory_model([t.batch_size for t in trials], [t.step_memory_bytes for t in trials])
+              for precision in {t.precision for t in measured}
+              for trials in [[t for t in measured if t.precision == precision]]}
+    fitted = {precision: model for precision, model in models.items() if model is not None}
+    if not fitted:
         return SweepMemory(None, "; ".join(methods), device, None,
                            "one batch size measured: a line needs two")
+    precision, model = max(sorted(fitted.items()), key=lambda item: item[1].per_example_bytes)
+    precision = precision if len(models) > 1 else ""
     if device is None:
         return SweepMemory(model, "; ".join(methods), None, None,
-                           "the run file does not record the device's memory")
+                           "the run file does not record the device's memory", precision)
     largest = model.largest_batch_within(device)
     reason = "" if largest is not None else "memory does not grow with the batch size here"
-    return SweepMemory(model, "; ".join(methods), device, largest, reason)
+    return SweepMemory(model, "; ".join(methods), device, largest, reason, precision)
