@@ -547,6 +547,12 @@ def _read(function, path: Path):
         try:
             return reader_process.call(function, path)
         except RunFileError:
-            if attempt == LIVE_READ_ATTEMPTS or not is_being_written(path):
+            if not is_being_written(path):
                 raise
+            if attempt == LIVE_READ_ATTEMPTS:
+                # Not damage: the writer saved so often that every try caught it mid-save (epochs of a few
+                # milliseconds); the file itself is whole between saves.
+                raise RunFileError(f"{path}: could not be read while it is being written: each of "
+                                   f"{LIVE_READ_ATTEMPTS} tries caught the writer saving; try again, or once the "
+                                   "run has ended") from None
         time.sleep(LIVE_READ_PAUSE_S * attempt)

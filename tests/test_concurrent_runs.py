@@ -95,11 +95,31 @@ def test_a_run_being_written_reads_as_running(tmp_path):
     assert not read_header(path).being_written and read_header(path).note == ""
 
 
+def test_a_file_that_never_reads_while_it_is_written_is_not_called_damaged(tmp_path):
+    # Every try catching the writer mid-save (a run of millisecond epochs) is not damage: the file is whole between
+    # saves. Here the lock a writer holds, on bytes that never read, stands for a writer always saving.
+    import fcntl
+    from engine.errors import RunFileError
+    path = tmp_path / "busy.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(3000))
+    with path.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RunFileError) as caught:
+            read_run(path)
+    assert "could not be read while it is being written" in str(caught.value)
+    assert "damaged" not in str(caught.value)
+    with pytest.raises(RunFileError, match="damaged run file"):   # once nobody writes it, it is damaged
+        read_run(path)
+
+
 def test_report_follows_a_cli_run_while_it_trains(tmp_path):
     # A real sweep in another process; `report` on its file while it trains answers, and says it is running.
     config = tmp_path / "slow.toml"
-    # Far more epochs than it is given time for: it is killed once the reports are taken.
-    config.write_text(tomli_w.dumps(tiny_table(train={"epochs": 5000}, sweep={"batch_sizes": [8], "device": "cpu"})))
+    # Far more epochs than it is given time for: it is killed once the reports are taken. Epochs of 300 steps, so
+    # that the file is between flushes most of the time, as a real run's is: the tiny set's 30-step epochs kept it
+    # in a flush so often on a loaded machine that all five tries of a read could catch one (HDF5 can then spin).
+    config.write_text(tomli_w.dumps(tiny_table(data={"num_samples": 3000}, train={"epochs": 5000},
+                                               sweep={"batch_sizes": [8], "device": "cpu"})))
     out = tmp_path / "o"
     run = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", str(config), "--out", str(out)],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
