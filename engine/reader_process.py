@@ -19,17 +19,25 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from engine.errors import RunFileError, UserError
 
-# A read is allowed this long, plus time in proportion to the file's size, before it counts as a hang (a
-# damaged file can send HDF5 into an endless loop). Reading a header takes milliseconds, a 1 GB run ~10 s.
+# A read is allowed this much of the child's CPU time, plus time in proportion to the file's size, before it
+# counts as a hang (a damaged file can send HDF5 into an endless loop, which burns CPU). Reading a header takes
+# milliseconds, a 1 GB run ~10 s. CPU time, not wall time: on a busy machine a sound read can wait seconds for a
+# core, and was then called a damaged file. A read that waits without working (a stalled disk) is a hang after
+# HANG_WALL_S, or ten times its CPU allowance if longer.
 BASE_TIMEOUT_S = 10.0
 SECONDS_PER_MB = 0.1
+HANG_WALL_S = 120.0
+_POLL_S = 0.25
 # Starting the child (a Python with h5py and numpy) takes ~0.3 s, much more on a loaded machine.
 START_TIMEOUT_S = 120.0
 
@@ -91,6 +99,14 @@ class _Child:
     def alive(self) -> bool:
         return self._popen.poll() is None if self._popen else self._process.is_alive()
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the child has used (user and system); None when it cannot be read."""
+        try:
+            times = psutil.Process((self._popen or self._process).pid).cpu_times()
+        except (psutil.Error, OSError, ValueError):
+            return None
+        return times.user + times.system
+
     def exit_status(self, wait_s: float) -> int | None:
         if self._popen:
             try:
@@ -129,9 +145,10 @@ class ReaderProcess:
             child = self._started()
             try:
                 child.send.send((function, (path,)))
-                if not child.receive.poll(timeout_s):
+                if not self._answered(child, timeout_s):
                     self._stop()
-                    raise RunFileError(f"{path}: damaged run file (reading it did not finish in {timeout_s:.0f} s)")
+                    raise RunFileError(f"{path}: damaged run file (reading it did not finish in {timeout_s:.0f} s "
+                                       "of work)")
                 kind, value = child.receive.recv()
             except (EOFError, OSError):
                 how = self._crash_description()
@@ -145,6 +162,20 @@ class ReaderProcess:
     def close(self) -> None:
         with self._lock:
             self._stop()
+
+    @staticmethod
+    def _answered(child: _Child, timeout_s: float) -> bool:
+        """Wait for the child's answer while it has used less than timeout_s of CPU (wall time where its CPU time
+        cannot be read) and less than the wall-time ceiling; False when it has not answered by then."""
+        started, cpu_start = time.monotonic(), child.cpu_seconds()
+        wall_limit = max(HANG_WALL_S, 10 * timeout_s)
+        while not child.receive.poll(_POLL_S):
+            waited = time.monotonic() - started
+            cpu_now = child.cpu_seconds()
+            worked = cpu_now - cpu_start if cpu_start is not None and cpu_now is not None else waited
+            if worked > timeout_s or waited > wall_limit:
+                return False
+        return True
 
     def _started(self) -> _Child:
         if self._child is not None and self._child.alive():

@@ -311,6 +311,18 @@ class Outcome:
     seconds: float = 0.0
 
 
+def spin_forever(path: Path) -> None:
+    """A reader-process function that never ends and burns CPU, as HDF5 looping on a damaged file does."""
+    while True:
+        pass
+
+
+def wait_then_answer(path: Path) -> str:
+    """A reader-process function that waits without working (for a core, a slow disk), then answers."""
+    time.sleep(1.5)
+    return "answered"
+
+
 def run_corpus(paths: list[Path], in_process: bool = False, hang_s: float = 120.0) -> Outcome:
     """Each path through the consumers in one worker process, restarted after a crash or a hang."""
     outcome = Outcome()

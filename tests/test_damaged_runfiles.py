@@ -162,6 +162,20 @@ def test_both_kinds_of_reader_process_survive_a_crash(tmp_path, spawn):
         reader.close()
 
 
+def test_a_read_is_a_hang_by_the_work_it_does_not_by_the_time_it_waits(tmp_path):
+    # A busy machine once made a sound read of a live file wait 10 s and be called damaged: the limit counts the
+    # reader's CPU time. The spinning read is given 1 s of work; the waiting one waits three times its 0.5 s.
+    from engine.reader_process import ReaderProcess
+    from tests.damaged_corpus import spin_forever, wait_then_answer
+    reader = ReaderProcess(spawn=False)
+    try:
+        with pytest.raises(RunFileError, match=r"did not finish in 1 s of work"):
+            reader.call(spin_forever, tmp_path / "any.h5", timeout_s=1.0)
+        assert reader.call(wait_then_answer, tmp_path / "any.h5", timeout_s=0.5) == "answered"
+    finally:
+        reader.close()
+
+
 def test_a_script_without_a_main_guard_can_read_run_files(tmp_path):
     # The reader process must not run the caller's script again (multiprocessing's spawn would).
     import subprocess
