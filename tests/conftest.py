@@ -62,3 +62,27 @@ def one_thread_each():
     yield
     set_thread_policy(before_policy)
     torch.set_num_threads(before_threads)
+
+
+def frozen_where_whole(process, path: Path) -> bool:
+    """Stop a writing process (SIGSTOP, waited for) and say whether its run file now reads whole, as it will
+    after a kill. Kill tests kill only then: a poller that sees a new epoch at once is apt to land inside the
+    writer's short save, the one moment a run file is not promised to survive (engine/runfile.py). Where it
+    does not read whole, the caller sends SIGCONT and tries again a moment later."""
+    import signal
+    import time
+
+    import psutil
+
+    from engine import reader_process
+    from engine.errors import RunFileError
+    from engine.runfile_reader import read_run_here
+    process.send_signal(signal.SIGSTOP)
+    writer = psutil.Process(process.pid)
+    while writer.status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE):
+        time.sleep(0.001)
+    try:
+        reader_process.call(read_run_here, path)   # one try: the writer cannot finish its save while stopped
+        return True
+    except RunFileError:
+        return False

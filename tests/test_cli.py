@@ -12,7 +12,7 @@ import tomli_w
 
 from engine import schema
 from engine.runfile import read_run
-from tests.conftest import ROOT, tiny_table
+from tests.conftest import ROOT, frozen_where_whole, tiny_table
 
 
 def cli(*args, timeout=120):
@@ -125,7 +125,9 @@ def _wait_for_epochs(folder: Path, epochs: int, process, timeout=60.0) -> Path:
 def test_sigkill_mid_trial_leaves_a_readable_file_with_finished_epochs(tmp_path):
     process = _start_long_run(tmp_path)
     path = _wait_for_epochs(tmp_path / "runs", 3, process)
-    time.sleep(0.05)
+    while not frozen_where_whole(process, path):
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
     process.kill()
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL

@@ -23,7 +23,7 @@ from engine.live import LiveRun
 from engine.resume import NothingToResume, plan_resume, resume_sweep
 from engine.runfile import TrialData, read_attempts, read_run
 from engine.sweep import run_sweep
-from tests.conftest import ROOT, tiny_table
+from tests.conftest import ROOT, frozen_where_whole, tiny_table
 
 # Timing, memory and throughput differ from run to run; everything else must be equal to the last bit.
 UNTIMED_EPOCH = [m.name for m in schema.EPOCH_METRICS if m.name not in ("wall_time_s", "samples_per_s",
@@ -104,23 +104,6 @@ def _peek(folder: Path) -> tuple[Path, dict[str, tuple[str, int]]] | None:
     return None
 
 
-def _frozen_whole(process: subprocess.Popen, path: Path) -> bool:
-    """Stop the writer (SIGSTOP, waited for) and say whether its file now reads whole, as it will after a kill."""
-    import psutil
-
-    from engine import reader_process
-    from engine.runfile_reader import read_run_here
-    process.send_signal(signal.SIGSTOP)
-    writer = psutil.Process(process.pid)
-    while writer.status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE):
-        time.sleep(0.001)
-    try:
-        reader_process.call(read_run_here, path)   # one try: the writer cannot finish its save while stopped
-        return True
-    except RunFileError:
-        return False
-
-
 def _kill_when(folder: Path, moment, timeout=90.0) -> tuple[Path, dict[str, tuple[str, int]]] | None:
     """Start a sweep in a child process, SIGKILL it as soon as the file shows `moment`, return what the file
     holds afterwards; None when the sweep ended before the moment was seen."""
@@ -137,7 +120,7 @@ def _kill_when(folder: Path, moment, timeout=90.0) -> tuple[Path, dict[str, tupl
                 # Frozen, then killed only where its file reads whole: a poller that sees a new epoch at once is
                 # apt to land inside the writer's short save, the one moment a run file is not promised to
                 # survive (engine/runfile.py), and on a loaded machine it did.
-                if _frozen_whole(process, seen[0]):
+                if frozen_where_whole(process, seen[0]):
                     break
                 process.send_signal(signal.SIGCONT)
             time.sleep(0.005)

@@ -21,7 +21,7 @@ import pytest
 import tomli_w
 from PIL import Image
 
-from tests.conftest import ROOT, tiny_table
+from tests.conftest import ROOT, frozen_where_whole, tiny_table
 from engine import schema
 from engine.config import applies, parse_config
 from engine.errors import ConfigError
@@ -287,7 +287,9 @@ def test_kill_9_mid_search_then_resume_continues_the_same_study(tmp_path):
         while process.poll() is None and time.monotonic() < deadline:
             statuses = list(_peek(killed).values())
             if len(statuses) >= 4 and schema.RUNNING in statuses:
-                break
+                if frozen_where_whole(process, next(killed.glob("*.h5"))):
+                    break
+                process.send_signal(signal.SIGCONT)
             time.sleep(0.002)
     finally:
         process.kill()
