@@ -71,7 +71,8 @@ def test_workers_killed_stopped_and_resumed_give_the_sequential_numbers(tmp_path
     status, error = statuses[killed[0]]
     assert status == schema.FAILED and "SIGKILL" in error and "worker process" in error
     cancelled = [t.name for t in stopped.trials if t.status == schema.CANCELLED]
-    assert [t.batch_size for t in stopped.trials if t.status == schema.CANCELLED] == [8], statuses
+    # bs8, frozen until Stop reached it, is among them; a worker started for bs32 meanwhile may be stopped too.
+    assert 8 in [t.batch_size for t in stopped.trials if t.status == schema.CANCELLED], statuses
     # Ended by its worker within a step, not killed by the parent after the grace period.
     assert all(statuses[name][1] == "" for name in cancelled)
 

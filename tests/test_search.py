@@ -309,6 +309,15 @@ def test_kill_9_mid_search_then_resume_continues_the_same_study(tmp_path):
     assert proposals(path) == proposals(next(whole.glob("*.h5")))
 
 
+def _study_has_trials(journal: Path) -> bool:
+    if not journal.exists():
+        return False
+    try:
+        return bool(optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(str(journal))).trials)
+    except KeyError:   # the journal file exists a moment before the study's record is in it
+        return False
+
+
 def test_two_processes_share_one_study_through_a_journal_file_and_report_merges_their_files(tmp_path, capsys):
     from engine.cli import main
     table = tiny_table(data={"num_samples": 600}, train={"epochs": 2},
@@ -322,8 +331,7 @@ def test_two_processes_share_one_study_through_a_journal_file_and_report_merges_
                              stderr=subprocess.PIPE, text=True)
     try:   # this process joins once the child has asked the study for its first point
         deadline = time.monotonic() + 120
-        while not (journal.exists() and optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(
-                str(journal))).trials) and child.poll() is None and time.monotonic() < deadline:
+        while not _study_has_trials(journal) and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert main(["run", str(config), "--out", str(tmp_path / "b"), "--storage", str(journal), "--threads", "1"]) == 0
     finally:
