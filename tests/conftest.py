@@ -68,7 +68,7 @@ def frozen_where_whole(process, path: Path) -> bool:
     """Stop a writing process (SIGSTOP, waited for) and say whether its run file now reads whole, as it will
     after a kill. Kill tests kill only then: a poller that sees a new epoch at once is apt to land inside the
     writer's short save, the one moment a run file is not promised to survive (engine/runfile.py). Where it
-    does not read whole, the caller sends SIGCONT and tries again a moment later."""
+    does not read whole, the writer is let go on (SIGCONT) and False says to try again a moment later."""
     import signal
     import time
 
@@ -85,4 +85,5 @@ def frozen_where_whole(process, path: Path) -> bool:
         reader_process.call(read_run_here, path)   # one try: the writer cannot finish its save while stopped
         return True
     except RunFileError:
+        process.send_signal(signal.SIGCONT)
         return False

@@ -122,7 +122,6 @@ def _kill_when(folder: Path, moment, timeout=90.0) -> tuple[Path, dict[str, tupl
                 # survive (engine/runfile.py), and on a loaded machine it did.
                 if frozen_where_whole(process, seen[0]):
                     break
-                process.send_signal(signal.SIGCONT)
             time.sleep(0.005)
     finally:
         process.kill()

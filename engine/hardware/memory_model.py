@@ -4,6 +4,7 @@ device's memory."""
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -122,9 +123,11 @@ def sweep_memory(run: "RunData") -> SweepMemory:
     # A step in bf16 holds activations of half the size of fp32's: one line through both fits neither. Each
     # precision gets its own line, and the one costing most per example is kept, so that "above N will not fit"
     # holds for every precision the sweep trained.
+    by_precision: dict[str, list] = defaultdict(list)
+    for trial in measured:
+        by_precision[trial.precision].append(trial)
     models = {precision: fit_memory_model([t.batch_size for t in trials], [t.step_memory_bytes for t in trials])
-              for precision in {t.precision for t in measured}
-              for trials in [[t for t in measured if t.precision == precision]]}
+              for precision, trials in by_precision.items()}
     fitted = {precision: model for precision, model in models.items() if model is not None}
     if not fitted:
         return SweepMemory(None, "; ".join(methods), device, None,
